@@ -1,1 +1,202 @@
-//! placeholder
+//! Madoguchi's core: the platform itself, behind every surface.
+//!
+//! GraphQL, gRPC and the webhooks are thin adapters over the use cases here;
+//! a rule that lives in an adapter is a bug, because the other surfaces would
+//! miss it. This crate knows nothing of axum, tonic, prost or async-graphql.
+//!
+//! # Layout
+//! - [`error`]: the one error type and its codes.
+//! - [`ids`], [`clock`], [`secrets`]: typed ids, time, secrets in memory and at rest.
+//! - [`db`]: connecting, migrating, write transactions.
+//! - [`events`]: the append-only event log that subscriptions and streams read.
+//! - [`auth`]: callers, permissions, tokens, passwords, API key format.
+//! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
+//!
+//! Use cases are reached through [`Core`]: `core.agents().create(&caller, command)`.
+
+pub mod agents;
+pub mod api_keys;
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod organizations;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbBackend};
+
+pub use error::{Error, ErrorCode, Result};
+
+use crate::auth::{Email, Password, TokenSettings, Tokens};
+use crate::clock::{Clock, SystemClock};
+use crate::db::Write;
+use crate::events::EventLog;
+use crate::organizations::{CreateOrganization, Name, PortalName};
+use crate::secrets::{MasterKey, Secret, SecretBox};
+
+/// Everything the core needs to start.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// `sqlite://…?mode=rwc` or `postgres://…`.
+    pub database_url: String,
+    pub max_connections: u32,
+    pub master_key: MasterKey,
+    pub tokens: TokenSettings,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl CoreConfig {
+    pub fn new(database_url: impl Into<String>, master_key: MasterKey) -> Self {
+        Self {
+            database_url: database_url.into(),
+            max_connections: 10,
+            master_key,
+            tokens: TokenSettings::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The platform. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: DatabaseConnection,
+    events: Arc<EventLog>,
+    secrets: SecretBox,
+    tokens: Tokens,
+    clock: Arc<dyn Clock>,
+}
+
+impl Core {
+    /// Connects to the database and brings its schema up to date.
+    pub async fn open(config: CoreConfig) -> Result<Self> {
+        let db = db::connect(&config.database_url, config.max_connections).await?;
+        db::migrate(&db).await?;
+        let events = Arc::new(EventLog::new(db.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                events,
+                secrets: SecretBox::new(&config.master_key),
+                tokens: Tokens::new(&config.master_key, config.tokens),
+                clock: config.clock,
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.inner.db.get_database_backend()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Returns the event log.
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.inner.events
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// Begins a write transaction whose events wake readers on commit.
+    pub(crate) async fn write(&self) -> Result<Write<'_>> {
+        Write::begin(&self.inner.db, &self.inner.events).await
+    }
+
+    pub fn organizations(&self) -> organizations::Organizations<'_> {
+        organizations::Organizations::new(self)
+    }
+
+    pub fn agents(&self) -> agents::Agents<'_> {
+        agents::Agents::new(self)
+    }
+
+    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
+        api_keys::ApiKeys::new(self)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        self.inner
+            .db
+            .ping()
+            .await
+            .map_err(|error| Error::unavailable("database unavailable").with_source(error))
+    }
+
+    /// Starts the background work the core needs on this database (the
+    /// PostgreSQL wake-up listener). Returns the tasks to abort on shutdown.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if self.backend() == DbBackend::Postgres {
+            let pool = self.inner.db.get_postgres_connection_pool().clone();
+            tasks.push(tokio::spawn(Arc::clone(&self.inner.events).listen_postgres(pool)));
+        }
+        tasks
+    }
+
+    /// On an empty database, creates the first organization and its admin.
+    /// Returns what was created, with the password if one was generated.
+    pub async fn bootstrap(&self, first: FirstOrganization) -> Result<Option<Bootstrapped>> {
+        if self.organizations().count().await? > 0 {
+            return Ok(None);
+        }
+        let generated = first.admin_password.is_none();
+        let password = first
+            .admin_password
+            .map(|password| password.expose().clone())
+            .unwrap_or_else(|| auth::random_string(auth::ALPHANUMERIC, 20));
+        let command = CreateOrganization {
+            name: Name::parse(&first.organization_name)?,
+            portal_name: PortalName::parse(&first.portal_name)?,
+            admin_email: Email::parse(&first.admin_email)?,
+            admin_name: Name::parse("Administrator")?,
+            admin_password: Password::parse(&password)?,
+        };
+        let (organization, _) = self.organizations().create(command.clone()).await?;
+        Ok(Some(Bootstrapped {
+            portal_name: organization.portal_name,
+            admin_email: command.admin_email.to_string(),
+            generated_password: generated.then(|| Secret::new(password)),
+        }))
+    }
+}
+
+/// The first organization and admin, from the settings.
+#[derive(Clone, Debug)]
+pub struct FirstOrganization {
+    pub organization_name: String,
+    pub portal_name: String,
+    pub admin_email: String,
+    /// `None` generates a password, returned once.
+    pub admin_password: Option<Secret<String>>,
+}
+
+/// What [`Core::bootstrap`] created.
+#[derive(Clone, Debug)]
+pub struct Bootstrapped {
+    pub portal_name: String,
+    pub admin_email: String,
+    pub generated_password: Option<Secret<String>>,
+}

@@ -1,0 +1,317 @@
+//! Agents: the people answering chats, their roles and departments, and
+//! their sessions (login and token authentication).
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use madoguchi_entity::{agent_departments, agents, departments, organizations};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+
+use crate::Core;
+use crate::auth::{AgentCaller, Caller, Email, Password, Permission, Role, SessionToken, hash_password, verify_against_dummy, verify_password};
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::NewEvent;
+use crate::ids::{AgentId, DepartmentId, OrganizationId};
+use crate::organizations::{Name, PortalName};
+
+/// An agent as the API shows it (never with its password hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub organization_id: OrganizationId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    pub department_ids: Vec<DepartmentId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new agent.
+#[derive(Clone, Debug)]
+pub struct CreateAgent {
+    pub email: Email,
+    pub name: Name,
+    pub role: Role,
+    pub password: Password,
+    pub department_ids: Vec<DepartmentId>,
+}
+
+/// Changes to an agent; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateAgent {
+    pub name: Option<Name>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub password: Option<Password>,
+    pub department_ids: Option<Vec<DepartmentId>>,
+}
+
+/// Credentials for logging in. `portal` picks the organization when one
+/// email belongs to agents of several.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub email: Email,
+    pub password: String,
+    pub portal: Option<PortalName>,
+}
+
+/// A logged-in agent's session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: SessionToken,
+    pub agent: Agent,
+}
+
+/// Agent use cases.
+#[derive(Debug, Clone, Copy)]
+pub struct Agents<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Agents<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Checks an email and password and returns a session token.
+    pub async fn login(&self, login: Login) -> Result<Session> {
+        let invalid = || Error::unauthenticated("invalid email or password");
+        let mut query = agents::Entity::find().filter(agents::Column::Email.eq(login.email.as_str()));
+        if let Some(portal) = &login.portal {
+            let organization = organizations::Entity::find()
+                .filter(organizations::Column::PortalName.eq(portal.as_str()))
+                .one(self.core.db())
+                .await?;
+            query = query.filter(agents::Column::OrganizationId.eq(organization.map(|o| o.id).unwrap_or_default()));
+        }
+        let candidates = query.all(self.core.db()).await?;
+        let agent = match candidates.as_slice() {
+            [agent] => agent.clone(),
+            [] => {
+                // Spend the same time as a real check, so timing does not reveal
+                // which emails exist.
+                verify_against_dummy(login.password).await;
+                return Err(invalid());
+            }
+            _ => return Err(Error::invalid_argument("this email belongs to several portals: give the portal name")),
+        };
+        if !verify_password(agent.password_hash.clone(), login.password).await || !agent.active {
+            return Err(invalid());
+        }
+        let caller = AgentCaller { organization_id: agent.organization_id.into(), agent_id: agent.id.into(), role: Role::parse(&agent.role)? };
+        let token = self.core.tokens().issue(&caller, self.core.now())?;
+        let agent = self.load(caller.organization_id, caller.agent_id).await?;
+        Ok(Session { token, agent })
+    }
+
+    /// Turns a session token into a caller. The agent is read afresh, so a
+    /// deactivated or demoted agent loses their rights at once.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        let (organization_id, agent_id) = self.core.tokens().verify(token)?;
+        let agent = agents::Entity::find_by_id(agent_id.uuid())
+            .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(self.core.db())
+            .await?
+            .filter(|agent| agent.active)
+            .ok_or_else(|| Error::unauthenticated("invalid session token"))?;
+        Ok(Caller::Agent(AgentCaller { organization_id, agent_id, role: Role::parse(&agent.role)? }))
+    }
+
+    /// Returns the calling agent.
+    pub async fn me(&self, caller: &Caller) -> Result<Agent> {
+        let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents have a profile"))?;
+        self.load(agent.organization_id, agent.agent_id).await
+    }
+
+    /// Lists the organization's agents by name.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Agent>> {
+        caller.require(Permission::ReadOrganization)?;
+        let organization_id = caller.organization_id();
+        let rows = agents::Entity::find()
+            .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+            .order_by_asc(agents::Column::Name)
+            .all(self.core.db())
+            .await?;
+        let mut memberships: HashMap<uuid::Uuid, Vec<DepartmentId>> = HashMap::new();
+        let links = agent_departments::Entity::find()
+            .filter(agent_departments::Column::AgentId.is_in(rows.iter().map(|row| row.id)))
+            .all(self.core.db())
+            .await?;
+        for link in links {
+            memberships.entry(link.agent_id).or_default().push(link.department_id.into());
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let departments = memberships.remove(&row.id).unwrap_or_default();
+                agent_from_row(row, departments)
+            })
+            .collect())
+    }
+
+    /// Returns one agent of the caller's organization.
+    pub async fn get(&self, caller: &Caller, id: AgentId) -> Result<Agent> {
+        caller.require(Permission::ReadOrganization)?;
+        self.load(caller.organization_id(), id).await
+    }
+
+    pub(crate) async fn load(&self, organization_id: OrganizationId, id: AgentId) -> Result<Agent> {
+        let row = agents::Entity::find_by_id(id.uuid())
+            .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("agent"))?;
+        let departments = agent_departments::Entity::find()
+            .filter(agent_departments::Column::AgentId.eq(id.uuid()))
+            .all(self.core.db())
+            .await?
+            .into_iter()
+            .map(|link| link.department_id.into())
+            .collect();
+        Ok(agent_from_row(row, departments))
+    }
+
+    /// Creates an agent (admins).
+    pub async fn create(&self, caller: &Caller, command: CreateAgent) -> Result<Agent> {
+        caller.require(Permission::ManageAgents)?;
+        let organization_id = caller.organization_id();
+        let departments = self.own_departments(organization_id, &command.department_ids).await?;
+        let password_hash = hash_password(&command.password).await?;
+        let now = self.core.now();
+        let id = AgentId::generate();
+        let mut write = self.core.write().await?;
+        agents::ActiveModel {
+            id: Set(id.uuid()),
+            organization_id: Set(organization_id.uuid()),
+            email: Set(command.email.as_str().to_owned()),
+            name: Set(command.name.as_str().to_owned()),
+            role: Set(command.role.as_str().to_owned()),
+            password_hash: Set(password_hash),
+            active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&*write)
+        .await
+        .map_err(|error| match Error::from(error) {
+            error if error.code() == ErrorCode::Conflict => Error::conflict("an agent with that email exists"),
+            error => error,
+        })?;
+        replace_departments(&*write, id, &departments).await?;
+        write
+            .append(
+                organization_id,
+                NewEvent::new("agent.created", json!({"agentId": id, "role": command.role.as_str()}), now),
+            )
+            .await?;
+        write.commit().await?;
+        self.load(organization_id, id).await
+    }
+
+    /// Changes an agent (admins). The last active admin cannot be demoted or
+    /// deactivated, so an organization always has someone who can manage it.
+    pub async fn update(&self, caller: &Caller, id: AgentId, command: UpdateAgent) -> Result<Agent> {
+        caller.require(Permission::ManageAgents)?;
+        let organization_id = caller.organization_id();
+        let existing = agents::Entity::find_by_id(id.uuid())
+            .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("agent"))?;
+        let departments = match &command.department_ids {
+            Some(ids) => Some(self.own_departments(organization_id, ids).await?),
+            None => None,
+        };
+        let password_hash = match &command.password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let loses_admin = existing.role == Role::Admin.as_str()
+            && existing.active
+            && (command.role.is_some_and(|role| role != Role::Admin) || command.active == Some(false));
+        if loses_admin {
+            let active_admins = agents::Entity::find()
+                .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+                .filter(agents::Column::Role.eq(Role::Admin.as_str()))
+                .filter(agents::Column::Active.eq(true))
+                .count(&*write)
+                .await?;
+            if active_admins <= 1 {
+                return Err(Error::failed_precondition("the last active admin cannot be demoted or deactivated"));
+            }
+        }
+        let mut row: agents::ActiveModel = existing.into();
+        if let Some(name) = command.name {
+            row.name = Set(name.as_str().to_owned());
+        }
+        if let Some(role) = command.role {
+            row.role = Set(role.as_str().to_owned());
+        }
+        if let Some(active) = command.active {
+            row.active = Set(active);
+        }
+        if let Some(hash) = password_hash {
+            row.password_hash = Set(hash);
+        }
+        row.updated_at = Set(now);
+        row.update(&*write).await?;
+        if let Some(departments) = departments {
+            replace_departments(&*write, id, &departments).await?;
+        }
+        write.append(organization_id, NewEvent::new("agent.updated", json!({"agentId": id}), now)).await?;
+        write.commit().await?;
+        self.load(organization_id, id).await
+    }
+
+    /// Checks that every department belongs to the organization.
+    async fn own_departments(&self, organization_id: OrganizationId, ids: &[DepartmentId]) -> Result<BTreeSet<DepartmentId>> {
+        let wanted: BTreeSet<DepartmentId> = ids.iter().copied().collect();
+        let found = departments::Entity::find()
+            .filter(departments::Column::OrganizationId.eq(organization_id.uuid()))
+            .filter(departments::Column::Id.is_in(wanted.iter().map(|id| id.uuid())))
+            .count(self.core.db())
+            .await?;
+        if found as usize != wanted.len() {
+            return Err(Error::not_found("department"));
+        }
+        Ok(wanted)
+    }
+}
+
+async fn replace_departments(
+    db: &impl sea_orm::ConnectionTrait,
+    agent_id: AgentId,
+    departments: &BTreeSet<DepartmentId>,
+) -> Result<()> {
+    agent_departments::Entity::delete_many()
+        .filter(agent_departments::Column::AgentId.eq(agent_id.uuid()))
+        .exec(db)
+        .await?;
+    if !departments.is_empty() {
+        agent_departments::Entity::insert_many(departments.iter().map(|department_id| agent_departments::ActiveModel {
+            agent_id: Set(agent_id.uuid()),
+            department_id: Set(department_id.uuid()),
+        }))
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
+}
+
+fn agent_from_row(row: agents::Model, department_ids: Vec<DepartmentId>) -> Agent {
+    Agent {
+        id: row.id.into(),
+        organization_id: row.organization_id.into(),
+        email: row.email,
+        name: row.name,
+        role: Role::parse(&row.role).unwrap_or(Role::Agent),
+        active: row.active,
+        department_ids,
+        created_at: row.created_at,
+    }
+}
+

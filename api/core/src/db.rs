@@ -1,0 +1,92 @@
+//! The database: connecting (SQLite by default, PostgreSQL in production),
+//! migrating, and opening write transactions that also append events.
+
+use std::time::Duration;
+
+use madoguchi_migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+use crate::error::{Error, Result};
+use crate::events::{EventLog, NewEvent};
+use crate::ids::OrganizationId;
+
+/// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
+///
+/// SQLite runs in WAL mode with `synchronous = NORMAL`: a committed
+/// transaction survives the process dying at any point after the commit.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(15))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .map_err(|error| Error::unavailable("cannot connect to the database").with_source(error))
+}
+
+/// Brings the schema up to date.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await.map_err(Error::internal)
+}
+
+/// A write transaction that remembers the events it appended, so that
+/// readers are woken only once the transaction has committed.
+#[derive(Debug)]
+pub struct Write<'a> {
+    tx: DatabaseTransaction,
+    log: &'a EventLog,
+    appended: Vec<(OrganizationId, i64)>,
+}
+
+impl<'a> Write<'a> {
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
+    pub async fn begin(db: &DatabaseConnection, log: &'a EventLog) -> Result<Self> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (db.get_database_backend() == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let tx = db.begin_with_options(options).await?;
+        Ok(Self { tx, log, appended: Vec::new() })
+    }
+
+    /// Appends an event in this transaction and returns its cursor.
+    pub async fn append(&mut self, organization_id: OrganizationId, event: NewEvent) -> Result<i64> {
+        let seq = self.log.append(&self.tx, organization_id, event).await?;
+        self.appended.push((organization_id, seq));
+        Ok(seq)
+    }
+
+    /// Commits, then wakes the readers of every organization written to.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        for (organization_id, seq) in self.appended {
+            self.log.wake(organization_id, seq);
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}

@@ -1,0 +1,160 @@
+//! The one error type of the platform, with a small set of codes that every
+//! surface maps in exactly one place (gRPC status, GraphQL `extensions.code`,
+//! webhook HTTP status).
+
+use std::fmt;
+
+/// What went wrong, as far as a caller needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    NotFound,
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    Conflict,
+    FailedPrecondition,
+    ResourceExhausted,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Returns the wire name used in GraphQL `extensions.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "NOT_FOUND",
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::Conflict => "CONFLICT",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error from a use case. `message` is safe to show to the caller; an
+/// internal `source` is for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    #[source]
+    source: Option<Source>,
+}
+
+/// The result of a use case.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Returns an error with a code and a message meant for the caller.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), source: None }
+    }
+
+    /// Returns `NotFound` for a kind of object (`"chat"` → "chat not found").
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PermissionDenied, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn failed_precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::FailedPrecondition, message)
+    }
+
+    pub fn resource_exhausted(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceExhausted, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// Returns an `Internal` error; the cause is kept for the logs only.
+    pub fn internal(source: impl Into<Source>) -> Self {
+        Self { code: ErrorCode::Internal, message: "internal error".into(), source: Some(source.into()) }
+    }
+
+    /// Attaches a cause kept for the logs.
+    pub fn with_source(mut self, source: impl Into<Source>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// Returns the text safe to send to a client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Returns the internal cause, for logging.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(error: sea_orm::DbErr) -> Self {
+        match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                Self::conflict("already exists").with_source(error)
+            }
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Self::failed_precondition("a referenced object does not exist or is still in use")
+                    .with_source(error)
+            }
+            _ => Self::internal(error),
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<Error>> for Error {
+    fn from(error: sea_orm::TransactionError<Error>) -> Self {
+        match error {
+            sea_orm::TransactionError::Connection(error) => error.into(),
+            sea_orm::TransactionError::Transaction(error) => error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_hides_its_cause_from_the_caller() {
+        let error = Error::internal(std::io::Error::other("disk on fire at /var/secret"));
+        assert_eq!(error.code(), ErrorCode::Internal);
+        assert_eq!(error.message(), "internal error");
+        assert!(error.cause().unwrap().to_string().contains("disk on fire"));
+    }
+}

@@ -1,0 +1,251 @@
+//! The append-only event log.
+//!
+//! Every state change appends its event in the same transaction. Each
+//! organization has its own cursor (`seq`), advanced by `UPDATE … RETURNING`
+//! on the organization row: the row lock orders concurrent writers, so the
+//! cursor has no gaps and grows in commit order, and a reader that has seen
+//! `seq = n` has seen everything before it.
+//!
+//! Readers always read from the table. An in-process `watch` per
+//! organization only wakes them (it holds one number, so a slow reader costs
+//! nothing and misses nothing); with PostgreSQL, `pg_notify` inside the
+//! transaction carries the wake-up to the other server processes.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use madoguchi_entity::{events, organizations};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::ids::{ChannelId, ChatId, OrganizationId};
+
+/// The PostgreSQL notification channel carrying `organization:seq` wake-ups.
+pub const POSTGRES_CHANNEL: &str = "madoguchi_events";
+
+/// How often a waiting reader looks at the table even without a wake-up, in
+/// case a notification was lost (a listener reconnecting, say).
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+
+/// How many events a reader takes from the table at once.
+const READ_BATCH: u64 = 200;
+
+/// An event as read from the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub organization_id: OrganizationId,
+    pub seq: i64,
+    pub kind: String,
+    pub channel_id: Option<ChannelId>,
+    pub chat_id: Option<ChatId>,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub channel_id: Option<ChannelId>,
+    pub chat_id: Option<ChatId>,
+    pub payload: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// Returns an event of `kind` with a payload and no channel or chat.
+    pub fn new(kind: &'static str, payload: serde_json::Value, at: DateTime<Utc>) -> Self {
+        Self { kind, channel_id: None, chat_id: None, payload, at }
+    }
+
+    pub fn in_channel(mut self, channel_id: ChannelId) -> Self {
+        self.channel_id = Some(channel_id);
+        self
+    }
+
+    pub fn in_chat(mut self, chat_id: ChatId) -> Self {
+        self.chat_id = Some(chat_id);
+        self
+    }
+}
+
+/// A stream of events, boxed for the adapters.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
+
+/// Appends to and reads from the event log; wakes readers.
+#[derive(Debug)]
+pub struct EventLog {
+    db: DatabaseConnection,
+    wakers: Mutex<HashMap<OrganizationId, watch::Sender<i64>>>,
+}
+
+impl EventLog {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db, wakers: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) async fn append(
+        &self,
+        tx: &DatabaseTransaction,
+        organization_id: OrganizationId,
+        event: NewEvent,
+    ) -> Result<i64> {
+        let advance = Query::update()
+            .table("organizations")
+            .value("event_seq", Expr::col("event_seq").add(1))
+            .and_where(Expr::col("id").eq(organization_id.uuid()))
+            .returning(Query::returning().column("event_seq"))
+            .to_owned();
+        let seq: i64 = tx
+            .query_one(&advance)
+            .await?
+            .ok_or_else(|| Error::not_found("organization"))?
+            .try_get("", "event_seq")?;
+        events::Entity::insert(events::ActiveModel {
+            organization_id: Set(organization_id.uuid()),
+            seq: Set(seq),
+            kind: Set(event.kind.to_owned()),
+            channel_id: Set(event.channel_id.map(Into::into)),
+            chat_id: Set(event.chat_id.map(Into::into)),
+            payload: Set(event.payload),
+            created_at: Set(event.at),
+            ..Default::default()
+        })
+        .exec_without_returning(tx)
+        .await?;
+        if tx.get_database_backend() == DbBackend::Postgres {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [POSTGRES_CHANNEL.into(), format!("{organization_id}:{seq}").into()],
+            ))
+            .await?;
+        }
+        Ok(seq)
+    }
+
+    fn sender(&self, organization_id: OrganizationId) -> watch::Sender<i64> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        wakers.entry(organization_id).or_insert_with(|| watch::channel(0).0).clone()
+    }
+
+    /// Wakes the readers of an organization: an event up to `seq` is committed.
+    pub fn wake(&self, organization_id: OrganizationId, seq: i64) {
+        self.sender(organization_id).send_if_modified(|latest| {
+            let newer = seq > *latest;
+            if newer {
+                *latest = seq;
+            }
+            newer
+        });
+    }
+
+    /// Returns a receiver that changes whenever the organization's log grows.
+    pub fn watch(&self, organization_id: OrganizationId) -> watch::Receiver<i64> {
+        self.sender(organization_id).subscribe()
+    }
+
+    /// Returns the organization's current cursor: the `seq` of its newest event.
+    pub async fn head(&self, organization_id: OrganizationId) -> Result<i64> {
+        let organization = organizations::Entity::find_by_id(organization_id.uuid())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("organization"))?;
+        Ok(organization.event_seq)
+    }
+
+    /// Returns up to `limit` events after the cursor `after`, oldest first.
+    pub async fn read_after(&self, organization_id: OrganizationId, after: i64, limit: u64) -> Result<Vec<Event>> {
+        let rows = events::Entity::find()
+            .filter(events::Column::OrganizationId.eq(organization_id.uuid()))
+            .filter(events::Column::Seq.gt(after))
+            .order_by_asc(events::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    /// Returns every event after `after`, then each new one as it is
+    /// committed, forever. Nothing is buffered beyond one batch: a slow
+    /// consumer simply reads further behind in the table.
+    pub fn follow(self: &Arc<Self>, organization_id: OrganizationId, after: i64) -> EventStream {
+        let log = Arc::clone(self);
+        Box::pin(async_stream::try_stream! {
+            // Subscribe before the first read, so a wake-up between the read and
+            // the wait is not lost.
+            let mut waker = log.watch(organization_id);
+            let mut cursor = after;
+            loop {
+                waker.borrow_and_update();
+                let batch = log.read_after(organization_id, cursor, READ_BATCH).await?;
+                if batch.is_empty() {
+                    tokio::select! {
+                        _ = waker.changed() => {}
+                        _ = tokio::time::sleep(SAFETY_POLL) => {}
+                    }
+                    continue;
+                }
+                for event in batch {
+                    cursor = event.seq;
+                    yield event;
+                }
+            }
+        })
+    }
+
+    /// Listens for other processes' wake-ups on PostgreSQL until the task is
+    /// dropped; reconnects after errors.
+    pub async fn listen_postgres(self: Arc<Self>, pool: sea_orm::sqlx::PgPool) {
+        loop {
+            let error = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut listener) => match listener.listen(POSTGRES_CHANNEL).await {
+                    Ok(()) => loop {
+                        match listener.recv().await {
+                            Ok(notification) => self.wake_from_notification(notification.payload()),
+                            Err(error) => break error,
+                        }
+                    },
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            tracing::warn!(%error, "event listener lost its postgres connection; reconnecting");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    fn wake_from_notification(&self, payload: &str) {
+        let parsed = payload
+            .split_once(':')
+            .and_then(|(organization, seq)| Some((OrganizationId::parse(organization).ok()?, seq.parse().ok()?)));
+        match parsed {
+            Some((organization_id, seq)) => self.wake(organization_id, seq),
+            None => tracing::warn!(payload, "ignoring a malformed event notification"),
+        }
+    }
+}
+
+impl From<events::Model> for Event {
+    fn from(row: events::Model) -> Self {
+        Self {
+            organization_id: row.organization_id.into(),
+            seq: row.seq,
+            kind: row.kind,
+            channel_id: row.channel_id.map(Into::into),
+            chat_id: row.chat_id.map(Into::into),
+            payload: row.payload,
+            created_at: row.created_at,
+        }
+    }
+}
