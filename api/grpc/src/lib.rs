@@ -1,1 +1,45 @@
-//! placeholder
+//! The gRPC surface for partner systems: decode, call a core use case, map.
+//!
+//! # Layout
+//! - [`auth`]: the middleware that turns `authorization: Bearer <api key>`
+//!   into a [`Caller`](madoguchi_core::auth::Caller), and the one error mapping.
+//! - [`organization`], [`events`]: the services.
+//! - [`pb`]: the generated messages and service traits from `proto/`.
+//! - [`routes`]: every service with health and reflection, ready to serve.
+
+pub mod auth;
+pub mod events;
+pub mod organization;
+
+/// Generated from `proto/madoguchi/v1`.
+#[allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("madoguchi.v1");
+
+    /// The encoded descriptor set, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("madoguchi_descriptor");
+}
+
+use madoguchi_core::Core;
+use tonic::service::Routes;
+
+/// Returns every gRPC service as one router: ours behind API-key
+/// authentication, health and reflection open.
+pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server::Error> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::organization_service_server::OrganizationServiceServer<organization::OrganizationApi>>().await;
+    health_reporter.set_serving::<pb::event_service_server::EventServiceServer<events::EventApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let authenticated = Routes::new(pb::organization_service_server::OrganizationServiceServer::new(
+        organization::OrganizationApi::new(core.clone()),
+    ))
+    .add_service(pb::event_service_server::EventServiceServer::new(events::EventApi::new(core.clone())))
+    .into_axum_router()
+    .layer(axum::middleware::from_fn_with_state(core, auth::authenticate));
+    let open = Routes::new(health).add_service(reflection).into_axum_router();
+    Ok(authenticated.merge(open))
+}

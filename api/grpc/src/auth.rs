@@ -1,0 +1,71 @@
+//! API-key authentication for every gRPC call, and the mapping of core
+//! errors onto gRPC statuses.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use madoguchi_core::auth::Caller;
+use madoguchi_core::{Core, Error, ErrorCode};
+use tonic::{Code, Status};
+
+/// Authenticates `authorization: Bearer <api key>` and puts the caller in
+/// the request's extensions; answers `UNAUTHENTICATED` otherwise.
+pub async fn authenticate(State(core): State<Core>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::to_owned);
+    let Some(presented) = presented else {
+        return to_status(Error::unauthenticated("send authorization: Bearer <api key>")).into_http();
+    };
+    match core.api_keys().authenticate(&presented).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => to_status(error).into_http(),
+    }
+}
+
+/// Returns the caller the middleware authenticated.
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no caller"))
+}
+
+/// Maps a core error onto a gRPC status. Internal causes are logged here and
+/// never sent.
+pub fn to_status(error: Error) -> Status {
+    let code = match error.code() {
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::InvalidArgument => Code::InvalidArgument,
+        ErrorCode::Unauthenticated => Code::Unauthenticated,
+        ErrorCode::PermissionDenied => Code::PermissionDenied,
+        ErrorCode::Conflict => Code::AlreadyExists,
+        ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCode::ResourceExhausted => Code::ResourceExhausted,
+        ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::Internal => {
+            tracing::error!(error = ?error.cause(), "grpc call failed");
+            Code::Internal
+        }
+    };
+    Status::new(code, error.message())
+}
+
+/// Lets services use `?` on core results.
+pub(crate) trait OrStatus<T> {
+    fn status(self) -> Result<T, Status>;
+}
+
+impl<T> OrStatus<T> for madoguchi_core::Result<T> {
+    fn status(self) -> Result<T, Status> {
+        self.map_err(to_status)
+    }
+}
+
+/// Converts a time into a protobuf timestamp.
+pub(crate) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
