@@ -11,6 +11,9 @@ use tonic::{Code, Status};
 /// Authenticates `authorization: Bearer <api key>` and puts the caller in
 /// the request's extensions; answers `UNAUTHENTICATED` otherwise.
 pub async fn authenticate(State(core): State<Core>, mut request: Request, next: Next) -> Response {
+    if is_open(request.uri().path()) {
+        return next.run(request).await;
+    }
     let presented = request
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -27,6 +30,12 @@ pub async fn authenticate(State(core): State<Core>, mut request: Request, next: 
         }
         Err(error) => to_status(error).into_http(),
     }
+}
+
+/// Health checks and reflection answer without a key: load balancers and
+/// tools like grpcurl call them.
+fn is_open(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.v1.ServerReflection/")
 }
 
 /// Returns the caller the middleware authenticated.

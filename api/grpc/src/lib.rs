@@ -24,7 +24,7 @@ use madoguchi_core::Core;
 use tonic::service::Routes;
 
 /// Returns every gRPC service as one router: ours behind API-key
-/// authentication, health and reflection open.
+/// authentication, health and reflection open to anyone.
 pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server::Error> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::organization_service_server::OrganizationServiceServer<organization::OrganizationApi>>().await;
@@ -34,12 +34,13 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let authenticated = Routes::new(pb::organization_service_server::OrganizationServiceServer::new(
+    let router = Routes::new(pb::organization_service_server::OrganizationServiceServer::new(
         organization::OrganizationApi::new(core.clone()),
     ))
     .add_service(pb::event_service_server::EventServiceServer::new(events::EventApi::new(core.clone())))
+    .add_service(health)
+    .add_service(reflection)
     .into_axum_router()
     .layer(axum::middleware::from_fn_with_state(core, auth::authenticate));
-    let open = Routes::new(health).add_service(reflection).into_axum_router();
-    Ok(authenticated.merge(open))
+    Ok(router)
 }

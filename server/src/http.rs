@@ -1,0 +1,126 @@
+//! The HTTP router: `/graphql` (POST; GraphiQL on GET), `/graphql/ws`
+//! (graphql-transport-ws, authenticated in `connection_init`),
+//! `/webhooks/…`, `/livez`, `/readyz` and `/metrics`.
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{Data, ErrorExtensions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use madoguchi_core::Core;
+use madoguchi_graphql::{Authentication, MadoguchiSchema, authenticate_bearer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::telemetry;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub core: Core,
+    pub schema: MadoguchiSchema,
+    /// Cancelled when the server begins to shut down.
+    pub shutdown: CancellationToken,
+    /// WebSocket sessions, awaited on shutdown.
+    pub sessions: TaskTracker,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState").field("core", &self.core).finish_non_exhaustive()
+    }
+}
+
+/// Builds the router.
+pub fn router(state: HttpState, body_limit: usize) -> Router {
+    let webhooks = madoguchi_webhooks::routes(state.core.clone());
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { telemetry::metrics().render() }))
+        .with_state(state)
+        .nest("/webhooks", webhooks)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(telemetry::record_http_metrics))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let authentication = authenticate_bearer(&state.core, authorization).await;
+    let mut response = state.schema.execute(request.into_inner().data(authentication)).await;
+    for error in &mut response.errors {
+        let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
+        if !has_code {
+            // Parse, validation and limit errors come from async-graphql itself.
+            let code = async_graphql::Error::new(error.message.clone())
+                .extend_with(|_, extensions| extensions.set("code", "INVALID_ARGUMENT"));
+            error.extensions = code.extensions;
+        }
+    }
+    response.into()
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.core.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.message().to_owned()).into_response(),
+    }
+}
+
+async fn graphql_ws(State(state): State<HttpState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let sessions = state.sessions.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| sessions.track_future(serve_websocket(state, protocol, socket)))
+}
+
+/// Serves one graphql-transport-ws connection. On shutdown the client's
+/// input is cut, subscriptions end, and the socket closes with 1001.
+async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: WebSocket) {
+    let (mut sink, stream) = socket.split();
+    let (outgoing, mut to_send) = futures::channel::mpsc::channel::<Message>(64);
+    let input = stream.take_until(state.shutdown.clone().cancelled_owned());
+    let core = state.core.clone();
+    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schema.clone(), protocol)
+        .on_connection_init(move |payload| async move {
+            let authorization = payload
+                .get("authorization")
+                .or_else(|| payload.get("Authorization"))
+                .and_then(|value| value.as_str())
+                .map(str::to_owned);
+            match authenticate_bearer(&core, authorization.as_deref()).await {
+                Authentication::Authenticated(caller) => {
+                    let mut data = Data::default();
+                    data.insert(Authentication::Authenticated(caller));
+                    Ok(data)
+                }
+                Authentication::Failed(message) => Err(async_graphql::Error::new(message)),
+                Authentication::Anonymous => {
+                    Err(async_graphql::Error::new("send {\"authorization\": \"Bearer <token>\"} in connection_init"))
+                }
+            }
+        })
+        .serve();
+    let forward = async move {
+        while let Some(message) = to_send.next().await {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))
+            .await;
+    };
+    tokio::join!(session, forward);
+}

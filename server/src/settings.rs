@@ -1,0 +1,127 @@
+//! Settings: defaults, then an optional TOML file, then `MADOGUCHI_*`
+//! environment variables (`MADOGUCHI_DATABASE_URL=postgres://…` switches
+//! from the embedded SQLite file to PostgreSQL).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use madoguchi_core::secrets::Secret;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://data/madoguchi.db?mode=rwc` (the default) or `postgres://…`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Where the SQLite file, the generated master key and blobs live.
+    pub data_dir: PathBuf,
+    /// HTTP: GraphQL, its WebSocket, webhooks, probes and metrics.
+    pub http_addr: SocketAddr,
+    /// gRPC for partner systems.
+    pub grpc_addr: SocketAddr,
+    /// The address LINE and WeChat reach us at; webhook URLs are built from it.
+    pub public_base_url: String,
+    /// Base64 of 32 bytes. Unset: generated once into `data_dir/master.key`.
+    /// Several replicas must share one: set it explicitly in production.
+    #[serde(skip_serializing)]
+    pub master_key: Option<Secret<String>>,
+    /// Minutes a session token lives.
+    pub session_minutes: i64,
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub graphql_introspection: bool,
+    pub graphql_max_depth: usize,
+    pub graphql_max_complexity: usize,
+    /// Largest request body accepted on `/graphql` and the webhooks.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_grace_seconds: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `madoguchi=debug,info`; `RUST_LOG` wins.
+    pub log_level: String,
+    /// First start on an empty database: the organization and admin created.
+    pub bootstrap_organization_name: String,
+    pub bootstrap_portal_name: String,
+    pub bootstrap_admin_email: String,
+    /// Unset: a password is generated and printed once on standard error.
+    #[serde(skip_serializing)]
+    pub bootstrap_admin_password: Option<Secret<String>>,
+    /// LINE's API hosts; tests point them at a fake.
+    pub line_api_base: String,
+    pub line_data_base: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/madoguchi.db?mode=rwc".into(),
+            database_max_connections: 10,
+            data_dir: "data".into(),
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            public_base_url: "http://localhost:8080".into(),
+            master_key: None,
+            session_minutes: 12 * 60,
+            token_issuer: "madoguchi".into(),
+            token_audience: "madoguchi-agents".into(),
+            graphql_introspection: true,
+            graphql_max_depth: 12,
+            graphql_max_complexity: 1_000,
+            body_limit_bytes: 2 * 1024 * 1024,
+            shutdown_grace_seconds: 10,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            bootstrap_organization_name: "My Company".into(),
+            bootstrap_portal_name: "default".into(),
+            bootstrap_admin_email: "admin@example.com".into(),
+            bootstrap_admin_password: None,
+            line_api_base: "https://api.line.me".into(),
+            line_data_base: "https://api-data.line.me".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings: defaults, then `file` (or `madoguchi.toml` if it
+    /// exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(file) => figment = figment.merge(Toml::file_exact(file)),
+            None => figment = figment.merge(Toml::file("madoguchi.toml")),
+        }
+        figment.merge(Env::prefixed("MADOGUCHI_").ignore(&["config"])).extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("madoguchi.toml", "database_url = \"sqlite://file.db\"\nhttp_addr = \"127.0.0.1:9000\"\n")?;
+            jail.set_env("MADOGUCHI_DATABASE_URL", "postgres://db/madoguchi");
+            let settings = Settings::load(None)?;
+            assert_eq!(settings.database_url, "postgres://db/madoguchi");
+            assert_eq!(settings.http_addr.port(), 9000);
+            assert_eq!(settings.grpc_addr.port(), 50051);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_setting_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("madoguchi.toml", "databse_url = \"typo\"\n")?;
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+}
