@@ -95,7 +95,9 @@ impl Settings {
             Some(file) => figment = figment.merge(Toml::file_exact(file)),
             None => figment = figment.merge(Toml::file("madoguchi.toml")),
         }
-        figment.merge(Env::prefixed("MADOGUCHI_").ignore(&["config"])).extract()
+        figment
+            .merge(Env::prefixed("MADOGUCHI_").ignore(&["config"]))
+            .extract()
     }
 }
 
@@ -106,7 +108,10 @@ mod tests {
     #[test]
     fn the_environment_overrides_the_file_which_overrides_the_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("madoguchi.toml", "database_url = \"sqlite://file.db\"\nhttp_addr = \"127.0.0.1:9000\"\n")?;
+            jail.create_file(
+                "madoguchi.toml",
+                "database_url = \"sqlite://file.db\"\nhttp_addr = \"127.0.0.1:9000\"\n",
+            )?;
             jail.set_env("MADOGUCHI_DATABASE_URL", "postgres://db/madoguchi");
             let settings = Settings::load(None)?;
             assert_eq!(settings.database_url, "postgres://db/madoguchi");

@@ -1,1 +1,23 @@
-//! e2e
+//! End-to-end tests through the real server: one binary, one module per area.
+
+/// Runs an async test body `fn(Backend)` once on SQLite and once on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$name(madoguchi_tests::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                super::$name(madoguchi_tests::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+mod grpc;
+mod identity;
+mod lifecycle;
+mod subscriptions;

@@ -1,0 +1,74 @@
+//! Probes, metrics and a clean shutdown.
+
+use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
+use madoguchi_tests::{Backend, spawn_app};
+use serde_json::json;
+
+on_both_backends!(
+    probes_and_metrics_answer,
+    shutdown_closes_websockets_cleanly_and_stops
+);
+
+async fn probes_and_metrics_answer(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for (path, body) in [("/livez", "ok"), ("/readyz", "ready")] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), body);
+    }
+    app.graphql(None, "{ organization { name } }", json!({}))
+        .await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    let graphiql = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(graphiql.contains("graphiql"));
+}
+
+async fn shutdown_closes_websockets_cleanly_and_stops(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let mut ws = GraphqlWs::connect(
+        &format!("ws://{}/graphql/ws", app.http),
+        json!({"authorization": format!("Bearer {admin}")}),
+    )
+    .await
+    .unwrap();
+    ws.subscribe(
+        "1",
+        "subscription { organizationEvents { cursor } }",
+        json!({}),
+    )
+    .await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(200)).await);
+
+    app.begin_stop();
+    assert_eq!(ws.next().await, Received::Closed(Some(1001)));
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.wait_stopped())
+        .await
+        .expect("the server stops within its grace period")
+        .expect("the server stops without error");
+    assert!(
+        app.client.get(app.url("/livez")).send().await.is_err(),
+        "nothing listens any more"
+    );
+}

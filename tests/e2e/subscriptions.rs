@@ -1,0 +1,213 @@
+//! The event log as clients see it: GraphQL subscriptions over
+//! graphql-transport-ws and the gRPC event stream, live and resumed.
+
+use futures::StreamExt;
+use madoguchi_grpc::pb;
+use madoguchi_grpc::pb::event_service_client::EventServiceClient;
+use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
+use madoguchi_tests::{Backend, TestApp, spawn_app};
+use serde_json::{Value, json};
+
+use crate::grpc::{api_key, with_key};
+
+const ORGANIZATION_EVENTS: &str =
+    "subscription($after: String) { organizationEvents(after: $after) { cursor kind payload } }";
+
+fn ws_url(app: &TestApp) -> String {
+    format!("ws://{}/graphql/ws", app.http)
+}
+
+async fn create_department(app: &TestApp, token: &str, name: &str) {
+    let response = app
+        .graphql(
+            Some(token),
+            "mutation($name: String!) { createDepartment(name: $name) { id } }",
+            json!({"name": name}),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+}
+
+fn event(data: &Value) -> (i64, String, String) {
+    let event = &data["organizationEvents"];
+    (
+        event["cursor"].as_str().unwrap().parse().unwrap(),
+        event["kind"].as_str().unwrap().to_owned(),
+        event["payload"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+on_both_backends!(
+    a_subscriber_sees_changes_live_and_resumes_after_a_drop,
+    a_websocket_without_a_valid_token_is_refused,
+    a_grpc_event_stream_replays_then_follows,
+);
+
+async fn a_subscriber_sees_changes_live_and_resumes_after_a_drop(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let mut ws = GraphqlWs::connect(
+        &ws_url(&app),
+        json!({"authorization": format!("Bearer {admin}")}),
+    )
+    .await
+    .unwrap();
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    // The subscription starts at the newest event; give it a moment to be
+    // registered before changing anything.
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await);
+
+    create_department(&app, &admin, "Support").await;
+    let (cursor, kind, name) = event(&ws.next_data().await);
+    assert_eq!(
+        (kind.as_str(), name.as_str()),
+        ("department.created", "Support")
+    );
+    drop(ws);
+
+    // While nobody listens, three more changes happen.
+    for name in ["Sales", "Billing", "Returns"] {
+        create_department(&app, &admin, name).await;
+    }
+    let mut ws = GraphqlWs::connect(
+        &ws_url(&app),
+        json!({"authorization": format!("Bearer {admin}")}),
+    )
+    .await
+    .unwrap();
+    ws.subscribe(
+        "2",
+        ORGANIZATION_EVENTS,
+        json!({"after": cursor.to_string()}),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(event(&ws.next_data().await));
+    }
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|(_, _, name)| name.as_str())
+            .collect::<Vec<_>>(),
+        ["Sales", "Billing", "Returns"]
+    );
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|(cursor, _, _)| *cursor)
+            .collect::<Vec<_>>(),
+        [cursor + 1, cursor + 2, cursor + 3]
+    );
+
+    create_department(&app, &admin, "Live again").await;
+    assert_eq!(event(&ws.next_data().await).2, "Live again");
+    assert!(
+        ws.is_quiet_for(std::time::Duration::from_millis(300)).await,
+        "each event arrives once"
+    );
+}
+
+async fn a_websocket_without_a_valid_token_is_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let refused = GraphqlWs::connect(
+        &ws_url(&app),
+        json!({"authorization": "Bearer forged.token.here"}),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(Received::Closed(Some(4403)))),
+        "{refused:?}"
+    );
+    let anonymous = GraphqlWs::connect(&ws_url(&app), json!({})).await;
+    assert!(
+        matches!(anonymous, Err(Received::Closed(Some(4403)))),
+        "{anonymous:?}"
+    );
+
+    // An agent (not an admin) may connect but not follow the whole log.
+    let admin = app.login_admin().await;
+    app.graphql(
+        Some(&admin),
+        "mutation { createAgent(input: {email: \"ann@acme.example\", name: \"Ann\", role: AGENT, password: \"ann's long password\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let ann = app.login("ann@acme.example", "ann's long password").await;
+    let mut ws = GraphqlWs::connect(
+        &ws_url(&app),
+        json!({"authorization": format!("Bearer {ann}")}),
+    )
+    .await
+    .unwrap();
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    match ws.next().await {
+        Received::Message(message) => {
+            assert_eq!(
+                message["payload"]["errors"][0]["extensions"]["code"], "PERMISSION_DENIED",
+                "{message}"
+            );
+            assert!(message["payload"]["data"].is_null());
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let (key, _) = api_key(&app, &admin, &["events:read"]).await;
+    create_department(&app, &admin, "Support").await;
+    let mut client = EventServiceClient::new(app.grpc_channel().await);
+    let mut stream = client
+        .stream_events(with_key(
+            pb::StreamEventsRequest {
+                after_cursor: Some(0),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds = Vec::new();
+    while kinds.last().map(String::as_str) != Some("department.created") {
+        let event = stream.next().await.unwrap().unwrap().event.unwrap();
+        kinds.push(event.kind);
+    }
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("organization.created")
+    );
+    create_department(&app, &admin, "Sales").await;
+    let live = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let event = live.event.unwrap();
+    assert_eq!(event.kind, "department.created");
+    let name = event.payload.unwrap().fields["name"].kind.clone();
+    assert_eq!(
+        name,
+        Some(prost_types::value::Kind::StringValue("Sales".into()))
+    );
+
+    let (unscoped, _) = api_key(&app, &admin, &["organization:read"]).await;
+    let denied = client
+        .stream_events(with_key(
+            pb::StreamEventsRequest { after_cursor: None },
+            &unscoped,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}
