@@ -27,17 +27,10 @@ impl GraphqlWs {
     /// session after `connection_ack`, or what the server said instead.
     pub async fn connect(url: &str, payload: Value) -> Result<Self, Received> {
         let mut request = url.into_client_request().expect("websocket url");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket connects");
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
         let mut session = Self { socket };
-        session
-            .send(json!({"type": "connection_init", "payload": payload}))
-            .await;
+        session.send(json!({"type": "connection_init", "payload": payload})).await;
         match session.next().await {
             Received::Message(message) if message["type"] == "connection_ack" => Ok(session),
             other => Err(other),
@@ -45,10 +38,7 @@ impl GraphqlWs {
     }
 
     pub async fn send(&mut self, message: Value) {
-        self.socket
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .expect("websocket send");
+        self.socket.send(Message::Text(message.to_string().into())).await.expect("websocket send");
     }
 
     /// Starts a subscription with id `id`.
@@ -83,17 +73,13 @@ impl GraphqlWs {
     /// Returns the `data` of the next `next` message, panicking on anything else.
     pub async fn next_data(&mut self) -> Value {
         match self.next().await {
-            Received::Message(message) if message["type"] == "next" => {
-                message["payload"]["data"].clone()
-            }
+            Received::Message(message) if message["type"] == "next" => message["payload"]["data"].clone(),
             other => panic!("expected a next message, got {other:?}"),
         }
     }
 
     /// Returns whether nothing arrives within `wait`.
     pub async fn is_quiet_for(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.socket.next())
-            .await
-            .is_err()
+        tokio::time::timeout(wait, self.socket.next()).await.is_err()
     }
 }

@@ -62,28 +62,19 @@ impl TestDatabase {
     /// Creates an empty database; `None` when PostgreSQL is wanted but absent.
     pub async fn create(backend: Backend, dir: &std::path::Path) -> Option<Self> {
         match backend {
-            Backend::Sqlite => Some(Self {
-                url: format!("sqlite://{}?mode=rwc", dir.join("madoguchi.db").display()),
-                postgres: None,
-            }),
+            Backend::Sqlite => {
+                Some(Self { url: format!("sqlite://{}?mode=rwc", dir.join("madoguchi.db").display()), postgres: None })
+            }
             Backend::Postgres => {
                 let admin = postgres_admin_url().await?;
                 let name = format!("madoguchi_test_{}", uuid::Uuid::new_v4().simple());
-                let mut connection = PgConnection::connect(&admin)
-                    .await
-                    .expect("connect to postgres");
+                let mut connection = PgConnection::connect(&admin).await.expect("connect to postgres");
                 connection
                     .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .unwrap_or(&admin);
-                Some(Self {
-                    url: format!("{base}/{name}"),
-                    postgres: Some((admin, name)),
-                })
+                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+                Some(Self { url: format!("{base}/{name}"), postgres: Some((admin, name)) })
             }
         }
     }
@@ -94,18 +85,10 @@ impl Drop for TestDatabase {
         if let Some((admin, name)) = self.postgres.take() {
             // Drop runs outside any runtime guarantee: use a thread of its own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 runtime.block_on(async {
                     let mut connection = PgConnection::connect(&admin).await.ok()?;
-                    connection
-                        .execute(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await
-                        .ok()
+                    connection.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await.ok()
                 })
             })
             .join();
@@ -136,9 +119,7 @@ pub fn test_settings(database_url: &str, dir: &std::path::Path) -> Settings {
         data_dir: dir.to_path_buf(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         grpc_addr: ([127, 0, 0, 1], 0).into(),
-        master_key: Some(Secret::new(
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )),
+        master_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into())),
         bootstrap_admin_password: Some(Secret::new(ADMIN_PASSWORD.into())),
         bootstrap_portal_name: "acme".into(),
         bootstrap_organization_name: "Acme".into(),
@@ -154,10 +135,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 /// Starts the application after letting the test change its settings.
-pub async fn spawn_app_with(
-    backend: Backend,
-    change: impl FnOnce(&mut Settings),
-) -> Option<TestApp> {
+pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
@@ -166,20 +144,9 @@ pub async fn spawn_app_with(
     Some(start(settings, backend, database, dir).await)
 }
 
-async fn start(
-    settings: Settings,
-    backend: Backend,
-    database: TestDatabase,
-    dir: tempfile::TempDir,
-) -> TestApp {
-    let application = Application::build(settings.clone())
-        .await
-        .expect("application builds");
-    let (http, grpc, core) = (
-        application.http_addr(),
-        application.grpc_addr(),
-        application.core().clone(),
-    );
+async fn start(settings: Settings, backend: Backend, database: TestDatabase, dir: tempfile::TempDir) -> TestApp {
+    let application = Application::build(settings.clone()).await.expect("application builds");
+    let (http, grpc, core) = (application.http_addr(), application.grpc_addr(), application.core().clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -205,20 +172,11 @@ impl TestApp {
 
     /// Posts a GraphQL operation and returns the whole response body.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
+        let mut request = self.client.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        request
-            .send()
-            .await
-            .expect("graphql request")
-            .json()
-            .await
-            .expect("graphql json")
+        request.send().await.expect("graphql request").json().await.expect("graphql json")
     }
 
     /// Logs in and returns the session token.
@@ -230,10 +188,7 @@ impl TestApp {
                 json!({"input": {"email": email, "password": password}}),
             )
             .await;
-        response["data"]["login"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("login failed: {response}"))
-            .to_owned()
+        response["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("login failed: {response}")).to_owned()
     }
 
     pub async fn login_admin(&self) -> String {
@@ -281,7 +236,5 @@ impl Drop for TestApp {
 
 /// Returns the `extensions.code` of the first error of a GraphQL response.
 pub fn error_code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {response}"))
+    response["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {response}"))
 }

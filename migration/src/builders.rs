@@ -28,24 +28,13 @@ pub fn references(
     target: &'static str,
     on_delete: ForeignKeyAction,
 ) {
-    table.foreign_key(
-        ForeignKey::create()
-            .from(name, column)
-            .to(target, "id")
-            .on_delete(on_delete),
-    );
+    table.foreign_key(ForeignKey::create().from(name, column).to(target, "id").on_delete(on_delete));
 }
 
 /// Returns a (possibly unique) index over `columns` of `table`, named after them.
 pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut index = Index::create();
-    index
-        .name(format!(
-            "{table}_{}_{}",
-            columns.join("_"),
-            if unique { "key" } else { "idx" }
-        ))
-        .table(table);
+    index.name(format!("{table}_{}_{}", columns.join("_"), if unique { "key" } else { "idx" })).table(table);
     for column in columns {
         index.col(*column);
     }
@@ -73,9 +62,7 @@ pub async fn create_all(
 /// Drops the tables in reverse order of creation.
 pub async fn drop_all(manager: &SchemaManager<'_>, tables: &[&'static str]) -> Result<(), DbErr> {
     for table in tables.iter().rev() {
-        manager
-            .drop_table(Table::drop().table(*table).to_owned())
-            .await?;
+        manager.drop_table(Table::drop().table(*table).to_owned()).await?;
     }
     Ok(())
 }

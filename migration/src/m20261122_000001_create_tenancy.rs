@@ -4,18 +4,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::builders::{
-    create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at,
-};
+use crate::builders::{create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at};
 
-const TABLES: &[&str] = &[
-    "organizations",
-    "departments",
-    "agents",
-    "agent_departments",
-    "brands",
-    "api_keys",
-];
+const TABLES: &[&str] = &["organizations", "departments", "agents", "agent_departments", "brands", "api_keys"];
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -55,13 +46,7 @@ impl MigrationTrait for Migration {
             .col(uuid("department_id"))
             .primary_key(Index::create().col("agent_id").col("department_id"))
             .take();
-        references(
-            &mut agent_departments,
-            "agent_departments",
-            "agent_id",
-            "agents",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut agent_departments, "agent_departments", "agent_id", "agents", ForeignKeyAction::Cascade);
         references(
             &mut agent_departments,
             "agent_departments",
@@ -85,24 +70,11 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .col(timestamp_with_time_zone_null("last_used_at"))
             .col(timestamp_with_time_zone_null("revoked_at"));
-        references(
-            &mut api_keys,
-            "api_keys",
-            "created_by_agent_id",
-            "agents",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut api_keys, "api_keys", "created_by_agent_id", "agents", ForeignKeyAction::SetNull);
 
         create_all(
             manager,
-            vec![
-                organizations,
-                departments,
-                agents,
-                agent_departments,
-                brands,
-                api_keys,
-            ],
+            vec![organizations, departments, agents, agent_departments, brands, api_keys],
             vec![
                 index("departments", &["organization_id", "name"], true),
                 index("agents", &["organization_id", "email"], true),

@@ -5,17 +5,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::builders::{
-    create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at,
-};
+use crate::builders::{create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at};
 
-const TABLES: &[&str] = &[
-    "channels",
-    "channel_agents",
-    "contacts",
-    "end_users",
-    "passcodes",
-];
+const TABLES: &[&str] = &["channels", "channel_agents", "contacts", "end_users", "passcodes"];
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -55,20 +47,8 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .col(updated_at())
             .col(timestamp_with_time_zone_null("deleted_at"));
-        references(
-            &mut channels,
-            "channels",
-            "department_id",
-            "departments",
-            ForeignKeyAction::Restrict,
-        );
-        references(
-            &mut channels,
-            "channels",
-            "brand_id",
-            "brands",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut channels, "channels", "department_id", "departments", ForeignKeyAction::Restrict);
+        references(&mut channels, "channels", "brand_id", "brands", ForeignKeyAction::SetNull);
 
         let mut channel_agents = Table::create()
             .table("channel_agents")
@@ -77,20 +57,8 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .primary_key(Index::create().col("channel_id").col("agent_id"))
             .take();
-        references(
-            &mut channel_agents,
-            "channel_agents",
-            "channel_id",
-            "channels",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut channel_agents,
-            "channel_agents",
-            "agent_id",
-            "agents",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut channel_agents, "channel_agents", "channel_id", "channels", ForeignKeyAction::Cascade);
+        references(&mut channel_agents, "channel_agents", "agent_id", "agents", ForeignKeyAction::Cascade);
 
         let mut contacts = table_with_uuid_key("contacts");
         tenant(&mut contacts, "contacts");
@@ -120,20 +88,8 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone_null("profile_fetched_at"))
             .col(created_at())
             .col(updated_at());
-        references(
-            &mut end_users,
-            "end_users",
-            "channel_id",
-            "channels",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut end_users,
-            "end_users",
-            "contact_id",
-            "contacts",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut end_users, "end_users", "channel_id", "channels", ForeignKeyAction::Cascade);
+        references(&mut end_users, "end_users", "contact_id", "contacts", ForeignKeyAction::SetNull);
 
         let mut passcodes = table_with_uuid_key("passcodes");
         tenant(&mut passcodes, "passcodes");
@@ -145,27 +101,9 @@ impl MigrationTrait for Migration {
             .col(uuid_null("used_by_end_user_id"))
             .col(uuid_null("created_by_agent_id"))
             .col(created_at());
-        references(
-            &mut passcodes,
-            "passcodes",
-            "contact_id",
-            "contacts",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut passcodes,
-            "passcodes",
-            "used_by_end_user_id",
-            "end_users",
-            ForeignKeyAction::SetNull,
-        );
-        references(
-            &mut passcodes,
-            "passcodes",
-            "created_by_agent_id",
-            "agents",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut passcodes, "passcodes", "contact_id", "contacts", ForeignKeyAction::Cascade);
+        references(&mut passcodes, "passcodes", "used_by_end_user_id", "end_users", ForeignKeyAction::SetNull);
+        references(&mut passcodes, "passcodes", "created_by_agent_id", "agents", ForeignKeyAction::SetNull);
 
         create_all(
             manager,

@@ -3,9 +3,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::builders::{
-    create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at,
-};
+use crate::builders::{create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at};
 
 const TABLES: &[&str] = &["chats", "messages", "attachments"];
 
@@ -39,34 +37,10 @@ impl MigrationTrait for Migration {
             .check(Expr::cust(
                 "(status = 'IN_PROGRESS' AND claimed_by_agent_id IS NOT NULL) OR (status <> 'IN_PROGRESS' AND claimed_by_agent_id IS NULL)",
             ));
-        references(
-            &mut chats,
-            "chats",
-            "channel_id",
-            "channels",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut chats,
-            "chats",
-            "end_user_id",
-            "end_users",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut chats,
-            "chats",
-            "department_id",
-            "departments",
-            ForeignKeyAction::Restrict,
-        );
-        references(
-            &mut chats,
-            "chats",
-            "claimed_by_agent_id",
-            "agents",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut chats, "chats", "channel_id", "channels", ForeignKeyAction::Cascade);
+        references(&mut chats, "chats", "end_user_id", "end_users", ForeignKeyAction::Cascade);
+        references(&mut chats, "chats", "department_id", "departments", ForeignKeyAction::Restrict);
+        references(&mut chats, "chats", "claimed_by_agent_id", "agents", ForeignKeyAction::SetNull);
 
         let mut messages = table_with_uuid_key("messages");
         tenant(&mut messages, "messages");
@@ -88,20 +62,8 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone_null("reply_token_used_at"))
             .col(created_at())
             .col(timestamp_with_time_zone_null("sent_at"));
-        references(
-            &mut messages,
-            "messages",
-            "chat_id",
-            "chats",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut messages,
-            "messages",
-            "sender_agent_id",
-            "agents",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut messages, "messages", "chat_id", "chats", ForeignKeyAction::Cascade);
+        references(&mut messages, "messages", "sender_agent_id", "agents", ForeignKeyAction::SetNull);
 
         let mut attachments = table_with_uuid_key("attachments");
         tenant(&mut attachments, "attachments");
@@ -115,13 +77,7 @@ impl MigrationTrait for Migration {
             .col(string_null("file_name"))
             .col(text_null("error"))
             .col(created_at());
-        references(
-            &mut attachments,
-            "attachments",
-            "message_id",
-            "messages",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut attachments, "attachments", "message_id", "messages", ForeignKeyAction::Cascade);
 
         create_all(
             manager,

@@ -5,18 +5,10 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::builders::{
-    create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at,
-};
+use crate::builders::{create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at};
 
-const TABLES: &[&str] = &[
-    "tickets",
-    "ticket_chats",
-    "ticket_classifications",
-    "zsc_keys",
-    "helpdesk_links",
-    "department_mappings",
-];
+const TABLES: &[&str] =
+    &["tickets", "ticket_chats", "ticket_classifications", "zsc_keys", "helpdesk_links", "department_mappings"];
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -39,20 +31,8 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .col(updated_at())
             .col(timestamp_with_time_zone_null("closed_at"));
-        references(
-            &mut tickets,
-            "tickets",
-            "department_id",
-            "departments",
-            ForeignKeyAction::SetNull,
-        );
-        references(
-            &mut tickets,
-            "tickets",
-            "contact_id",
-            "contacts",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut tickets, "tickets", "department_id", "departments", ForeignKeyAction::SetNull);
+        references(&mut tickets, "tickets", "contact_id", "contacts", ForeignKeyAction::SetNull);
 
         let mut ticket_chats = Table::create()
             .table("ticket_chats")
@@ -64,20 +44,8 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .primary_key(Index::create().col("ticket_id").col("chat_id"))
             .take();
-        references(
-            &mut ticket_chats,
-            "ticket_chats",
-            "ticket_id",
-            "tickets",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut ticket_chats,
-            "ticket_chats",
-            "chat_id",
-            "chats",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut ticket_chats, "ticket_chats", "ticket_id", "tickets", ForeignKeyAction::Cascade);
+        references(&mut ticket_chats, "ticket_chats", "chat_id", "chats", ForeignKeyAction::Cascade);
 
         let mut classifications = table_with_uuid_key("ticket_classifications");
         tenant(&mut classifications, "ticket_classifications");
@@ -92,13 +60,7 @@ impl MigrationTrait for Migration {
             .col(uuid_null("created_by_agent_id"))
             .col(created_at())
             .col(timestamp_with_time_zone_null("revoked_at"));
-        references(
-            &mut zsc_keys,
-            "zsc_keys",
-            "created_by_agent_id",
-            "agents",
-            ForeignKeyAction::SetNull,
-        );
+        references(&mut zsc_keys, "zsc_keys", "created_by_agent_id", "agents", ForeignKeyAction::SetNull);
 
         // Chat side: one link per organization to one helpdesk portal.
         let mut links = table_with_uuid_key("helpdesk_links");
@@ -131,31 +93,12 @@ impl MigrationTrait for Migration {
             .col(updated_at())
             .primary_key(Index::create().col("link_id").col("department_id"))
             .take();
-        references(
-            &mut mappings,
-            "department_mappings",
-            "link_id",
-            "helpdesk_links",
-            ForeignKeyAction::Cascade,
-        );
-        references(
-            &mut mappings,
-            "department_mappings",
-            "department_id",
-            "departments",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut mappings, "department_mappings", "link_id", "helpdesk_links", ForeignKeyAction::Cascade);
+        references(&mut mappings, "department_mappings", "department_id", "departments", ForeignKeyAction::Cascade);
 
         create_all(
             manager,
-            vec![
-                tickets,
-                ticket_chats,
-                classifications,
-                zsc_keys,
-                links,
-                mappings,
-            ],
+            vec![tickets, ticket_chats, classifications, zsc_keys, links, mappings],
             vec![
                 index("tickets", &["organization_id", "number"], true),
                 index("tickets", &["organization_id", "status"], false),

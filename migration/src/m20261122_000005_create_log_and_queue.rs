@@ -5,9 +5,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::builders::{
-    create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at,
-};
+use crate::builders::{create_all, created_at, drop_all, index, references, table_with_uuid_key, tenant, updated_at};
 
 const TABLES: &[&str] = &["events", "jobs", "webhook_receipts", "push_usage"];
 
@@ -17,10 +15,7 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut events = Table::create()
-            .table("events")
-            .col(big_pk_auto("id"))
-            .take();
+        let mut events = Table::create().table("events").col(big_pk_auto("id")).take();
         tenant(&mut events, "events");
         events
             // Gap-free, commit-ordered cursor within the organization.
@@ -51,13 +46,7 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .col(updated_at())
             .col(timestamp_with_time_zone_null("finished_at"));
-        references(
-            &mut jobs,
-            "jobs",
-            "organization_id",
-            "organizations",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut jobs, "jobs", "organization_id", "organizations", ForeignKeyAction::Cascade);
 
         let mut receipts = table_with_uuid_key("webhook_receipts");
         tenant(&mut receipts, "webhook_receipts");
@@ -67,13 +56,7 @@ impl MigrationTrait for Migration {
             .col(string("event_type"))
             .col(json_binary("raw"))
             .col(timestamp_with_time_zone("received_at"));
-        references(
-            &mut receipts,
-            "webhook_receipts",
-            "channel_id",
-            "channels",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut receipts, "webhook_receipts", "channel_id", "channels", ForeignKeyAction::Cascade);
 
         let mut push_usage = Table::create()
             .table("push_usage")
@@ -85,13 +68,7 @@ impl MigrationTrait for Migration {
             .col(updated_at())
             .primary_key(Index::create().col("channel_id").col("month"))
             .take();
-        references(
-            &mut push_usage,
-            "push_usage",
-            "channel_id",
-            "channels",
-            ForeignKeyAction::Cascade,
-        );
+        references(&mut push_usage, "push_usage", "channel_id", "channels", ForeignKeyAction::Cascade);
 
         create_all(
             manager,
@@ -101,11 +78,7 @@ impl MigrationTrait for Migration {
                 index("jobs", &["status", "run_at"], false),
                 index("jobs", &["dedupe_key"], true),
                 index("jobs", &["message_id"], false),
-                index(
-                    "webhook_receipts",
-                    &["channel_id", "provider_event_id"],
-                    true,
-                ),
+                index("webhook_receipts", &["channel_id", "provider_event_id"], true),
             ],
         )
         .await

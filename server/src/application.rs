@@ -41,24 +41,15 @@ impl Application {
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.grpc_addr))?;
-        Ok(Self {
-            core,
-            settings,
-            http_listener,
-            grpc_listener,
-        })
+        Ok(Self { core, settings, http_listener, grpc_listener })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.http_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.grpc_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn core(&self) -> &Core {
@@ -68,10 +59,7 @@ impl Application {
     /// Serves HTTP and gRPC until `shutdown` resolves, then stops accepting,
     /// lets in-flight requests finish, closes WebSockets with 1001, and
     /// returns once everything has drained (or the grace period is over).
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stopping = CancellationToken::new();
         let sessions = TaskTracker::new();
         let schema = build_schema(
@@ -83,20 +71,13 @@ impl Application {
             },
         );
         let (http_addr, grpc_addr) = (self.http_addr(), self.grpc_addr());
-        let state = HttpState {
-            core: self.core.clone(),
-            schema,
-            shutdown: stopping.clone(),
-            sessions: sessions.clone(),
-        };
-        let http = axum::serve(
-            self.http_listener,
-            router(state, self.settings.body_limit_bytes),
-        )
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
-        let grpc_router = madoguchi_grpc::routes(self.core.clone()).await?;
-        let grpc = axum::serve(self.grpc_listener, grpc_router)
+        let state =
+            HttpState { core: self.core.clone(), schema, shutdown: stopping.clone(), sessions: sessions.clone() };
+        let http = axum::serve(self.http_listener, router(state, self.settings.body_limit_bytes))
             .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        let grpc_router = madoguchi_grpc::routes(self.core.clone()).await?;
+        let grpc =
+            axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());
         let background = self.core.spawn_background();
 
         tracing::info!(http = %http_addr, grpc = %grpc_addr, "serving");
@@ -154,8 +135,7 @@ fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     }
     let path = settings.data_dir.join("master.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         return Ok(MasterKey::from_base64(&text)?);
     }
     let key = MasterKey::generate();
@@ -173,9 +153,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())

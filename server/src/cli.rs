@@ -15,11 +15,7 @@ use crate::settings::Settings;
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "madoguchi",
-    version,
-    about = "Headless customer-support messaging platform"
-)]
+#[command(name = "madoguchi", version, about = "Headless customer-support messaging platform")]
 struct Cli {
     /// A TOML settings file (default: ./madoguchi.toml if present).
     #[arg(long, global = true, env = "MADOGUCHI_CONFIG")]
@@ -71,10 +67,7 @@ enum ApiKeyCommand {
 /// Runs the command line and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
@@ -112,16 +105,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey(command) => {
             let core = open_core(&settings).await?;
             match command {
-                ApiKeyCommand::Create {
-                    portal,
-                    name,
-                    scopes,
-                } => {
+                ApiKeyCommand::Create { portal, name, scopes } => {
                     let caller = operator(&core, &portal).await?;
-                    let created = core
-                        .api_keys()
-                        .create(&caller, Name::parse(&name)?, Scopes::parse(&scopes)?)
-                        .await?;
+                    let created = core.api_keys().create(&caller, Name::parse(&name)?, Scopes::parse(&scopes)?).await?;
                     println!("id:     {}", created.api_key.id);
                     println!("key:    {}", created.secret.expose());
                     println!("(the key is shown once; store it now)");
@@ -129,28 +115,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ApiKeyCommand::List { portal } => {
                     let caller = operator(&core, &portal).await?;
                     for key in core.api_keys().list(&caller).await? {
-                        let scopes: Vec<_> =
-                            key.scopes.iter().map(|scope| scope.as_str()).collect();
-                        let state = if key.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        };
-                        println!(
-                            "{}  {}  mdg_{}_…  {}  [{}]",
-                            key.id,
-                            state,
-                            key.prefix,
-                            key.name,
-                            scopes.join(" ")
-                        );
+                        let scopes: Vec<_> = key.scopes.iter().map(|scope| scope.as_str()).collect();
+                        let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                        println!("{}  {}  mdg_{}_…  {}  [{}]", key.id, state, key.prefix, key.name, scopes.join(" "));
                     }
                 }
                 ApiKeyCommand::Revoke { portal, id } => {
                     let caller = operator(&core, &portal).await?;
-                    core.api_keys()
-                        .revoke(&caller, ApiKeyId::parse(&id)?)
-                        .await?;
+                    core.api_keys().revoke(&caller, ApiKeyId::parse(&id)?).await?;
                     println!("revoked {id}");
                 }
             }
@@ -161,13 +133,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Returns the operator's caller for a portal.
 async fn operator(core: &madoguchi_core::Core, portal: &str) -> madoguchi_core::Result<Caller> {
-    let organization = core
-        .organizations()
-        .find_by_portal(&PortalName::parse(portal)?)
-        .await?;
-    Ok(Caller::Operator {
-        organization_id: organization.id,
-    })
+    let organization = core.organizations().find_by_portal(&PortalName::parse(portal)?).await?;
+    Ok(Caller::Operator { organization_id: organization.id })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

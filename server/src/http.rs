@@ -32,9 +32,7 @@ pub struct HttpState {
 
 impl std::fmt::Debug for HttpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpState")
-            .field("core", &self.core)
-            .finish_non_exhaustive()
+        f.debug_struct("HttpState").field("core", &self.core).finish_non_exhaustive()
     }
 }
 
@@ -54,32 +52,15 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
 }
 
 async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
 
-async fn graphql(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
+async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let authentication = authenticate_bearer(&state.core, authorization).await;
-    let mut response = state
-        .schema
-        .execute(request.into_inner().data(authentication))
-        .await;
+    let mut response = state.schema.execute(request.into_inner().data(authentication)).await;
     for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|extensions| extensions.get("code").is_some());
+        let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
         if !has_code {
             // Parse, validation and limit errors come from async-graphql itself.
             let code = async_graphql::Error::new(error.message.clone())
@@ -97,11 +78,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn graphql_ws(
-    State(state): State<HttpState>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn graphql_ws(State(state): State<HttpState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
     let sessions = state.sessions.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
@@ -129,9 +106,9 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                     Ok(data)
                 }
                 Authentication::Failed(message) => Err(async_graphql::Error::new(message)),
-                Authentication::Anonymous => Err(async_graphql::Error::new(
-                    "send {\"authorization\": \"Bearer <token>\"} in connection_init",
-                )),
+                Authentication::Anonymous => {
+                    Err(async_graphql::Error::new("send {\"authorization\": \"Bearer <token>\"} in connection_init"))
+                }
             }
         })
         .serve();
@@ -146,10 +123,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                 // async-graphql closes a refused connection_init with 1002;
                 // graphql-transport-ws says 4403 Forbidden.
                 Message::Close(Some(frame)) if !acknowledged && frame.code == 1002 => {
-                    Message::Close(Some(CloseFrame {
-                        code: 4403,
-                        reason: frame.reason,
-                    }))
+                    Message::Close(Some(CloseFrame { code: 4403, reason: frame.reason }))
                 }
                 other => other,
             };
@@ -158,12 +132,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                 return;
             }
         }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: 1001,
-                reason: "server shutting down".into(),
-            })))
-            .await;
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
     };
     tokio::join!(session, forward);
 }

@@ -4,10 +4,9 @@
 //! # Layout
 //! - [`settings`]: one typed tree from defaults, an optional TOML file and
 //!   `MADOGUCHI_*` environment variables.
-//! - [`application`]: [`Application::build`](application::Application::build)
-//!   connects, migrates, binds (port 0 works) and reports the bound
-//!   addresses; `run_until_stopped` serves until a shutdown future resolves,
-//!   then drains.
+//! - [`application`]: `Application::build` connects, migrates, binds (port 0
+//!   works) and reports the bound addresses; `run_until_stopped` serves until
+//!   a shutdown future resolves, then drains.
 //! - [`http`]: the axum router: GraphQL, its WebSocket, webhooks, probes, metrics.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`cli`]: the commands (`serve`, `migrate`, `export-schema`, `api-key …`).

@@ -89,19 +89,18 @@ impl Default for Settings {
 impl Settings {
     /// Loads the settings: defaults, then `file` (or `madoguchi.toml` if it
     /// exists), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(file) => figment = figment.merge(Toml::file_exact(file)),
             None => figment = figment.merge(Toml::file("madoguchi.toml")),
         }
-        figment
-            .merge(Env::prefixed("MADOGUCHI_").ignore(&["config"]))
-            .extract()
+        figment.merge(Env::prefixed("MADOGUCHI_").ignore(&["config"])).extract().map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -113,7 +112,7 @@ mod tests {
                 "database_url = \"sqlite://file.db\"\nhttp_addr = \"127.0.0.1:9000\"\n",
             )?;
             jail.set_env("MADOGUCHI_DATABASE_URL", "postgres://db/madoguchi");
-            let settings = Settings::load(None)?;
+            let settings = Settings::load(None).map_err(|error| *error)?;
             assert_eq!(settings.database_url, "postgres://db/madoguchi");
             assert_eq!(settings.http_addr.port(), 9000);
             assert_eq!(settings.grpc_addr.port(), 50051);

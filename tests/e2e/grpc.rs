@@ -21,10 +21,7 @@ pub async fn api_key(app: &TestApp, token: &str, scopes: &[&str]) -> (String, St
         .await;
     let key = &created["data"]["createApiKey"];
     (
-        key["secret"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{created}"))
-            .to_owned(),
+        key["secret"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned(),
         key["apiKey"]["id"].as_str().unwrap().to_owned(),
     )
 }
@@ -51,19 +48,11 @@ async fn a_partner_manages_departments_with_an_api_key(backend: Backend) {
     let (key, _) = api_key(&app, &admin, &["organization:write"]).await;
     let mut client = OrganizationServiceClient::new(app.grpc_channel().await);
 
-    let organization = client
-        .get_organization(with_key(pb::GetOrganizationRequest {}, &key))
-        .await
-        .unwrap()
-        .into_inner();
+    let organization =
+        client.get_organization(with_key(pb::GetOrganizationRequest {}, &key)).await.unwrap().into_inner();
     assert_eq!(organization.organization.unwrap().portal_name, "acme");
     let created = client
-        .create_department(with_key(
-            pb::CreateDepartmentRequest {
-                name: "Billing".into(),
-            },
-            &key,
-        ))
+        .create_department(with_key(pb::CreateDepartmentRequest { name: "Billing".into() }, &key))
         .await
         .unwrap()
         .into_inner()
@@ -71,47 +60,23 @@ async fn a_partner_manages_departments_with_an_api_key(backend: Backend) {
         .unwrap();
     let renamed = client
         .rename_department(with_key(
-            pb::RenameDepartmentRequest {
-                department_id: created.id.clone(),
-                name: "Invoices".into(),
-            },
+            pb::RenameDepartmentRequest { department_id: created.id.clone(), name: "Invoices".into() },
             &key,
         ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(renamed.department.unwrap().name, "Invoices");
-    let listed = client
-        .list_departments(with_key(pb::ListDepartmentsRequest {}, &key))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        listed
-            .departments
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect::<Vec<_>>(),
-        ["Invoices"]
-    );
+    let listed = client.list_departments(with_key(pb::ListDepartmentsRequest {}, &key)).await.unwrap().into_inner();
+    assert_eq!(listed.departments.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Invoices"]);
     let duplicate = client
-        .create_department(with_key(
-            pb::CreateDepartmentRequest {
-                name: "Invoices".into(),
-            },
-            &key,
-        ))
+        .create_department(with_key(pb::CreateDepartmentRequest { name: "Invoices".into() }, &key))
         .await
         .unwrap_err();
     assert_eq!(duplicate.code(), Code::AlreadyExists);
 
-    let graphql = app
-        .graphql(Some(&admin), "{ apiKeys { lastUsedAt } }", json!({}))
-        .await;
-    assert!(
-        graphql["data"]["apiKeys"][0]["lastUsedAt"].is_string(),
-        "last use is recorded: {graphql}"
-    );
+    let graphql = app.graphql(Some(&admin), "{ apiKeys { lastUsedAt } }", json!({})).await;
+    assert!(graphql["data"]["apiKeys"][0]["lastUsedAt"].is_string(), "last use is recorded: {graphql}");
 }
 
 async fn a_missing_wrong_or_revoked_key_is_unauthenticated(backend: Backend) {
@@ -122,49 +87,26 @@ async fn a_missing_wrong_or_revoked_key_is_unauthenticated(backend: Backend) {
     let (key, id) = api_key(&app, &admin, &["organization:read"]).await;
     let mut client = OrganizationServiceClient::new(app.grpc_channel().await);
 
-    let missing = client
-        .get_organization(pb::GetOrganizationRequest {})
-        .await
-        .unwrap_err();
+    let missing = client.get_organization(pb::GetOrganizationRequest {}).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     let mut tampered = key.clone();
     tampered.pop();
     tampered.push('x');
-    let wrong = client
-        .get_organization(with_key(pb::GetOrganizationRequest {}, &tampered))
-        .await
-        .unwrap_err();
+    let wrong = client.get_organization(with_key(pb::GetOrganizationRequest {}, &tampered)).await.unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
 
-    assert!(
-        client
-            .get_organization(with_key(pb::GetOrganizationRequest {}, &key))
-            .await
-            .is_ok()
-    );
+    assert!(client.get_organization(with_key(pb::GetOrganizationRequest {}, &key)).await.is_ok());
     let revoked = app
-        .graphql(
-            Some(&admin),
-            "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
-            json!({"id": id}),
-        )
+        .graphql(Some(&admin), "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }", json!({"id": id}))
         .await;
     assert!(revoked["data"]["revokeApiKey"]["revokedAt"].is_string());
-    let after = client
-        .get_organization(with_key(pb::GetOrganizationRequest {}, &key))
-        .await
-        .unwrap_err();
+    let after = client.get_organization(with_key(pb::GetOrganizationRequest {}, &key)).await.unwrap_err();
     assert_eq!(after.code(), Code::Unauthenticated);
     assert_eq!(after.message(), "api key revoked");
 
     // Health answers without a key.
     let mut health = tonic_health_client(&app).await;
-    let status = health
-        .check(tonic::Request::new(HealthCheckRequest {
-            service: String::new(),
-        }))
-        .await
-        .unwrap();
+    let status = health.check(tonic::Request::new(HealthCheckRequest { service: String::new() })).await.unwrap();
     assert_eq!(status.into_inner().status, 1, "SERVING");
 }
 
@@ -182,20 +124,11 @@ async fn a_key_without_the_scope_is_denied_and_changes_nothing(backend: Backend)
     let (key, _) = api_key(&app, &admin, &["organization:read"]).await;
     let mut client = OrganizationServiceClient::new(app.grpc_channel().await);
     let denied = client
-        .create_department(with_key(
-            pb::CreateDepartmentRequest {
-                name: "Sales".into(),
-            },
-            &key,
-        ))
+        .create_department(with_key(pb::CreateDepartmentRequest { name: "Sales".into() }, &key))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let listed = client
-        .list_departments(with_key(pb::ListDepartmentsRequest {}, &key))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = client.list_departments(with_key(pb::ListDepartmentsRequest {}, &key)).await.unwrap().into_inner();
     assert!(listed.departments.is_empty());
 }
 
@@ -204,36 +137,20 @@ async fn another_tenants_department_is_not_found_over_grpc(backend: Backend) {
         return;
     };
     let admin = app.login_admin().await;
-    let ours = app
-        .graphql(
-            Some(&admin),
-            "mutation { createDepartment(name: \"Support\") { id } }",
-            json!({}),
-        )
-        .await;
-    let department_id = ours["data"]["createDepartment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ours = app.graphql(Some(&admin), "mutation { createDepartment(name: \"Support\") { id } }", json!({})).await;
+    let department_id = ours["data"]["createDepartment"]["id"].as_str().unwrap().to_owned();
     let globex = second_tenant(&app).await;
     let (their_key, _) = api_key(&app, &globex, &["organization:write"]).await;
     let mut client = OrganizationServiceClient::new(app.grpc_channel().await);
 
     for status in [
         client
-            .get_department(with_key(
-                pb::GetDepartmentRequest {
-                    department_id: department_id.clone(),
-                },
-                &their_key,
-            ))
+            .get_department(with_key(pb::GetDepartmentRequest { department_id: department_id.clone() }, &their_key))
             .await
             .unwrap_err(),
         client
             .delete_department(with_key(
-                pb::DeleteDepartmentRequest {
-                    department_id: department_id.clone(),
-                },
+                pb::DeleteDepartmentRequest { department_id: department_id.clone() },
                 &their_key,
             ))
             .await
@@ -242,17 +159,10 @@ async fn another_tenants_department_is_not_found_over_grpc(backend: Backend) {
         assert_eq!(status.code(), Code::NotFound);
     }
     let malformed = client
-        .get_department(with_key(
-            pb::GetDepartmentRequest {
-                department_id: "nope".into(),
-            },
-            &their_key,
-        ))
+        .get_department(with_key(pb::GetDepartmentRequest { department_id: "nope".into() }, &their_key))
         .await
         .unwrap_err();
     assert_eq!(malformed.code(), Code::InvalidArgument);
-    let still = app
-        .graphql(Some(&admin), "{ departments { name } }", json!({}))
-        .await;
+    let still = app.graphql(Some(&admin), "{ departments { name } }", json!({})).await;
     assert_eq!(still["data"]["departments"], json!([{"name": "Support"}]));
 }

@@ -6,13 +6,12 @@ use madoguchi_core::organizations::{CreateOrganization, Name, PortalName};
 use madoguchi_tests::{Backend, TestApp, error_code, spawn_app};
 use serde_json::{Value, json};
 
-const CREATE_DEPARTMENT: &str =
-    "mutation($name: String!) { createDepartment(name: $name) { id name } }";
-const CREATE_AGENT: &str = "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id email role departmentIds } }";
+const CREATE_DEPARTMENT: &str = "mutation($name: String!) { createDepartment(name: $name) { id name } }";
+const CREATE_AGENT: &str =
+    "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id email role departmentIds } }";
 
 async fn create_department(app: &TestApp, token: &str, name: &str) -> Value {
-    app.graphql(Some(token), CREATE_DEPARTMENT, json!({"name": name}))
-        .await
+    app.graphql(Some(token), CREATE_DEPARTMENT, json!({"name": name})).await
 }
 
 /// Creates a second organization with its own admin; returns the admin's token.
@@ -48,10 +47,7 @@ async fn the_first_admin_creates_a_department_and_an_agent_who_can_log_in(backen
     let admin = app.login_admin().await;
 
     let department = create_department(&app, &admin, "Support").await;
-    let department_id = department["data"]["createDepartment"]["id"]
-        .as_str()
-        .expect("department id")
-        .to_owned();
+    let department_id = department["data"]["createDepartment"]["id"].as_str().expect("department id").to_owned();
     let agent = app
         .graphql(
             Some(&admin),
@@ -59,28 +55,14 @@ async fn the_first_admin_creates_a_department_and_an_agent_who_can_log_in(backen
             json!({"input": {"email": "Ann@Acme.example", "name": "Ann", "role": "AGENT", "password": "ann's long password", "departmentIds": [department_id]}}),
         )
         .await;
-    assert_eq!(
-        agent["data"]["createAgent"]["email"], "ann@acme.example",
-        "{agent}"
-    );
-    assert_eq!(
-        agent["data"]["createAgent"]["departmentIds"][0],
-        department_id.as_str()
-    );
+    assert_eq!(agent["data"]["createAgent"]["email"], "ann@acme.example", "{agent}");
+    assert_eq!(agent["data"]["createAgent"]["departmentIds"][0], department_id.as_str());
 
     let ann = app.login("ann@acme.example", "ann's long password").await;
     let me = app
-        .graphql(
-            Some(&ann),
-            "{ me { name role } organization { portalName } departments { name } }",
-            json!({}),
-        )
+        .graphql(Some(&ann), "{ me { name role } organization { portalName } departments { name } }", json!({}))
         .await;
-    assert_eq!(
-        me["data"]["me"],
-        json!({"name": "Ann", "role": "AGENT"}),
-        "{me}"
-    );
+    assert_eq!(me["data"]["me"], json!({"name": "Ann", "role": "AGENT"}), "{me}");
     assert_eq!(me["data"]["organization"]["portalName"], "acme");
     assert_eq!(me["data"]["departments"], json!([{"name": "Support"}]));
 
@@ -102,18 +84,14 @@ async fn a_wrong_password_an_expired_and_a_forged_token_are_unauthenticated(back
     assert_eq!(error_code(&login), "UNAUTHENTICATED");
 
     let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMTkzIn0.c2lnbmF0dXJl";
-    let response = app
-        .graphql(Some(forged), "{ organization { name } }", json!({}))
-        .await;
+    let response = app.graphql(Some(forged), "{ organization { name } }", json!({})).await;
     assert_eq!(error_code(&response), "UNAUTHENTICATED");
     assert!(response["data"].is_null());
 
     // Sessions in this app last one minute minus the five seconds of leeway
     // given below zero: a token issued now is already past its expiry.
     let expired = app.login_admin().await;
-    let response = app
-        .graphql(Some(&expired), "{ organization { name } }", json!({}))
-        .await;
+    let response = app.graphql(Some(&expired), "{ organization { name } }", json!({})).await;
     assert_eq!(error_code(&response), "UNAUTHENTICATED");
     assert_eq!(response["errors"][0]["message"], "session token expired");
 }
@@ -138,21 +116,11 @@ async fn an_agent_cannot_manage_the_organization(backend: Backend) {
     let response = create_department(&app, &bob, "Sales").await;
     assert_eq!(error_code(&response), "PERMISSION_DENIED");
     let response = app
-        .graphql(
-            Some(&bob),
-            "mutation { createApiKey(name: \"x\", scopes: [\"events:read\"]) { secret } }",
-            json!({}),
-        )
+        .graphql(Some(&bob), "mutation { createApiKey(name: \"x\", scopes: [\"events:read\"]) { secret } }", json!({}))
         .await;
     assert_eq!(error_code(&response), "PERMISSION_DENIED");
-    let departments = app
-        .graphql(Some(&admin), "{ departments { name } }", json!({}))
-        .await;
-    assert_eq!(
-        departments["data"]["departments"],
-        json!([]),
-        "nothing was created"
-    );
+    let departments = app.graphql(Some(&admin), "{ departments { name } }", json!({})).await;
+    assert_eq!(departments["data"]["departments"], json!([]), "nothing was created");
 }
 
 async fn another_tenants_objects_are_not_found(backend: Backend) {
@@ -161,18 +129,11 @@ async fn another_tenants_objects_are_not_found(backend: Backend) {
     };
     let admin = app.login_admin().await;
     let ours = create_department(&app, &admin, "Support").await;
-    let our_department = ours["data"]["createDepartment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let our_department = ours["data"]["createDepartment"]["id"].as_str().unwrap().to_owned();
     let globex = second_tenant(&app).await;
 
     let response = app
-        .graphql(
-            Some(&globex),
-            "query($id: ID!) { department(id: $id) { name } }",
-            json!({"id": our_department}),
-        )
+        .graphql(Some(&globex), "query($id: ID!) { department(id: $id) { name } }", json!({"id": our_department}))
         .await;
     assert_eq!(error_code(&response), "NOT_FOUND");
     let rename = app
@@ -183,21 +144,10 @@ async fn another_tenants_objects_are_not_found(backend: Backend) {
         )
         .await;
     assert_eq!(error_code(&rename), "NOT_FOUND");
-    let theirs = app
-        .graphql(
-            Some(&globex),
-            "{ departments { name } agents { email } }",
-            json!({}),
-        )
-        .await;
+    let theirs = app.graphql(Some(&globex), "{ departments { name } agents { email } }", json!({})).await;
     assert_eq!(theirs["data"]["departments"], json!([]));
-    assert_eq!(
-        theirs["data"]["agents"],
-        json!([{"email": "boss@globex.example"}])
-    );
-    let still = app
-        .graphql(Some(&admin), "{ departments { name } }", json!({}))
-        .await;
+    assert_eq!(theirs["data"]["agents"], json!([{"email": "boss@globex.example"}]));
+    let still = app.graphql(Some(&admin), "{ departments { name } }", json!({})).await;
     assert_eq!(still["data"]["departments"], json!([{"name": "Support"}]));
 }
 
@@ -213,46 +163,20 @@ async fn an_api_key_is_shown_once_and_listed_without_its_secret(backend: Backend
             json!({}),
         )
         .await;
-    let secret = created["data"]["createApiKey"]["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned();
-    let prefix = created["data"]["createApiKey"]["apiKey"]["prefix"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = created["data"]["createApiKey"]["secret"].as_str().expect("secret").to_owned();
+    let prefix = created["data"]["createApiKey"]["apiKey"]["prefix"].as_str().unwrap().to_owned();
     assert!(secret.starts_with(&format!("mdg_{prefix}_")));
 
-    let listed = app
-        .graphql(
-            Some(&admin),
-            "{ apiKeys { name prefix scopes lastUsedAt revokedAt } }",
-            json!({}),
-        )
-        .await;
+    let listed = app.graphql(Some(&admin), "{ apiKeys { name prefix scopes lastUsedAt revokedAt } }", json!({})).await;
     assert_eq!(listed["data"]["apiKeys"][0]["name"], "CRM");
-    assert!(
-        !listed.to_string().contains(&secret[prefix.len() + 5..]),
-        "the secret is never listed"
-    );
+    assert!(!listed.to_string().contains(&secret[prefix.len() + 5..]), "the secret is never listed");
 
     let stored: Vec<madoguchi_entity::api_keys::Model> =
-        <madoguchi_entity::api_keys::Entity as sea_orm::EntityTrait>::find()
-            .all(app.core.db())
-            .await
-            .unwrap();
-    assert!(
-        stored
-            .iter()
-            .all(|row| !row.digest.contains(&secret) && row.digest.len() == 64)
-    );
+        <madoguchi_entity::api_keys::Entity as sea_orm::EntityTrait>::find().all(app.core.db()).await.unwrap();
+    assert!(stored.iter().all(|row| !row.digest.contains(&secret) && row.digest.len() == 64));
 
     let unknown_scope = app
-        .graphql(
-            Some(&admin),
-            "mutation { createApiKey(name: \"x\", scopes: [\"root\"]) { secret } }",
-            json!({}),
-        )
+        .graphql(Some(&admin), "mutation { createApiKey(name: \"x\", scopes: [\"root\"]) { secret } }", json!({}))
         .await;
     assert_eq!(error_code(&unknown_scope), "INVALID_ARGUMENT");
 }
@@ -262,25 +186,11 @@ async fn malformed_graphql_gets_a_coded_error(backend: Backend) {
         return;
     };
     let admin = app.login_admin().await;
-    for query in [
-        "{ organization { name ",
-        "{ noSuchField }",
-        "query($id: ID!) { department(id: $id) { name } }",
-    ] {
+    for query in ["{ organization { name ", "{ noSuchField }", "query($id: ID!) { department(id: $id) { name } }"] {
         let response = app.graphql(Some(&admin), query, json!({})).await;
-        assert_eq!(
-            error_code(&response),
-            "INVALID_ARGUMENT",
-            "{query}: {response}"
-        );
+        assert_eq!(error_code(&response), "INVALID_ARGUMENT", "{query}: {response}");
     }
-    let bad_id = app
-        .graphql(
-            Some(&admin),
-            "{ department(id: \"not-a-uuid\") { name } }",
-            json!({}),
-        )
-        .await;
+    let bad_id = app.graphql(Some(&admin), "{ department(id: \"not-a-uuid\") { name } }", json!({})).await;
     assert_eq!(error_code(&bad_id), "INVALID_ARGUMENT");
     let bad_email = app
         .graphql(
@@ -290,14 +200,8 @@ async fn malformed_graphql_gets_a_coded_error(backend: Backend) {
         )
         .await;
     assert_eq!(error_code(&bad_email), "INVALID_ARGUMENT");
-    let agents = app
-        .graphql(Some(&admin), "{ agents { email } }", json!({}))
-        .await;
-    assert_eq!(
-        agents["data"]["agents"].as_array().unwrap().len(),
-        1,
-        "nothing was created"
-    );
+    let agents = app.graphql(Some(&admin), "{ agents { email } }", json!({})).await;
+    assert_eq!(agents["data"]["agents"].as_array().unwrap().len(), 1, "nothing was created");
 }
 
 async fn the_last_admin_cannot_demote_themselves(backend: Backend) {

@@ -4,10 +4,7 @@ use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
 use madoguchi_tests::{Backend, spawn_app};
 use serde_json::json;
 
-on_both_backends!(
-    probes_and_metrics_answer,
-    shutdown_closes_websockets_cleanly_and_stops
-);
+on_both_backends!(probes_and_metrics_answer, shutdown_closes_websockets_cleanly_and_stops);
 
 async fn probes_and_metrics_answer(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -18,27 +15,10 @@ async fn probes_and_metrics_answer(backend: Backend) {
         assert_eq!(response.status(), 200);
         assert_eq!(response.text().await.unwrap(), body);
     }
-    app.graphql(None, "{ organization { name } }", json!({}))
-        .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    app.graphql(None, "{ organization { name } }", json!({})).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
-    let graphiql = app
-        .client
-        .get(app.url("/graphql"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let graphiql = app.client.get(app.url("/graphql")).send().await.unwrap().text().await.unwrap();
     assert!(graphiql.contains("graphiql"));
 }
 
@@ -53,12 +33,7 @@ async fn shutdown_closes_websockets_cleanly_and_stops(backend: Backend) {
     )
     .await
     .unwrap();
-    ws.subscribe(
-        "1",
-        "subscription { organizationEvents { cursor } }",
-        json!({}),
-    )
-    .await;
+    ws.subscribe("1", "subscription { organizationEvents { cursor } }", json!({})).await;
     assert!(ws.is_quiet_for(std::time::Duration::from_millis(200)).await);
 
     app.begin_stop();
@@ -67,8 +42,5 @@ async fn shutdown_closes_websockets_cleanly_and_stops(backend: Backend) {
         .await
         .expect("the server stops within its grace period")
         .expect("the server stops without error");
-    assert!(
-        app.client.get(app.url("/livez")).send().await.is_err(),
-        "nothing listens any more"
-    );
+    assert!(app.client.get(app.url("/livez")).send().await.is_err(), "nothing listens any more");
 }

@@ -33,10 +33,7 @@ fn event(data: &Value) -> (i64, String, String) {
     (
         event["cursor"].as_str().unwrap().parse().unwrap(),
         event["kind"].as_str().unwrap().to_owned(),
-        event["payload"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        event["payload"]["name"].as_str().unwrap_or_default().to_owned(),
     )
 }
 
@@ -51,12 +48,7 @@ async fn a_subscriber_sees_changes_live_and_resumes_after_a_drop(backend: Backen
         return;
     };
     let admin = app.login_admin().await;
-    let mut ws = GraphqlWs::connect(
-        &ws_url(&app),
-        json!({"authorization": format!("Bearer {admin}")}),
-    )
-    .await
-    .unwrap();
+    let mut ws = GraphqlWs::connect(&ws_url(&app), json!({"authorization": format!("Bearer {admin}")})).await.unwrap();
     ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
     // The subscription starts at the newest event; give it a moment to be
     // registered before changing anything.
@@ -64,73 +56,35 @@ async fn a_subscriber_sees_changes_live_and_resumes_after_a_drop(backend: Backen
 
     create_department(&app, &admin, "Support").await;
     let (cursor, kind, name) = event(&ws.next_data().await);
-    assert_eq!(
-        (kind.as_str(), name.as_str()),
-        ("department.created", "Support")
-    );
+    assert_eq!((kind.as_str(), name.as_str()), ("department.created", "Support"));
     drop(ws);
 
     // While nobody listens, three more changes happen.
     for name in ["Sales", "Billing", "Returns"] {
         create_department(&app, &admin, name).await;
     }
-    let mut ws = GraphqlWs::connect(
-        &ws_url(&app),
-        json!({"authorization": format!("Bearer {admin}")}),
-    )
-    .await
-    .unwrap();
-    ws.subscribe(
-        "2",
-        ORGANIZATION_EVENTS,
-        json!({"after": cursor.to_string()}),
-    )
-    .await;
+    let mut ws = GraphqlWs::connect(&ws_url(&app), json!({"authorization": format!("Bearer {admin}")})).await.unwrap();
+    ws.subscribe("2", ORGANIZATION_EVENTS, json!({"after": cursor.to_string()})).await;
     let mut replayed = Vec::new();
     for _ in 0..3 {
         replayed.push(event(&ws.next_data().await));
     }
-    assert_eq!(
-        replayed
-            .iter()
-            .map(|(_, _, name)| name.as_str())
-            .collect::<Vec<_>>(),
-        ["Sales", "Billing", "Returns"]
-    );
-    assert_eq!(
-        replayed
-            .iter()
-            .map(|(cursor, _, _)| *cursor)
-            .collect::<Vec<_>>(),
-        [cursor + 1, cursor + 2, cursor + 3]
-    );
+    assert_eq!(replayed.iter().map(|(_, _, name)| name.as_str()).collect::<Vec<_>>(), ["Sales", "Billing", "Returns"]);
+    assert_eq!(replayed.iter().map(|(cursor, _, _)| *cursor).collect::<Vec<_>>(), [cursor + 1, cursor + 2, cursor + 3]);
 
     create_department(&app, &admin, "Live again").await;
     assert_eq!(event(&ws.next_data().await).2, "Live again");
-    assert!(
-        ws.is_quiet_for(std::time::Duration::from_millis(300)).await,
-        "each event arrives once"
-    );
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "each event arrives once");
 }
 
 async fn a_websocket_without_a_valid_token_is_refused(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let refused = GraphqlWs::connect(
-        &ws_url(&app),
-        json!({"authorization": "Bearer forged.token.here"}),
-    )
-    .await;
-    assert!(
-        matches!(refused, Err(Received::Closed(Some(4403)))),
-        "{refused:?}"
-    );
+    let refused = GraphqlWs::connect(&ws_url(&app), json!({"authorization": "Bearer forged.token.here"})).await;
+    assert!(matches!(refused, Err(Received::Closed(Some(4403)))), "{refused:?}");
     let anonymous = GraphqlWs::connect(&ws_url(&app), json!({})).await;
-    assert!(
-        matches!(anonymous, Err(Received::Closed(Some(4403)))),
-        "{anonymous:?}"
-    );
+    assert!(matches!(anonymous, Err(Received::Closed(Some(4403)))), "{anonymous:?}");
 
     // An agent (not an admin) may connect but not follow the whole log.
     let admin = app.login_admin().await;
@@ -141,19 +95,11 @@ async fn a_websocket_without_a_valid_token_is_refused(backend: Backend) {
     )
     .await;
     let ann = app.login("ann@acme.example", "ann's long password").await;
-    let mut ws = GraphqlWs::connect(
-        &ws_url(&app),
-        json!({"authorization": format!("Bearer {ann}")}),
-    )
-    .await
-    .unwrap();
+    let mut ws = GraphqlWs::connect(&ws_url(&app), json!({"authorization": format!("Bearer {ann}")})).await.unwrap();
     ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
     match ws.next().await {
         Received::Message(message) => {
-            assert_eq!(
-                message["payload"]["errors"][0]["extensions"]["code"], "PERMISSION_DENIED",
-                "{message}"
-            );
+            assert_eq!(message["payload"]["errors"][0]["extensions"]["code"], "PERMISSION_DENIED", "{message}");
             assert!(message["payload"]["data"].is_null());
         }
         other => panic!("expected an error, got {other:?}"),
@@ -169,12 +115,7 @@ async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {
     create_department(&app, &admin, "Support").await;
     let mut client = EventServiceClient::new(app.grpc_channel().await);
     let mut stream = client
-        .stream_events(with_key(
-            pb::StreamEventsRequest {
-                after_cursor: Some(0),
-            },
-            &key,
-        ))
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: Some(0) }, &key))
         .await
         .unwrap()
         .into_inner();
@@ -183,31 +124,16 @@ async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {
         let event = stream.next().await.unwrap().unwrap().event.unwrap();
         kinds.push(event.kind);
     }
-    assert_eq!(
-        kinds.first().map(String::as_str),
-        Some("organization.created")
-    );
+    assert_eq!(kinds.first().map(String::as_str), Some("organization.created"));
     create_department(&app, &admin, "Sales").await;
-    let live = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let live = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     let event = live.event.unwrap();
     assert_eq!(event.kind, "department.created");
     let name = event.payload.unwrap().fields["name"].kind.clone();
-    assert_eq!(
-        name,
-        Some(prost_types::value::Kind::StringValue("Sales".into()))
-    );
+    assert_eq!(name, Some(prost_types::value::Kind::StringValue("Sales".into())));
 
     let (unscoped, _) = api_key(&app, &admin, &["organization:read"]).await;
-    let denied = client
-        .stream_events(with_key(
-            pb::StreamEventsRequest { after_cursor: None },
-            &unscoped,
-        ))
-        .await
-        .unwrap_err();
+    let denied =
+        client.stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &unscoped)).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 }

@@ -9,7 +9,10 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Pagi
 use serde_json::json;
 
 use crate::Core;
-use crate::auth::{AgentCaller, Caller, Email, Password, Permission, Role, SessionToken, hash_password, verify_against_dummy, verify_password};
+use crate::auth::{
+    AgentCaller, Caller, Email, Password, Permission, Role, SessionToken, hash_password, verify_against_dummy,
+    verify_password,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
@@ -95,12 +98,18 @@ impl<'a> Agents<'a> {
                 verify_against_dummy(login.password).await;
                 return Err(invalid());
             }
-            _ => return Err(Error::invalid_argument("this email belongs to several portals: give the portal name")),
+            _ => {
+                return Err(Error::invalid_argument("this email belongs to several portals: give the portal name"));
+            }
         };
         if !verify_password(agent.password_hash.clone(), login.password).await || !agent.active {
             return Err(invalid());
         }
-        let caller = AgentCaller { organization_id: agent.organization_id.into(), agent_id: agent.id.into(), role: Role::parse(&agent.role)? };
+        let caller = AgentCaller {
+            organization_id: agent.organization_id.into(),
+            agent_id: agent.id.into(),
+            role: Role::parse(&agent.role)?,
+        };
         let token = self.core.tokens().issue(&caller, self.core.now())?;
         let agent = self.load(caller.organization_id, caller.agent_id).await?;
         Ok(Session { token, agent })
@@ -268,7 +277,11 @@ impl<'a> Agents<'a> {
     }
 
     /// Checks that every department belongs to the organization.
-    async fn own_departments(&self, organization_id: OrganizationId, ids: &[DepartmentId]) -> Result<BTreeSet<DepartmentId>> {
+    async fn own_departments(
+        &self,
+        organization_id: OrganizationId,
+        ids: &[DepartmentId],
+    ) -> Result<BTreeSet<DepartmentId>> {
         let wanted: BTreeSet<DepartmentId> = ids.iter().copied().collect();
         let found = departments::Entity::find()
             .filter(departments::Column::OrganizationId.eq(organization_id.uuid()))
@@ -292,9 +305,8 @@ async fn replace_departments(
         .exec(db)
         .await?;
     if !departments.is_empty() {
-        agent_departments::Entity::insert_many(departments.iter().map(|department_id| agent_departments::ActiveModel {
-            agent_id: Set(agent_id.uuid()),
-            department_id: Set(department_id.uuid()),
+        agent_departments::Entity::insert_many(departments.iter().map(|department_id| {
+            agent_departments::ActiveModel { agent_id: Set(agent_id.uuid()), department_id: Set(department_id.uuid()) }
         }))
         .exec_without_returning(db)
         .await?;
@@ -314,4 +326,3 @@ fn agent_from_row(row: agents::Model, department_ids: Vec<DepartmentId>) -> Agen
         created_at: row.created_at,
     }
 }
-

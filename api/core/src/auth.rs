@@ -160,7 +160,9 @@ pub enum Caller {
     Agent(AgentCaller),
     ApiKey(ApiKeyCaller),
     /// The operator at the command line: full rights within one organization.
-    Operator { organization_id: OrganizationId },
+    Operator {
+        organization_id: OrganizationId,
+    },
 }
 
 impl Caller {
@@ -196,9 +198,14 @@ impl Caller {
         let allowed = match self {
             Self::Operator { .. } => true,
             Self::Agent(agent) if agent.role == Role::Admin => true,
-            Self::Agent(_) => matches!(permission, ReadOrganization | ReadChats | WriteChats | ReadTickets | WriteTickets | ReadEvents),
+            Self::Agent(_) => matches!(
+                permission,
+                ReadOrganization | ReadChats | WriteChats | ReadTickets | WriteTickets | ReadEvents
+            ),
             Self::ApiKey(key) => match permission {
-                ReadOrganization => key.scopes.contains(Scope::OrganizationRead) || key.scopes.contains(Scope::OrganizationWrite),
+                ReadOrganization => {
+                    key.scopes.contains(Scope::OrganizationRead) || key.scopes.contains(Scope::OrganizationWrite)
+                }
                 ManageDepartments => key.scopes.contains(Scope::OrganizationWrite),
                 ReadChats => key.scopes.contains(Scope::ChatsRead) || key.scopes.contains(Scope::ChatsWrite),
                 WriteChats => key.scopes.contains(Scope::ChatsWrite),
@@ -371,7 +378,12 @@ impl Tokens {
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Self { encoding: EncodingKey::from_secret(&key), decoding: DecodingKey::from_secret(&key), validation, settings }
+        Self {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            validation,
+            settings,
+        }
     }
 
     pub(crate) fn issue(&self, agent: &AgentCaller, now: DateTime<Utc>) -> Result<SessionToken> {
@@ -384,8 +396,8 @@ impl Tokens {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(Error::internal)?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)?;
         Ok(SessionToken { token: Secret::new(token), expires_at })
     }
 

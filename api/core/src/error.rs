@@ -125,12 +125,9 @@ impl Error {
 impl From<sea_orm::DbErr> for Error {
     fn from(error: sea_orm::DbErr) -> Self {
         match error.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                Self::conflict("already exists").with_source(error)
-            }
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::conflict("already exists").with_source(error),
             Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                Self::failed_precondition("a referenced object does not exist or is still in use")
-                    .with_source(error)
+                Self::failed_precondition("a referenced object does not exist or is still in use").with_source(error)
             }
             _ => Self::internal(error),
         }

@@ -106,11 +106,8 @@ impl EventLog {
             .and_where(Expr::col("id").eq(organization_id.uuid()))
             .returning(Query::returning().column("event_seq"))
             .to_owned();
-        let seq: i64 = tx
-            .query_one(&advance)
-            .await?
-            .ok_or_else(|| Error::not_found("organization"))?
-            .try_get("", "event_seq")?;
+        let seq: i64 =
+            tx.query_one(&advance).await?.ok_or_else(|| Error::not_found("organization"))?.try_get("", "event_seq")?;
         events::Entity::insert(events::ActiveModel {
             organization_id: Set(organization_id.uuid()),
             seq: Set(seq),

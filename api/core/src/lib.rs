@@ -138,11 +138,7 @@ impl Core {
 
     /// Checks that the database answers.
     pub async fn ready(&self) -> Result<()> {
-        self.inner
-            .db
-            .ping()
-            .await
-            .map_err(|error| Error::unavailable("database unavailable").with_source(error))
+        self.inner.db.ping().await.map_err(|error| Error::unavailable("database unavailable").with_source(error))
     }
 
     /// Starts the background work the core needs on this database (the

@@ -183,7 +183,11 @@ impl<'a> Organizations<'a> {
         self.find_department(caller.organization_id(), id).await.map(Into::into)
     }
 
-    pub(crate) async fn find_department(&self, organization_id: OrganizationId, id: DepartmentId) -> Result<departments::Model> {
+    pub(crate) async fn find_department(
+        &self,
+        organization_id: OrganizationId,
+        id: DepartmentId,
+    ) -> Result<departments::Model> {
         departments::Entity::find_by_id(id.uuid())
             .filter(departments::Column::OrganizationId.eq(organization_id.uuid()))
             .one(self.core.db())
@@ -250,7 +254,12 @@ fn department_name_taken(error: sea_orm::DbErr) -> Error {
     }
 }
 
-async fn append_department_event(write: &mut Write<'_>, kind: &'static str, department: &Department, now: DateTime<Utc>) -> Result<i64> {
+async fn append_department_event(
+    write: &mut Write<'_>,
+    kind: &'static str,
+    department: &Department,
+    now: DateTime<Utc>,
+) -> Result<i64> {
     write
         .append(
             department.organization_id,
@@ -267,6 +276,11 @@ impl From<organizations::Model> for Organization {
 
 impl From<departments::Model> for Department {
     fn from(row: departments::Model) -> Self {
-        Self { id: row.id.into(), organization_id: row.organization_id.into(), name: row.name, created_at: row.created_at }
+        Self {
+            id: row.id.into(),
+            organization_id: row.organization_id.into(),
+            name: row.name,
+            created_at: row.created_at,
+        }
     }
 }

@@ -69,12 +69,9 @@ impl MasterKey {
 
     /// Parses a key written as standard base64 of 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| Error::invalid_argument("master key is not valid base64"))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::invalid_argument("master key must be 32 bytes"))?;
+        let bytes =
+            STANDARD.decode(text.trim()).map_err(|_| Error::invalid_argument("master key is not valid base64"))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| Error::invalid_argument("master key must be 32 bytes"))?;
         Ok(Self(key))
     }
 
@@ -152,10 +149,8 @@ impl SecretBox {
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at the nonce length");
         let aad = at.associated_data();
-        let plaintext = self
-            .cipher
-            .decrypt(&nonce.into(), Payload { msg: ciphertext, aad: aad.as_bytes() })
-            .map_err(|_| {
+        let plaintext =
+            self.cipher.decrypt(&nonce.into(), Payload { msg: ciphertext, aad: aad.as_bytes() }).map_err(|_| {
                 Error::internal(std::io::Error::other(format!(
                     "sealed secret {}.{} of row {} does not open",
                     at.table, at.column, at.row_id

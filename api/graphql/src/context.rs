@@ -19,7 +19,9 @@ pub enum Authentication {
 /// Authenticates a `Bearer` session token (from the `Authorization` header
 /// or the `connection_init` payload).
 pub async fn authenticate_bearer(core: &Core, header: Option<&str>) -> Authentication {
-    let Some(header) = header else { return Authentication::Anonymous };
+    let Some(header) = header else {
+        return Authentication::Anonymous;
+    };
     let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
     match core.agents().authenticate(token).await {
         Ok(caller) => Authentication::Authenticated(caller),
@@ -46,7 +48,8 @@ pub(crate) fn to_graphql(error: Error) -> async_graphql::Error {
     if error.code() == ErrorCode::Internal {
         tracing::error!(error = ?error.cause(), "graphql operation failed");
     }
-    async_graphql::Error::new(error.message()).extend_with(|_, extensions| extensions.set("code", error.code().as_str()))
+    async_graphql::Error::new(error.message())
+        .extend_with(|_, extensions| extensions.set("code", error.code().as_str()))
 }
 
 /// Lets resolvers use `?` on core results.

@@ -14,7 +14,12 @@ pub struct Subscription;
 /// Parses a cursor given by a client; absent means "from now on".
 pub(crate) fn parse_cursor(after: Option<&str>) -> madoguchi_core::Result<Option<i64>> {
     after
-        .map(|text| text.parse::<i64>().ok().filter(|cursor| *cursor >= 0).ok_or_else(|| Error::invalid_argument("malformed cursor")))
+        .map(|text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|cursor| *cursor >= 0)
+                .ok_or_else(|| Error::invalid_argument("malformed cursor"))
+        })
         .transpose()
 }
 

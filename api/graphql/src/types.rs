@@ -15,7 +15,12 @@ pub struct Organization {
 
 impl From<organizations::Organization> for Organization {
     fn from(value: organizations::Organization) -> Self {
-        Self { id: value.id.to_string().into(), name: value.name, portal_name: value.portal_name, created_at: value.created_at }
+        Self {
+            id: value.id.to_string().into(),
+            name: value.name,
+            portal_name: value.portal_name,
+            created_at: value.created_at,
+        }
     }
 }
 
@@ -93,7 +98,11 @@ pub struct Session {
 
 impl From<agents::Session> for Session {
     fn from(value: agents::Session) -> Self {
-        Self { token: value.token.token.expose().clone(), expires_at: value.token.expires_at, agent: value.agent.into() }
+        Self {
+            token: value.token.token.expose().clone(),
+            expires_at: value.token.expires_at,
+            agent: value.agent.into(),
+        }
     }
 }
 

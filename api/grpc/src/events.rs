@@ -40,9 +40,10 @@ impl pb::event_service_server::EventService for EventApi {
             Some(cursor) => cursor,
             None => self.core.events().head(organization_id).await.status()?,
         };
-        let stream = self.core.events().follow(organization_id, after).map(|event| {
-            event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status)
-        });
+        let stream =
+            self.core.events().follow(organization_id, after).map(|event| {
+                event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status)
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 }

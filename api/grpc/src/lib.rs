@@ -27,7 +27,9 @@ use tonic::service::Routes;
 /// authentication, health and reflection open to anyone.
 pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server::Error> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<pb::organization_service_server::OrganizationServiceServer<organization::OrganizationApi>>().await;
+    health_reporter
+        .set_serving::<pb::organization_service_server::OrganizationServiceServer<organization::OrganizationApi>>()
+        .await;
     health_reporter.set_serving::<pb::event_service_server::EventServiceServer<events::EventApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

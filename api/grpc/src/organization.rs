@@ -37,7 +37,9 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
     ) -> Result<Response<pb::ListDepartmentsResponse>, Status> {
         let caller = caller(&request)?;
         let departments = self.core.organizations().departments(&caller).await.status()?;
-        Ok(Response::new(pb::ListDepartmentsResponse { departments: departments.into_iter().map(Into::into).collect() }))
+        Ok(Response::new(pb::ListDepartmentsResponse {
+            departments: departments.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn get_department(

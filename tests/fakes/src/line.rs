@@ -67,15 +67,7 @@ impl FakeBotInfo {
     /// Returns a bot with chat on and manual read marking, its basic ID derived from `user_id`.
     pub fn new(user_id: impl Into<String>, display_name: impl Into<String>) -> Self {
         let user_id = user_id.into();
-        let basic_id = format!(
-            "@{}",
-            user_id
-                .chars()
-                .skip(1)
-                .take(8)
-                .collect::<String>()
-                .to_lowercase()
-        );
+        let basic_id = format!("@{}", user_id.chars().skip(1).take(8).collect::<String>().to_lowercase());
         Self {
             user_id,
             basic_id,
@@ -176,35 +168,18 @@ impl FakeLine {
         let mut servers = Vec::new();
         let mut addresses = Vec::new();
         for host in [FakeHost::Api, FakeHost::Data] {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("the fake line api binds a loopback port");
-            addresses.push(
-                listener
-                    .local_addr()
-                    .expect("a bound listener has an address"),
-            );
-            let router = Router::new().fallback(handle).with_state(Shared {
-                host,
-                state: state.clone(),
-            });
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("the fake line api binds a loopback port");
+            addresses.push(listener.local_addr().expect("a bound listener has an address"));
+            let router = Router::new().fallback(handle).with_state(Shared { host, state: state.clone() });
             let mut stopped = stopped.clone();
             servers.push(tokio::spawn(async move {
                 let until_stopped = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(until_stopped)
-                    .await;
+                let _ = axum::serve(listener, router).with_graceful_shutdown(until_stopped).await;
             }));
         }
-        FakeLine {
-            api_address: addresses[0],
-            data_address: addresses[1],
-            state,
-            stop,
-            servers,
-        }
+        FakeLine { api_address: addresses[0], data_address: addresses[1], state, stop, servers }
     }
 
     /// Returns the base URL standing in for `https://api.line.me`.
@@ -227,13 +202,7 @@ impl FakeLine {
 
     /// Adds a channel whose calls authenticate with `access_token`.
     pub fn add_channel(&self, access_token: &str, bot_info: FakeBotInfo) {
-        self.state().channels.insert(
-            access_token.to_owned(),
-            Channel {
-                bot_info,
-                expired: false,
-            },
-        );
+        self.state().channels.insert(access_token.to_owned(), Channel { bot_info, expired: false });
     }
 
     /// Makes `access_token` fail with 401 from now on, as a revoked or expired token does.
@@ -245,13 +214,7 @@ impl FakeLine {
 
     /// Issues a reply token, as LINE does with a webhook event; its window starts now.
     pub fn issue_reply_token(&self, reply_token: &str) {
-        self.state().reply_tokens.insert(
-            reply_token.to_owned(),
-            ReplyToken {
-                issued_at: Instant::now(),
-                used: false,
-            },
-        );
+        self.state().reply_tokens.insert(reply_token.to_owned(), ReplyToken { issued_at: Instant::now(), used: false });
     }
 
     /// Sets how long reply tokens stay usable after they are issued (`Duration::ZERO`
@@ -294,13 +257,7 @@ impl FakeLine {
 
     /// Stores the content of a user's message; the first `not_ready_times` content
     /// or transcoding calls for it answer "not ready" (202, or `processing`).
-    pub fn set_content(
-        &self,
-        message_id: &str,
-        bytes: impl Into<Bytes>,
-        content_type: &str,
-        not_ready_times: u32,
-    ) {
+    pub fn set_content(&self, message_id: &str, bytes: impl Into<Bytes>, content_type: &str, not_ready_times: u32) {
         self.state().contents.insert(
             message_id.to_owned(),
             StoredContent {
@@ -313,9 +270,7 @@ impl FakeLine {
 
     /// Sets the profile answered for `profile.user_id`.
     pub fn set_profile(&self, profile: FakeProfile) {
-        self.state()
-            .profiles
-            .insert(profile.user_id.clone(), profile);
+        self.state().profiles.insert(profile.user_id.clone(), profile);
     }
 
     /// Sets a monthly push limit (`type: limited`); without one the quota is `none`.
@@ -331,12 +286,7 @@ impl FakeLine {
 
     /// Returns the requests received for exactly `path`, in order.
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
-        self.state()
-            .requests
-            .iter()
-            .filter(|request| request.path == path)
-            .cloned()
-            .collect()
+        self.state().requests.iter().filter(|request| request.path == path).cloned().collect()
     }
 
     /// Returns the message objects delivered to `to` by accepted pushes, in order.
@@ -351,11 +301,7 @@ impl FakeLine {
 
     /// Returns the message objects delivered with `reply_token`.
     pub fn replied(&self, reply_token: &str) -> Vec<Value> {
-        self.state()
-            .replied
-            .get(reply_token)
-            .cloned()
-            .unwrap_or_default()
+        self.state().replied.get(reply_token).cloned().unwrap_or_default()
     }
 
     fn state(&self) -> MutexGuard<'_, FakeState> {
@@ -473,9 +419,7 @@ impl Answer {
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let raw_body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
+    let raw_body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
     let recorded = RecordedRequest {
         host: shared.host,
         method: parts.method,
@@ -512,10 +456,7 @@ fn into_response(answer: Answer) -> Response {
 
 impl FakeState {
     fn answer(&mut self, request: &RecordedRequest) -> Answer {
-        let scripted = self
-            .failures
-            .iter()
-            .position(|failure| request.path.starts_with(&failure.path_prefix));
+        let scripted = self.failures.iter().position(|failure| request.path.starts_with(&failure.path_prefix));
         if let Some(index) = scripted
             && !self.failures[index].after_taking_effect
         {
@@ -531,9 +472,7 @@ impl FakeState {
     }
 
     fn route(&mut self, request: &RecordedRequest) -> Answer {
-        let token = request
-            .header(AUTHORIZATION.as_str())
-            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = request.header(AUTHORIZATION.as_str()).and_then(|value| value.strip_prefix("Bearer "));
         let Some(channel) = token.and_then(|token| self.channels.get(token)) else {
             return Answer::error(StatusCode::UNAUTHORIZED, AUTHENTICATION_FAILED);
         };
@@ -546,12 +485,8 @@ impl FakeState {
             (FakeHost::Api, ["v2", "bot", "info"]) if method == Method::GET => {
                 Answer::json(StatusCode::OK, json!(channel.bot_info))
             }
-            (FakeHost::Api, ["v2", "bot", "message", "reply"]) if method == Method::POST => {
-                self.reply(request)
-            }
-            (FakeHost::Api, ["v2", "bot", "message", "push"]) if method == Method::POST => {
-                self.push(request)
-            }
+            (FakeHost::Api, ["v2", "bot", "message", "reply"]) if method == Method::POST => self.reply(request),
+            (FakeHost::Api, ["v2", "bot", "message", "push"]) if method == Method::POST => self.push(request),
             (FakeHost::Api, ["v2", "bot", "profile", user_id]) if method == Method::GET => {
                 match self.profiles.get(*user_id) {
                     Some(profile) => Answer::json(StatusCode::OK, json!(profile)),
@@ -565,14 +500,10 @@ impl FakeState {
                 };
                 Answer::json(StatusCode::OK, quota)
             }
-            (FakeHost::Api, ["v2", "bot", "message", "quota", "consumption"])
-                if method == Method::GET =>
-            {
+            (FakeHost::Api, ["v2", "bot", "message", "quota", "consumption"]) if method == Method::GET => {
                 Answer::json(StatusCode::OK, json!({"totalUsage": self.accepted_pushes}))
             }
-            (FakeHost::Data, ["v2", "bot", "message", message_id, "content"])
-                if method == Method::GET =>
-            {
+            (FakeHost::Data, ["v2", "bot", "message", message_id, "content"]) if method == Method::GET => {
                 self.content(message_id)
             }
             (FakeHost::Data, ["v2", "bot", "message", message_id, "content", "transcoding"])
@@ -593,10 +524,7 @@ impl FakeState {
             Err(answer) => return answer,
         };
         let ttl = self.reply_token_ttl.unwrap_or(Duration::from_secs(60));
-        let reply_token = body
-            .get("replyToken")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let reply_token = body.get("replyToken").and_then(Value::as_str).unwrap_or_default();
         let usable = match self.reply_tokens.get_mut(reply_token) {
             Some(token) if !token.used && token.issued_at.elapsed() < ttl => {
                 token.used = true;
@@ -638,35 +566,22 @@ impl FakeState {
         let to = match body.get("to").and_then(Value::as_str) {
             Some(to) if !to.is_empty() => to.to_owned(),
             _ => {
-                return Answer::invalid(vec![
-                    json!({"message": "must be specified", "property": "to"}),
-                ]);
+                return Answer::invalid(vec![json!({"message": "must be specified", "property": "to"})]);
             }
         };
         let messages = match validate_messages(body) {
             Ok(messages) => messages,
             Err(answer) => return answer,
         };
-        if self
-            .quota
-            .is_some_and(|limit| self.accepted_pushes >= limit)
-        {
-            return Answer::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "You have reached your monthly limit.",
-            );
+        if self.quota.is_some_and(|limit| self.accepted_pushes >= limit) {
+            return Answer::error(StatusCode::TOO_MANY_REQUESTS, "You have reached your monthly limit.");
         }
         self.accepted_pushes += 1;
         let sent_messages = self.sent_messages(&messages);
         let request_id = uuid::Uuid::new_v4().to_string();
         if let Some(key) = retry_key {
-            self.accepted_retry_keys.insert(
-                key,
-                AcceptedPush {
-                    request_id: request_id.clone(),
-                    sent_messages: sent_messages.clone(),
-                },
-            );
+            self.accepted_retry_keys
+                .insert(key, AcceptedPush { request_id: request_id.clone(), sent_messages: sent_messages.clone() });
         }
         self.pushed.push((to, messages));
         Answer::json(StatusCode::OK, json!({ "sentMessages": sent_messages }))
@@ -728,10 +643,7 @@ fn scripted_answer(failure: ScriptedFailure) -> Answer {
 }
 
 fn unparsable_body() -> Answer {
-    Answer::error(
-        StatusCode::BAD_REQUEST,
-        "The request body could not be parsed as JSON",
-    )
+    Answer::error(StatusCode::BAD_REQUEST, "The request body could not be parsed as JSON")
 }
 
 /// Checks `messages` as LINE does for the types Madoguchi sends; other known types
@@ -739,9 +651,7 @@ fn unparsable_body() -> Answer {
 fn validate_messages(body: &Value) -> Result<Vec<Value>, Answer> {
     let messages = body.get("messages").and_then(Value::as_array);
     let Some(messages) = messages.filter(|m| (1..=MAX_MESSAGES).contains(&m.len())) else {
-        return Err(Answer::invalid(vec![
-            json!({"message": "Size must be between 1 and 5", "property": "messages"}),
-        ]));
+        return Err(Answer::invalid(vec![json!({"message": "Size must be between 1 and 5", "property": "messages"})]));
     };
     let mut details = Vec::new();
     for (index, message) in messages.iter().enumerate() {
@@ -773,11 +683,7 @@ fn validate_messages(body: &Value) -> Result<Vec<Value>, Answer> {
             })),
         }
     }
-    if details.is_empty() {
-        Ok(messages.clone())
-    } else {
-        Err(Answer::invalid(details))
-    }
+    if details.is_empty() { Ok(messages.clone()) } else { Err(Answer::invalid(details)) }
 }
 
 #[cfg(test)]

@@ -83,9 +83,7 @@ impl<Id> MessageBatch<Id> {
 }
 
 /// Packs queued messages, in order, into reply calls (see the module docs for the rule).
-pub fn batch_messages<Id>(
-    queued: impl IntoIterator<Item = QueuedMessage<Id>>,
-) -> Vec<MessageBatch<Id>> {
+pub fn batch_messages<Id>(queued: impl IntoIterator<Item = QueuedMessage<Id>>) -> Vec<MessageBatch<Id>> {
     let mut objects: Vec<BatchedMessage<Id>> = Vec::new();
     // The text object still open for joining, if the last object is one.
     let mut open_text: Option<(String, Vec<Id>)> = None;
@@ -95,10 +93,7 @@ pub fn batch_messages<Id>(
             OutboundMessage::Text { text } => text,
             other => {
                 close_text(&mut open_text, &mut objects);
-                objects.push(BatchedMessage {
-                    message: other,
-                    source_ids: vec![id],
-                });
+                objects.push(BatchedMessage { message: other, source_ids: vec![id] });
                 continue;
             }
         };
@@ -120,10 +115,11 @@ pub fn batch_messages<Id>(
         // last one may take the texts that follow.
         let mut parts = split_text(&text, MAX_TEXT_LENGTH);
         let last = parts.pop().unwrap_or_default();
-        objects.extend(parts.into_iter().map(|part| BatchedMessage {
-            message: OutboundMessage::Text { text: part },
-            source_ids: Vec::new(),
-        }));
+        objects.extend(
+            parts
+                .into_iter()
+                .map(|part| BatchedMessage { message: OutboundMessage::Text { text: part }, source_ids: Vec::new() }),
+        );
         open_text = Some((last, vec![id]));
     }
     close_text(&mut open_text, &mut objects);
@@ -131,22 +127,14 @@ pub fn batch_messages<Id>(
     let mut batches = Vec::with_capacity(objects.len().div_ceil(MAX_MESSAGES_PER_CALL));
     let mut objects = objects.into_iter().peekable();
     while objects.peek().is_some() {
-        batches.push(MessageBatch {
-            messages: objects.by_ref().take(MAX_MESSAGES_PER_CALL).collect(),
-        });
+        batches.push(MessageBatch { messages: objects.by_ref().take(MAX_MESSAGES_PER_CALL).collect() });
     }
     batches
 }
 
-fn close_text<Id>(
-    open_text: &mut Option<(String, Vec<Id>)>,
-    objects: &mut Vec<BatchedMessage<Id>>,
-) {
+fn close_text<Id>(open_text: &mut Option<(String, Vec<Id>)>, objects: &mut Vec<BatchedMessage<Id>>) {
     if let Some((text, source_ids)) = open_text.take() {
-        objects.push(BatchedMessage {
-            message: OutboundMessage::Text { text },
-            source_ids,
-        });
+        objects.push(BatchedMessage { message: OutboundMessage::Text { text }, source_ids });
     }
 }
 
@@ -220,22 +208,12 @@ mod tests {
     fn consecutive_texts_are_joined_with_newlines() {
         let batches = batch_messages([text(1, "hello"), text(2, "how can I help?"), text(3, "…")]);
 
-        assert_eq!(
-            shape(&batches),
-            [[object("text:hello\nhow can I help?\n…", &[1, 2, 3])]]
-        );
+        assert_eq!(shape(&batches), [[object("text:hello\nhow can I help?\n…", &[1, 2, 3])]]);
     }
 
     #[test]
     fn images_stay_in_place_between_texts() {
-        let batches = batch_messages([
-            text(1, "a"),
-            text(2, "b"),
-            image(3),
-            text(4, "c"),
-            image(5),
-            image(6),
-        ]);
+        let batches = batch_messages([text(1, "a"), text(2, "b"), image(3), text(4, "c"), image(5), image(6)]);
 
         assert_eq!(
             shape(&batches),
@@ -251,15 +229,8 @@ mod tests {
 
     #[test]
     fn a_sixth_object_starts_a_second_call() {
-        let batches = batch_messages([
-            image(1),
-            text(2, "a"),
-            image(3),
-            text(4, "b"),
-            image(5),
-            text(6, "c"),
-            image(7),
-        ]);
+        let batches =
+            batch_messages([image(1), text(2, "a"), image(3), text(4, "b"), image(5), text(6, "c"), image(7)]);
 
         assert_eq!(
             shape(&batches),
@@ -285,10 +256,7 @@ mod tests {
 
         assert_eq!(
             shape(&batches),
-            [[
-                object(&format!("text:{first}"), &[1]),
-                object(&format!("text:{second}\nc"), &[2, 3])
-            ]]
+            [[object(&format!("text:{first}"), &[1]), object(&format!("text:{second}\nc"), &[2, 3])]]
         );
     }
 
@@ -300,10 +268,7 @@ mod tests {
         let batches = batch_messages([text(1, &first), text(2, &second)]);
 
         assert_eq!(batches[0].messages.len(), 1);
-        assert_eq!(
-            text_length(batches[0].messages[0].message.as_text().unwrap()),
-            5000
-        );
+        assert_eq!(text_length(batches[0].messages[0].message.as_text().unwrap()), 5000);
     }
 
     #[test]
@@ -336,20 +301,13 @@ mod tests {
 
         let batches = batch_messages([text(1, &long)]);
 
-        let texts: Vec<&str> = batches[0]
-            .messages
-            .iter()
-            .map(|m| m.message.as_text().unwrap())
-            .collect();
+        let texts: Vec<&str> = batches[0].messages.iter().map(|m| m.message.as_text().unwrap()).collect();
         assert_eq!(texts, [&"a".repeat(4999) as &str, "😀😀"]);
     }
 
     #[test]
     fn ids_can_be_any_type() {
-        let batches = batch_messages([QueuedMessage::new(
-            "first".to_owned(),
-            OutboundMessage::text("a"),
-        )]);
+        let batches = batch_messages([QueuedMessage::new("first".to_owned(), OutboundMessage::text("a"))]);
 
         assert_eq!(batches[0].source_ids().collect::<Vec<_>>(), ["first"]);
         assert_eq!(batches[0].outbound(), [OutboundMessage::text("a")]);
@@ -364,11 +322,7 @@ mod tests {
             2 => Just(OutboundMessage::image("https://cdn.example/a.jpg", "https://cdn.example/a-small.jpg")),
         ];
         proptest::collection::vec(content, 0..30).prop_map(|contents| {
-            contents
-                .into_iter()
-                .enumerate()
-                .map(|(id, message)| QueuedMessage::new(id, message))
-                .collect()
+            contents.into_iter().enumerate().map(|(id, message)| QueuedMessage::new(id, message)).collect()
         })
     }
 
@@ -377,10 +331,7 @@ mod tests {
         let mut runs: Vec<Vec<&QueuedMessage<usize>>> = Vec::new();
         for message in queued {
             let joins = message.message.as_text().is_some()
-                && runs
-                    .last()
-                    .and_then(|run| run.last())
-                    .is_some_and(|last| last.message.as_text().is_some());
+                && runs.last().and_then(|run| run.last()).is_some_and(|last| last.message.as_text().is_some());
             if joins {
                 runs.last_mut().unwrap().push(message);
             } else {

@@ -127,10 +127,7 @@ impl LineClient {
             messages: &'a [OutboundMessage],
         }
         let url = api_url(&self.endpoints.api_base, &["v2", "bot", "message", "reply"]);
-        let request = self.http.post(url).json(&ReplyRequest {
-            reply_token,
-            messages,
-        });
+        let request = self.http.post(url).json(&ReplyRequest { reply_token, messages });
         let response = self.send(request, token, self.timeout).await?;
         delivery(response).await
     }
@@ -176,10 +173,7 @@ impl LineClient {
                 .and_then(|body| serde_json::from_slice::<Conflict>(&body).ok())
                 .map(|conflict| conflict.sent_messages)
                 .unwrap_or_default();
-            return Ok(PushOutcome::AlreadyAccepted {
-                accepted_request_id,
-                sent_messages,
-            });
+            return Ok(PushOutcome::AlreadyAccepted { accepted_request_id, sent_messages });
         }
         delivery(response).await.map(PushOutcome::Sent)
     }
@@ -198,19 +192,10 @@ impl LineClient {
     ///
     /// LINE answers 202 while a video or audio is still being prepared: that is
     /// [`ContentOutcome::NotReady`], to be asked again later.
-    pub async fn content(
-        &self,
-        token: &AccessToken,
-        message_id: &str,
-    ) -> Result<ContentOutcome, LineError> {
+    pub async fn content(&self, token: &AccessToken, message_id: &str) -> Result<ContentOutcome, LineError> {
         let message_id = path_id("message id", message_id)?;
-        let url = api_url(
-            &self.endpoints.data_base,
-            &["v2", "bot", "message", message_id, "content"],
-        );
-        let mut response = self
-            .send(self.http.get(url), token, self.content_timeout)
-            .await?;
+        let url = api_url(&self.endpoints.data_base, &["v2", "bot", "message", message_id, "content"]);
+        let mut response = self.send(self.http.get(url), token, self.content_timeout).await?;
         if response.status() == StatusCode::ACCEPTED {
             return Ok(ContentOutcome::NotReady);
         }
@@ -218,8 +203,8 @@ impl LineClient {
             return Err(error_from(response).await);
         }
         let limit = self.max_content_length;
-        let declared = header(response.headers(), CONTENT_LENGTH.as_str())
-            .and_then(|length| length.parse::<u64>().ok());
+        let declared =
+            header(response.headers(), CONTENT_LENGTH.as_str()).and_then(|length| length.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit) {
             return Err(LineError::ContentTooLarge { limit });
         }
@@ -231,10 +216,7 @@ impl LineClient {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(ContentOutcome::Ready(Content {
-            bytes: bytes.freeze(),
-            content_type,
-        }))
+        Ok(ContentOutcome::Ready(Content { bytes: bytes.freeze(), content_type }))
     }
 
     /// Asks whether a video or audio is ready to download
@@ -249,10 +231,7 @@ impl LineClient {
             status: TranscodingStatus,
         }
         let message_id = path_id("message id", message_id)?;
-        let url = api_url(
-            &self.endpoints.data_base,
-            &["v2", "bot", "message", message_id, "content", "transcoding"],
-        );
+        let url = api_url(&self.endpoints.data_base, &["v2", "bot", "message", message_id, "content", "transcoding"]);
         let response = self.send(self.http.get(url), token, self.timeout).await?;
         json::<Transcoding>(response).await.map(|t| t.status)
     }
@@ -272,10 +251,7 @@ impl LineClient {
         match (quota.quota_type.as_str(), quota.value) {
             ("none", _) => Ok(Quota::Unlimited),
             ("limited", Some(limit)) => Ok(Quota::Limited(limit)),
-            (other, _) => Err(LineError::Decode {
-                status,
-                reason: format!("unexpected quota type {other:?}"),
-            }),
+            (other, _) => Err(LineError::Decode { status, reason: format!("unexpected quota type {other:?}") }),
         }
     }
 
@@ -287,10 +263,7 @@ impl LineClient {
         struct Consumption {
             total_usage: u64,
         }
-        let url = api_url(
-            &self.endpoints.api_base,
-            &["v2", "bot", "message", "quota", "consumption"],
-        );
+        let url = api_url(&self.endpoints.api_base, &["v2", "bot", "message", "quota", "consumption"]);
         let response = self.send(self.http.get(url), token, self.timeout).await?;
         json::<Consumption>(response).await.map(|c| c.total_usage)
     }
@@ -301,12 +274,8 @@ impl LineClient {
         token: &AccessToken,
         timeout: Duration,
     ) -> Result<Response, LineError> {
-        let response = request
-            .bearer_auth(token.expose_secret())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(LineError::Transport)?;
+        let response =
+            request.bearer_auth(token.expose_secret()).timeout(timeout).send().await.map_err(LineError::Transport)?;
         tracing::debug!(
             path = response.url().path(),
             status = response.status().as_u16(),
@@ -337,10 +306,7 @@ fn api_url(base: &Url, segments: &[&str]) -> Url {
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
 }
 
 async fn json<T: DeserializeOwned>(response: Response) -> Result<T, LineError> {
@@ -349,10 +315,7 @@ async fn json<T: DeserializeOwned>(response: Response) -> Result<T, LineError> {
         return Err(error_from(response).await);
     }
     let body = response.bytes().await.map_err(LineError::Transport)?;
-    serde_json::from_slice(&body).map_err(|error| LineError::Decode {
-        status,
-        reason: error.to_string(),
-    })
+    serde_json::from_slice(&body).map_err(|error| LineError::Decode { status, reason: error.to_string() })
 }
 
 async fn delivery(response: Response) -> Result<Delivery, LineError> {
@@ -364,10 +327,7 @@ async fn delivery(response: Response) -> Result<Delivery, LineError> {
     }
     let request_id = header(response.headers(), REQUEST_ID);
     let sent: Sent = json(response).await?;
-    Ok(Delivery {
-        request_id,
-        sent_messages: sent.sent_messages,
-    })
+    Ok(Delivery { request_id, sent_messages: sent.sent_messages })
 }
 
 async fn error_from(response: Response) -> LineError {
@@ -387,13 +347,7 @@ async fn error_from(response: Response) -> LineError {
         Ok(error) => (error.message, error.details),
         Err(_) => (format!("line answered {status}"), Vec::new()),
     };
-    LineError::Api {
-        status,
-        message,
-        details,
-        retry_after,
-        request_id,
-    }
+    LineError::Api { status, message, details, retry_after, request_id }
 }
 
 /// The bot's own profile, from `GET /v2/bot/info`.
@@ -587,11 +541,7 @@ fn api_message(message: &str, details: &[ErrorDetail]) -> String {
             (None, None) => None,
         })
         .collect();
-    if details.is_empty() {
-        message.to_owned()
-    } else {
-        format!("{message} ({})", details.join("; "))
-    }
+    if details.is_empty() { message.to_owned() } else { format!("{message} ({})", details.join("; ")) }
 }
 
 impl LineError {
@@ -599,9 +549,7 @@ impl LineError {
     /// and transport failures (retry pushes with the same retry key).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Api { status, .. } => {
-                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::Api { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
             Self::Transport(_) => true,
             Self::Decode { .. } | Self::InvalidId { .. } | Self::ContentTooLarge { .. } => false,
         }
@@ -663,10 +611,7 @@ mod tests {
 
         let url = api_url(&base, &["v2", "bot", "profile", "../info?x=1#y"]);
 
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:8080/v2/bot/profile/..%2Finfo%3Fx=1%23y"
-        );
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v2/bot/profile/..%2Finfo%3Fx=1%23y");
     }
 
     #[tokio::test]
@@ -674,13 +619,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Nothing listens on the discard port: a request would fail as transport.
         let base = Url::parse("http://127.0.0.1:9").unwrap();
-        let client = LineClient::new(
-            reqwest::Client::new(),
-            LineEndpoints {
-                api_base: base.clone(),
-                data_base: base,
-            },
-        );
+        let client = LineClient::new(reqwest::Client::new(), LineEndpoints { api_base: base.clone(), data_base: base });
         let token = AccessToken::new("t");
 
         for id in ["", ".", ".."] {
@@ -688,18 +627,9 @@ mod tests {
             let content = client.content(&token, id).await.unwrap_err();
             let transcoding = client.content_transcoding(&token, id).await.unwrap_err();
 
-            assert!(
-                matches!(profile, LineError::InvalidId { what: "user id" }),
-                "{profile:?}"
-            );
-            assert!(
-                matches!(content, LineError::InvalidId { what: "message id" }),
-                "{content:?}"
-            );
-            assert!(
-                matches!(transcoding, LineError::InvalidId { .. }),
-                "{transcoding:?}"
-            );
+            assert!(matches!(profile, LineError::InvalidId { what: "user id" }), "{profile:?}");
+            assert!(matches!(content, LineError::InvalidId { what: "message id" }), "{content:?}");
+            assert!(matches!(transcoding, LineError::InvalidId { .. }), "{transcoding:?}");
             assert!(!profile.is_retryable());
         }
     }

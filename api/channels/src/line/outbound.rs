@@ -32,14 +32,8 @@ impl OutboundMessage {
     }
 
     /// Returns an image message.
-    pub fn image(
-        original_content_url: impl Into<String>,
-        preview_image_url: impl Into<String>,
-    ) -> Self {
-        Self::Image {
-            original_content_url: original_content_url.into(),
-            preview_image_url: preview_image_url.into(),
-        }
+    pub fn image(original_content_url: impl Into<String>, preview_image_url: impl Into<String>) -> Self {
+        Self::Image { original_content_url: original_content_url.into(), preview_image_url: preview_image_url.into() }
     }
 
     /// Returns the text of a text message.
@@ -65,10 +59,7 @@ mod tests {
 
     #[test]
     fn an_image_message_has_lines_wire_format() {
-        let message = OutboundMessage::image(
-            "https://example.com/a.jpg",
-            "https://example.com/a-small.jpg",
-        );
+        let message = OutboundMessage::image("https://example.com/a.jpg", "https://example.com/a-small.jpg");
 
         let json = serde_json::to_value(message).unwrap();
 

@@ -26,21 +26,13 @@ pub enum SignatureError {
 ///
 /// Surrounding whitespace in the header is ignored; anything else that is not the
 /// standard base64 of the 32-byte HMAC-SHA256 tag is rejected.
-pub fn verify_signature(
-    channel_secret: &[u8],
-    body: &[u8],
-    header: &str,
-) -> Result<(), SignatureError> {
+pub fn verify_signature(channel_secret: &[u8], body: &[u8], header: &str) -> Result<(), SignatureError> {
     let header = header.trim();
     if header.is_empty() {
         return Err(SignatureError::Missing);
     }
-    let tag = STANDARD
-        .decode(header)
-        .map_err(|_| SignatureError::NotBase64)?;
-    mac(channel_secret, body)
-        .verify_slice(&tag)
-        .map_err(|_| SignatureError::Mismatch)
+    let tag = STANDARD.decode(header).map_err(|_| SignatureError::NotBase64)?;
+    mac(channel_secret, body).verify_slice(&tag).map_err(|_| SignatureError::Mismatch)
 }
 
 /// Returns the `X-Line-Signature` value LINE would send for `body`.
@@ -71,19 +63,14 @@ mod tests {
         negatives: Vec<String>,
     }
 
-    const VECTORS: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/line-signature.txt"
-    ));
+    const VECTORS: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-signature.txt"));
 
     fn vectors() -> Vec<Vector> {
         let mut vectors: Vec<Vector> = Vec::new();
         for line in VECTORS.lines() {
             if let Some(name) = line.strip_prefix("## ") {
-                vectors.push(Vector {
-                    name: name.to_owned(),
-                    ..Vector::default()
-                });
+                vectors.push(Vector { name: name.to_owned(), ..Vector::default() });
                 continue;
             }
             let Some(vector) = vectors.last_mut() else {
@@ -130,11 +117,7 @@ mod tests {
     #[test]
     fn every_published_signature_is_accepted() {
         for vector in vectors() {
-            let result = verify_signature(
-                vector.secret.as_bytes(),
-                vector.body.as_bytes(),
-                &vector.signature,
-            );
+            let result = verify_signature(vector.secret.as_bytes(), vector.body.as_bytes(), &vector.signature);
 
             assert_eq!(result, Ok(()), "{}", vector.name);
         }
@@ -153,8 +136,7 @@ mod tests {
     fn every_published_negative_is_rejected() {
         for vector in vectors() {
             for negative in &vector.negatives {
-                let result =
-                    verify_signature(vector.secret.as_bytes(), vector.body.as_bytes(), negative);
+                let result = verify_signature(vector.secret.as_bytes(), vector.body.as_bytes(), negative);
 
                 assert!(result.is_err(), "{} accepted {negative}", vector.name);
             }
@@ -163,22 +145,13 @@ mod tests {
 
     #[test]
     fn a_missing_signature_is_rejected_as_missing() {
-        assert_eq!(
-            verify_signature(b"channel_secret", b"body", ""),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify_signature(b"channel_secret", b"body", "  "),
-            Err(SignatureError::Missing)
-        );
+        assert_eq!(verify_signature(b"channel_secret", b"body", ""), Err(SignatureError::Missing));
+        assert_eq!(verify_signature(b"channel_secret", b"body", "  "), Err(SignatureError::Missing));
     }
 
     #[test]
     fn an_undecodable_signature_is_rejected_as_not_base64() {
-        assert_eq!(
-            verify_signature(b"channel_secret", b"body", "invalid_signature"),
-            Err(SignatureError::NotBase64)
-        );
+        assert_eq!(verify_signature(b"channel_secret", b"body", "invalid_signature"), Err(SignatureError::NotBase64));
     }
 
     #[test]
@@ -186,30 +159,21 @@ mod tests {
         let signature = sign(b"channel_secret", b"bodybodybodybody");
         let truncated = STANDARD.encode(&STANDARD.decode(signature).unwrap()[..31]);
 
-        assert_eq!(
-            verify_signature(b"channel_secret", b"bodybodybodybody", &truncated),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_signature(b"channel_secret", b"bodybodybodybody", &truncated), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn a_trailing_newline_in_the_body_changes_the_signature() {
         let signature = sign(b"SECRET", b"{}");
 
-        assert_eq!(
-            verify_signature(b"SECRET", b"{}\n", &signature),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_signature(b"SECRET", b"{}\n", &signature), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn the_secret_is_part_of_the_signature() {
         let signature = sign(b"SECRET", b"{}");
 
-        assert_eq!(
-            verify_signature(b"secret", b"{}", &signature),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_signature(b"secret", b"{}", &signature), Err(SignatureError::Mismatch));
     }
 
     proptest! {

@@ -68,15 +68,9 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, ParseError> {
         Some(Value::Array(events)) => events,
         _ => return Err(ParseError::MissingEvents),
     };
-    let events = events
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| Event::parse(index, raw))
-        .collect::<Result<_, _>>()?;
-    Ok(WebhookBody {
-        destination,
-        events,
-    })
+    let events =
+        events.into_iter().enumerate().map(|(index, raw)| Event::parse(index, raw)).collect::<Result<_, _>>()?;
+    Ok(WebhookBody { destination, events })
 }
 
 /// One webhook event: the fields every event shares, its typed content and its raw JSON.
@@ -108,15 +102,9 @@ impl Event {
         let Value::Object(object) = &raw else {
             return Err(malformed("not an object"));
         };
-        let event_type = object
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed("no type"))?
-            .to_owned();
-        let timestamp = object
-            .get("timestamp")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| malformed("no integer timestamp"))?;
+        let event_type = object.get("type").and_then(Value::as_str).ok_or_else(|| malformed("no type"))?.to_owned();
+        let timestamp =
+            object.get("timestamp").and_then(Value::as_i64).ok_or_else(|| malformed("no integer timestamp"))?;
         let mode = string(object, "mode").map(EventMode::from);
         let webhook_event_id = string(object, "webhookEventId");
         let is_redelivery = object
@@ -126,19 +114,8 @@ impl Event {
             .unwrap_or(false);
         let source = object.get("source").cloned().map(Source::from_json);
         let reply_token = string(object, "replyToken");
-        let kind = EventKind::parse(&event_type, object)
-            .unwrap_or_else(|reason| EventKind::Invalid { reason });
-        Ok(Self {
-            event_type,
-            timestamp,
-            mode,
-            webhook_event_id,
-            is_redelivery,
-            source,
-            reply_token,
-            kind,
-            raw,
-        })
+        let kind = EventKind::parse(&event_type, object).unwrap_or_else(|reason| EventKind::Invalid { reason });
+        Ok(Self { event_type, timestamp, mode, webhook_event_id, is_redelivery, source, reply_token, kind, raw })
     }
 
     /// Returns the user who caused the event, when LINE says.
@@ -205,28 +182,16 @@ impl Source {
             room_id: Option<String>,
         }
         let unknown = |raw: Value| Self::Unknown {
-            source_type: raw
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            source_type: raw.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
             raw,
         };
         let Ok(fields) = Fields::deserialize(&raw) else {
             return unknown(raw);
         };
         match (fields.source_type.as_str(), fields.group_id, fields.room_id) {
-            ("user", _, _) => Self::User {
-                user_id: fields.user_id,
-            },
-            ("group", Some(group_id), _) => Self::Group {
-                group_id,
-                user_id: fields.user_id,
-            },
-            ("room", _, Some(room_id)) => Self::Room {
-                room_id,
-                user_id: fields.user_id,
-            },
+            ("user", _, _) => Self::User { user_id: fields.user_id },
+            ("group", Some(group_id), _) => Self::Group { group_id, user_id: fields.user_id },
+            ("room", _, Some(room_id)) => Self::Room { room_id, user_id: fields.user_id },
             _ => unknown(raw),
         }
     }
@@ -234,9 +199,7 @@ impl Source {
     /// Returns the user ID, if the source names a user.
     pub fn user_id(&self) -> Option<&str> {
         match self {
-            Self::User { user_id } | Self::Group { user_id, .. } | Self::Room { user_id, .. } => {
-                user_id.as_deref()
-            }
+            Self::User { user_id } | Self::Group { user_id, .. } | Self::Room { user_id, .. } => user_id.as_deref(),
             Self::Unknown { .. } => None,
         }
     }
@@ -330,9 +293,7 @@ impl EventKind {
     fn parse(event_type: &str, event: &Map<String, Value>) -> Result<Self, String> {
         Ok(match event_type {
             "message" => Self::Message(MessageContent::parse(required(event, "message")?)?),
-            "messageEdited" => {
-                Self::MessageEdited(MessageContent::parse(required(event, "message")?)?)
-            }
+            "messageEdited" => Self::MessageEdited(MessageContent::parse(required(event, "message")?)?),
             "unsend" => {
                 #[derive(Deserialize)]
                 #[serde(rename_all = "camelCase")]
@@ -340,9 +301,7 @@ impl EventKind {
                     message_id: String,
                 }
                 let unsend: Unsend = required(event, "unsend")?;
-                Self::Unsend {
-                    message_id: unsend.message_id,
-                }
+                Self::Unsend { message_id: unsend.message_id }
             }
             "follow" => {
                 #[derive(Deserialize)]
@@ -351,19 +310,13 @@ impl EventKind {
                     is_unblocked: bool,
                 }
                 let follow: Option<Follow> = optional(event, "follow")?;
-                Self::Follow {
-                    is_unblocked: follow.is_some_and(|follow| follow.is_unblocked),
-                }
+                Self::Follow { is_unblocked: follow.is_some_and(|follow| follow.is_unblocked) }
             }
             "unfollow" => Self::Unfollow,
             "join" => Self::Join,
             "leave" => Self::Leave,
-            "memberJoined" => Self::MemberJoined {
-                members: required::<Members>(event, "joined")?.members,
-            },
-            "memberLeft" => Self::MemberLeft {
-                members: required::<Members>(event, "left")?.members,
-            },
+            "memberJoined" => Self::MemberJoined { members: required::<Members>(event, "joined")?.members },
+            "memberLeft" => Self::MemberLeft { members: required::<Members>(event, "left")?.members },
             "postback" => Self::Postback(required(event, "postback")?),
             "videoPlayComplete" => {
                 #[derive(Deserialize)]
@@ -372,9 +325,7 @@ impl EventKind {
                     tracking_id: String,
                 }
                 let video: VideoPlayComplete = required(event, "videoPlayComplete")?;
-                Self::VideoPlayComplete {
-                    tracking_id: video.tracking_id,
-                }
+                Self::VideoPlayComplete { tracking_id: video.tracking_id }
             }
             "beacon" => Self::Beacon(required(event, "beacon")?),
             "accountLink" => Self::AccountLink(required(event, "link")?),
@@ -388,9 +339,7 @@ impl EventKind {
                     expire_at: i64,
                 }
                 let control: ChatControl = required(event, "chatControl")?;
-                Self::Activated {
-                    expire_at: control.expire_at,
-                }
+                Self::Activated { expire_at: control.expire_at }
             }
             "deactivated" => Self::Deactivated,
             "botSuspended" => Self::BotSuspended,
@@ -401,9 +350,7 @@ impl EventKind {
                     data: String,
                 }
                 let delivery: Delivery = required(event, "delivery")?;
-                Self::Delivery {
-                    data: delivery.data,
-                }
+                Self::Delivery { data: delivery.data }
             }
             _ => Self::Unknown,
         })
@@ -532,17 +479,9 @@ pub enum ModuleContent {
 impl ModuleContent {
     fn parse(raw: Map<String, Value>) -> Result<Self, String> {
         Ok(match string(&raw, "type").as_deref() {
-            Some("attached") => Self::Attached {
-                bot_id: required(&raw, "botId")?,
-                scopes: required(&raw, "scopes")?,
-            },
-            Some("detached") => Self::Detached {
-                bot_id: required(&raw, "botId")?,
-                reason: required(&raw, "reason")?,
-            },
-            Some(other) => Self::Unknown {
-                module_type: other.to_owned(),
-            },
+            Some("attached") => Self::Attached { bot_id: required(&raw, "botId")?, scopes: required(&raw, "scopes")? },
+            Some("detached") => Self::Detached { bot_id: required(&raw, "botId")?, reason: required(&raw, "reason")? },
+            Some(other) => Self::Unknown { module_type: other.to_owned() },
             None => return Err("module has no type".to_owned()),
         })
     }
@@ -578,12 +517,8 @@ pub enum MessageContent {
 
 impl MessageContent {
     fn parse(raw: Map<String, Value>) -> Result<Self, String> {
-        fn typed<T: DeserializeOwned>(
-            message_type: &str,
-            raw: Map<String, Value>,
-        ) -> Result<T, String> {
-            serde_json::from_value(Value::Object(raw))
-                .map_err(|error| format!("{message_type} message: {error}"))
+        fn typed<T: DeserializeOwned>(message_type: &str, raw: Map<String, Value>) -> Result<T, String> {
+            serde_json::from_value(Value::Object(raw)).map_err(|error| format!("{message_type} message: {error}"))
         }
         let message_type = string(&raw, "type").ok_or("message has no type")?;
         Ok(match message_type.as_str() {
@@ -594,11 +529,7 @@ impl MessageContent {
             "file" => Self::File(typed(&message_type, raw)?),
             "location" => Self::Location(typed(&message_type, raw)?),
             "sticker" => Self::Sticker(typed(&message_type, raw)?),
-            _ => Self::Unknown {
-                id: string(&raw, "id"),
-                raw: Value::Object(raw),
-                message_type,
-            },
+            _ => Self::Unknown { id: string(&raw, "id"), raw: Value::Object(raw), message_type },
         })
     }
 
@@ -715,18 +646,11 @@ struct MentioneeFields {
 impl From<MentioneeFields> for Mentionee {
     fn from(fields: MentioneeFields) -> Self {
         let target = match fields.mentionee_type.as_str() {
-            "user" => MentionTarget::User {
-                user_id: fields.user_id,
-                is_self: fields.is_self.unwrap_or(false),
-            },
+            "user" => MentionTarget::User { user_id: fields.user_id, is_self: fields.is_self.unwrap_or(false) },
             "all" => MentionTarget::All,
             _ => MentionTarget::Other(fields.mentionee_type),
         };
-        Self {
-            index: fields.index,
-            length: fields.length,
-            target,
-        }
+        Self { index: fields.index, length: fields.length, target }
     }
 }
 
@@ -897,15 +821,10 @@ fn required<T: DeserializeOwned>(object: &Map<String, Value>, name: &str) -> Res
     optional(object, name)?.ok_or_else(|| format!("missing field `{name}`"))
 }
 
-fn optional<T: DeserializeOwned>(
-    object: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<T>, String> {
+fn optional<T: DeserializeOwned>(object: &Map<String, Value>, name: &str) -> Result<Option<T>, String> {
     match object.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => T::deserialize(value)
-            .map(Some)
-            .map_err(|error| format!("field `{name}`: {error}")),
+        Some(value) => T::deserialize(value).map(Some).map_err(|error| format!("field `{name}`: {error}")),
     }
 }
 

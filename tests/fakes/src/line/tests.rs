@@ -12,23 +12,12 @@ fn http() -> reqwest::Client {
 
 async fn started() -> FakeLine {
     let line = FakeLine::start().await;
-    line.add_channel(
-        TOKEN,
-        FakeBotInfo::new("Ub9952f8aaaaaaaaaaaaaaaaaaaaaaaaa", "Madoguchi"),
-    );
+    line.add_channel(TOKEN, FakeBotInfo::new("Ub9952f8aaaaaaaaaaaaaaaaaaaaaaaaa", "Madoguchi"));
     line
 }
 
-async fn post(
-    line: &FakeLine,
-    path: &str,
-    body: Value,
-    headers: &[(&str, &str)],
-) -> (StatusCode, HeaderMap, Value) {
-    let mut request = http()
-        .post(line.api_base().join(path).unwrap())
-        .bearer_auth(TOKEN)
-        .json(&body);
+async fn post(line: &FakeLine, path: &str, body: Value, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Value) {
+    let mut request = http().post(line.api_base().join(path).unwrap()).bearer_auth(TOKEN).json(&body);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -40,29 +29,18 @@ async fn post(
 }
 
 fn texts(count: usize) -> Value {
-    Value::Array(
-        (0..count)
-            .map(|n| json!({"type": "text", "text": format!("m{n}")}))
-            .collect(),
-    )
+    Value::Array((0..count).map(|n| json!({"type": "text", "text": format!("m{n}")})).collect())
 }
 
 #[tokio::test]
 async fn an_unknown_access_token_gets_lines_401() {
     let line = started().await;
 
-    let response = http()
-        .get(line.api_base().join("/v2/bot/info").unwrap())
-        .bearer_auth("someone-else")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        http().get(line.api_base().join("/v2/bot/info").unwrap()).bearer_auth("someone-else").send().await.unwrap();
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"message": AUTHENTICATION_FAILED})
-    );
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"message": AUTHENTICATION_FAILED}));
 }
 
 #[tokio::test]
@@ -70,13 +48,8 @@ async fn six_messages_are_rejected_like_line_does() {
     let line = started().await;
     line.issue_reply_token("r1");
 
-    let (status, _, body) = post(
-        &line,
-        "/v2/bot/message/reply",
-        json!({"replyToken": "r1", "messages": texts(6)}),
-        &[],
-    )
-    .await;
+    let (status, _, body) =
+        post(&line, "/v2/bot/message/reply", json!({"replyToken": "r1", "messages": texts(6)}), &[]).await;
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -93,21 +66,10 @@ async fn six_messages_are_rejected_like_line_does() {
 async fn a_rejected_body_does_not_use_up_the_reply_token() {
     let line = started().await;
     line.issue_reply_token("r1");
-    post(
-        &line,
-        "/v2/bot/message/reply",
-        json!({"replyToken": "r1", "messages": []}),
-        &[],
-    )
-    .await;
+    post(&line, "/v2/bot/message/reply", json!({"replyToken": "r1", "messages": []}), &[]).await;
 
-    let (status, _, _) = post(
-        &line,
-        "/v2/bot/message/reply",
-        json!({"replyToken": "r1", "messages": texts(5)}),
-        &[],
-    )
-    .await;
+    let (status, _, _) =
+        post(&line, "/v2/bot/message/reply", json!({"replyToken": "r1", "messages": texts(5)}), &[]).await;
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(line.replied("r1").len(), 5);
@@ -123,30 +85,15 @@ async fn empty_and_overlong_texts_and_plain_http_images_are_rejected() {
         {"type": "carousel"},
     ]);
 
-    let (status, _, body) = post(
-        &line,
-        "/v2/bot/message/push",
-        json!({"to": USER, "messages": messages}),
-        &[],
-    )
-    .await;
+    let (status, _, body) = post(&line, "/v2/bot/message/push", json!({"to": USER, "messages": messages}), &[]).await;
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"], "The request body has 4 error(s)");
-    let properties: Vec<&str> = body["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|detail| detail["property"].as_str().unwrap())
-        .collect();
+    let properties: Vec<&str> =
+        body["details"].as_array().unwrap().iter().map(|detail| detail["property"].as_str().unwrap()).collect();
     assert_eq!(
         properties,
-        [
-            "messages[0].text",
-            "messages[1].text",
-            "messages[2].originalContentUrl",
-            "messages[3].type"
-        ]
+        ["messages[0].text", "messages[1].text", "messages[2].originalContentUrl", "messages[3].type"]
     );
     assert!(line.pushed_to(USER).is_empty());
 }
@@ -173,30 +120,15 @@ async fn a_push_accepted_before_its_answer_was_lost_is_not_delivered_twice() {
     let key = uuid::Uuid::new_v4().to_string();
     let body = json!({"to": USER, "messages": texts(1)});
 
-    let (first, _, _) = post(
-        &line,
-        "/v2/bot/message/push",
-        body.clone(),
-        &[("x-line-retry-key", &key)],
-    )
-    .await;
-    let (second, headers, conflict) = post(
-        &line,
-        "/v2/bot/message/push",
-        body,
-        &[("x-line-retry-key", &key)],
-    )
-    .await;
+    let (first, _, _) = post(&line, "/v2/bot/message/push", body.clone(), &[("x-line-retry-key", &key)]).await;
+    let (second, headers, conflict) = post(&line, "/v2/bot/message/push", body, &[("x-line-retry-key", &key)]).await;
 
     assert_eq!(first, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(second, StatusCode::CONFLICT);
     assert!(headers.contains_key("x-line-accepted-request-id"));
     assert_eq!(conflict["message"], "The retry key is already accepted");
     assert_eq!(conflict["sentMessages"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        line.pushed_to(USER),
-        [json!({"type": "text", "text": "m0"})]
-    );
+    assert_eq!(line.pushed_to(USER), [json!({"type": "text", "text": "m0"})]);
 }
 
 #[tokio::test]
@@ -219,21 +151,9 @@ async fn an_invalid_retry_key_is_rejected() {
 async fn pushes_beyond_the_monthly_limit_get_429() {
     let line = started().await;
     line.set_quota(1);
-    post(
-        &line,
-        "/v2/bot/message/push",
-        json!({"to": USER, "messages": texts(3)}),
-        &[],
-    )
-    .await;
+    post(&line, "/v2/bot/message/push", json!({"to": USER, "messages": texts(3)}), &[]).await;
 
-    let (status, _, body) = post(
-        &line,
-        "/v2/bot/message/push",
-        json!({"to": USER, "messages": texts(1)}),
-        &[],
-    )
-    .await;
+    let (status, _, body) = post(&line, "/v2/bot/message/push", json!({"to": USER, "messages": texts(1)}), &[]).await;
 
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["message"], "You have reached your monthly limit.");
@@ -246,21 +166,13 @@ async fn content_is_served_on_the_data_host_only() {
     line.set_content("325708", &b"jpeg"[..], "image/jpeg", 0);
 
     let on_api = http()
-        .get(
-            line.api_base()
-                .join("/v2/bot/message/325708/content")
-                .unwrap(),
-        )
+        .get(line.api_base().join("/v2/bot/message/325708/content").unwrap())
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     let on_data = http()
-        .get(
-            line.data_base()
-                .join("/v2/bot/message/325708/content")
-                .unwrap(),
-        )
+        .get(line.data_base().join("/v2/bot/message/325708/content").unwrap())
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -276,22 +188,13 @@ async fn every_request_is_recorded_with_its_json_body() {
     let line = started().await;
     line.issue_reply_token("r1");
 
-    post(
-        &line,
-        "/v2/bot/message/reply",
-        json!({"replyToken": "r1", "messages": texts(1)}),
-        &[],
-    )
-    .await;
+    post(&line, "/v2/bot/message/reply", json!({"replyToken": "r1", "messages": texts(1)}), &[]).await;
 
     let requests = line.requests_to("/v2/bot/message/reply");
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, Method::POST);
     assert_eq!(requests[0].host, FakeHost::Api);
-    assert_eq!(
-        requests[0].header("authorization"),
-        Some("Bearer channel-access-token")
-    );
+    assert_eq!(requests[0].header("authorization"), Some("Bearer channel-access-token"));
     assert_eq!(requests[0].body.as_ref().unwrap()["replyToken"], "r1");
     assert_eq!(line.requests().len(), 1);
 }
@@ -304,25 +207,15 @@ async fn scripted_failures_are_used_once_each_in_order() {
 
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let response = http()
-            .get(line.api_base().join("/v2/bot/info").unwrap())
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            http().get(line.api_base().join("/v2/bot/info").unwrap()).bearer_auth(TOKEN).send().await.unwrap();
         statuses.push((
             response.status().as_u16(),
-            response
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_owned()),
+            response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()),
         ));
     }
 
-    assert_eq!(
-        statuses,
-        [(500, None), (503, Some("7".to_owned())), (200, None)]
-    );
+    assert_eq!(statuses, [(500, None), (503, Some("7".to_owned())), (200, None)]);
 }
 
 #[tokio::test]

@@ -4,15 +4,11 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::json;
 
-const PYTHON_SDK_BODY: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/line-webhook-events-python-sdk.json"
-));
+const PYTHON_SDK_BODY: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-webhook-events-python-sdk.json"));
 
-const JAVA_SDK_BODIES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/line-webhook-events-java-sdk.txt"
-));
+const JAVA_SDK_BODIES: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-webhook-events-java-sdk.txt"));
 
 const USER: &str = "U206d25c2ea6bd87c17655609a1c37cb8";
 const GROUP: &str = "Ca56f94637cc4347f90a25382909b24b9";
@@ -58,9 +54,7 @@ fn message(event: &Event) -> &MessageContent {
 }
 
 fn user(user_id: &str) -> Option<Source> {
-    Some(Source::User {
-        user_id: Some(user_id.to_owned()),
-    })
+    Some(Source::User { user_id: Some(user_id.to_owned()) })
 }
 
 fn event_body(event: Value) -> Vec<u8> {
@@ -84,9 +78,7 @@ fn with_common_fields(event_type: &str, fields: Value) -> Value {
         "webhookEventId": "01FZ74A0TDDPYRVKNK77XKC3ZR",
         "deliveryContext": {"isRedelivery": false},
     });
-    let Value::Object(fields) = fields else {
-        panic!("fields must be an object")
-    };
+    let Value::Object(fields) = fields else { panic!("fields must be an object") };
     event.as_object_mut().unwrap().extend(fields);
     event
 }
@@ -140,22 +132,10 @@ fn every_python_sdk_event_keeps_its_common_fields_and_raw_json() {
     for (index, event) in body.events.iter().enumerate() {
         assert_eq!(event.raw, raw["events"][index], "event {index}");
         assert_eq!(event.mode, Some(EventMode::Active), "event {index}");
-        assert_eq!(
-            event.webhook_event_id.as_deref(),
-            Some("testwebhookeventid"),
-            "event {index}"
-        );
+        assert_eq!(event.webhook_event_id.as_deref(), Some("testwebhookeventid"), "event {index}");
         assert!(event.timestamp > 1_400_000_000_000, "event {index}");
-        assert_eq!(
-            event.reply_token.as_deref(),
-            raw["events"][index]["replyToken"].as_str(),
-            "event {index}"
-        );
-        assert!(
-            !matches!(event.kind, EventKind::Invalid { .. }),
-            "event {index}: {:?}",
-            event.kind
-        );
+        assert_eq!(event.reply_token.as_deref(), raw["events"][index]["replyToken"].as_str(), "event {index}");
+        assert!(!matches!(event.kind, EventKind::Invalid { .. }), "event {index}: {:?}", event.kind);
     }
 }
 
@@ -163,23 +143,16 @@ fn every_python_sdk_event_keeps_its_common_fields_and_raw_json() {
 fn the_python_sdk_messages_are_typed() {
     let events = parse_webhook(PYTHON_SDK_BODY).unwrap().events;
 
-    let MessageContent::Text(text) = message(&events[0]) else {
-        panic!("{:?}", events[0].kind)
-    };
+    let MessageContent::Text(text) = message(&events[0]) else { panic!("{:?}", events[0].kind) };
     assert_eq!(text.id, "325708");
     assert_eq!(text.text, "Hello, world");
     assert_eq!(text.quote_token.as_deref(), Some("quoteToken"));
     assert_eq!(events[0].source, user(USER));
     assert_eq!(events[0].reply_token.as_deref(), Some(REPLY_TOKEN));
     assert_eq!(events[0].user_id(), Some(USER));
-    assert_eq!(
-        events[0].occurred_at().unwrap().to_rfc3339(),
-        "2016-05-07T13:57:59.859+00:00"
-    );
+    assert_eq!(events[0].occurred_at().unwrap().to_rfc3339(), "2016-05-07T13:57:59.859+00:00");
 
-    let MessageContent::Image(image) = message(&events[1]) else {
-        panic!("{:?}", events[1].kind)
-    };
+    let MessageContent::Image(image) = message(&events[1]) else { panic!("{:?}", events[1].kind) };
     assert_eq!(
         image.content_provider,
         ContentProvider::External {
@@ -188,99 +161,50 @@ fn the_python_sdk_messages_are_typed() {
         }
     );
     assert_eq!(image.image_set, None);
-    assert_eq!(
-        events[1].source,
-        Some(Source::Room {
-            room_id: ROOM.into(),
-            user_id: None
-        })
-    );
+    assert_eq!(events[1].source, Some(Source::Room { room_id: ROOM.into(), user_id: None }));
     assert_eq!(events[1].user_id(), None);
 
-    let MessageContent::Video(video) = message(&events[2]) else {
-        panic!("{:?}", events[2].kind)
-    };
+    let MessageContent::Video(video) = message(&events[2]) else { panic!("{:?}", events[2].kind) };
     assert_eq!(video.duration, Some(60000));
 
-    let MessageContent::Audio(audio) = message(&events[3]) else {
-        panic!("{:?}", events[3].kind)
-    };
+    let MessageContent::Audio(audio) = message(&events[3]) else { panic!("{:?}", events[3].kind) };
     assert_eq!(audio.duration, Some(60000));
     assert_eq!(
         audio.content_provider,
-        ContentProvider::External {
-            original_content_url: Some("https://example.com".into()),
-            preview_image_url: None,
-        }
+        ContentProvider::External { original_content_url: Some("https://example.com".into()), preview_image_url: None }
     );
 
-    let MessageContent::Location(location) = message(&events[4]) else {
-        panic!("{:?}", events[4].kind)
-    };
+    let MessageContent::Location(location) = message(&events[4]) else { panic!("{:?}", events[4].kind) };
     assert_eq!(location.title.as_deref(), Some("my location"));
     assert_eq!(location.address.as_deref(), Some("Tokyo"));
     assert_eq!(location.latitude, 35.65910807942215);
     assert_eq!(location.longitude, 139.70372892916203);
 
-    let MessageContent::Sticker(sticker) = message(&events[5]) else {
-        panic!("{:?}", events[5].kind)
-    };
-    assert_eq!(
-        (sticker.package_id.as_str(), sticker.sticker_id.as_str()),
-        ("1", "1")
-    );
-    assert_eq!(
-        sticker.sticker_resource_type,
-        Some(StickerResourceType::Static)
-    );
+    let MessageContent::Sticker(sticker) = message(&events[5]) else { panic!("{:?}", events[5].kind) };
+    assert_eq!((sticker.package_id.as_str(), sticker.sticker_id.as_str()), ("1", "1"));
+    assert_eq!(sticker.sticker_resource_type, Some(StickerResourceType::Static));
     assert_eq!(sticker.keywords, ["Love You", "Love"]);
     assert_eq!(sticker.text.as_deref(), Some("Just sticker"));
 
-    let MessageContent::File(file) = message(&events[21]) else {
-        panic!("{:?}", events[21].kind)
-    };
-    assert_eq!(
-        (file.file_name.as_str(), file.file_size),
-        ("file.txt", 2138)
-    );
+    let MessageContent::File(file) = message(&events[21]) else { panic!("{:?}", events[21].kind) };
+    assert_eq!((file.file_name.as_str(), file.file_size), ("file.txt", 2138));
 
-    let MessageContent::Image(image_set) = message(&events[24]) else {
-        panic!("{:?}", events[24].kind)
-    };
+    let MessageContent::Image(image_set) = message(&events[24]) else { panic!("{:?}", events[24].kind) };
     assert_eq!(image_set.id, "354718705033693861");
     assert_eq!(image_set.content_provider, ContentProvider::Line);
     assert_eq!(
         image_set.image_set,
-        Some(ImageSet {
-            id: "E005D41A7288F41B655".into(),
-            index: Some(2),
-            total: Some(2)
-        })
+        Some(ImageSet { id: "E005D41A7288F41B655".into(), index: Some(2), total: Some(2) })
     );
-    assert_eq!(
-        events[24].reply_token.as_deref(),
-        Some("fbf94e269485410da6b7e3a5e33283e8")
-    );
+    assert_eq!(events[24].reply_token.as_deref(), Some("fbf94e269485410da6b7e3a5e33283e8"));
 }
 
 #[test]
 fn the_python_sdk_group_and_room_messages_name_their_sender() {
     let events = parse_webhook(PYTHON_SDK_BODY).unwrap().events;
 
-    assert_eq!(
-        events[14].source,
-        Some(Source::Group {
-            group_id: GROUP.into(),
-            user_id: Some(USER.into())
-        })
-    );
-    assert_eq!(
-        events[15].source,
-        Some(Source::Room {
-            room_id: ROOM.into(),
-            user_id: Some(USER.into())
-        })
-    );
+    assert_eq!(events[14].source, Some(Source::Group { group_id: GROUP.into(), user_id: Some(USER.into()) }));
+    assert_eq!(events[15].source, Some(Source::Room { room_id: ROOM.into(), user_id: Some(USER.into()) }));
     assert_eq!(events[14].user_id(), Some(USER));
     assert_eq!(events[15].user_id(), Some(USER));
 }
@@ -293,13 +217,7 @@ fn the_python_sdk_non_message_events_are_typed() {
     assert_eq!(events[7].kind, EventKind::Unfollow);
     assert_eq!(events[7].reply_token, None);
     assert_eq!(events[8].kind, EventKind::Join);
-    assert_eq!(
-        events[8].source,
-        Some(Source::Group {
-            group_id: GROUP.into(),
-            user_id: None
-        })
-    );
+    assert_eq!(events[8].source, Some(Source::Group { group_id: GROUP.into(), user_id: None }));
     assert_eq!(events[9].kind, EventKind::Leave);
     assert_eq!(
         events[10].kind,
@@ -310,11 +228,7 @@ fn the_python_sdk_non_message_events_are_typed() {
     );
     assert_eq!(
         events[11].kind,
-        EventKind::Beacon(Beacon {
-            hwid: "d41d8cd98f".into(),
-            beacon_type: BeaconType::Enter,
-            dm: None
-        })
+        EventKind::Beacon(Beacon { hwid: "d41d8cd98f".into(), beacon_type: BeaconType::Enter, dm: None })
     );
     assert_eq!(
         events[12].kind,
@@ -326,10 +240,7 @@ fn the_python_sdk_non_message_events_are_typed() {
     );
     assert_eq!(
         events[13].kind,
-        EventKind::AccountLink(AccountLink {
-            result: AccountLinkResult::Ok,
-            nonce: "Vb771wDYtXuammLszK6h9A".into()
-        })
+        EventKind::AccountLink(AccountLink { result: AccountLinkResult::Ok, nonce: "Vb771wDYtXuammLszK6h9A".into() })
     );
     let params: Vec<_> = [16, 17, 18]
         .iter()
@@ -347,49 +258,23 @@ fn the_python_sdk_non_message_events_are_typed() {
         ]
     );
     let members = vec![
-        Source::User {
-            user_id: Some("U4af4980629...".into()),
-        },
-        Source::User {
-            user_id: Some("U91eeaf62d9...".into()),
-        },
+        Source::User { user_id: Some("U4af4980629...".into()) },
+        Source::User { user_id: Some("U91eeaf62d9...".into()) },
     ];
-    assert_eq!(
-        events[19].kind,
-        EventKind::MemberJoined {
-            members: members.clone()
-        }
-    );
-    assert_eq!(
-        events[19].reply_token.as_deref(),
-        Some("0f3779fba3b349968c5d07db31eabf65")
-    );
+    assert_eq!(events[19].kind, EventKind::MemberJoined { members: members.clone() });
+    assert_eq!(events[19].reply_token.as_deref(), Some("0f3779fba3b349968c5d07db31eabf65"));
     assert_eq!(events[20].kind, EventKind::MemberLeft { members });
     assert_eq!(events[20].timestamp, 1462629479960);
-    assert_eq!(
-        events[22].kind,
-        EventKind::Unsend {
-            message_id: "325708".into()
-        }
-    );
-    assert_eq!(
-        events[23].kind,
-        EventKind::VideoPlayComplete {
-            tracking_id: "track_id".into()
-        }
-    );
+    assert_eq!(events[22].kind, EventKind::Unsend { message_id: "325708".into() });
+    assert_eq!(events[23].kind, EventKind::VideoPlayComplete { tracking_id: "track_id".into() });
 }
 
 #[test]
 fn a_redelivered_event_says_so() {
     let events = parse_webhook(PYTHON_SDK_BODY).unwrap().events;
 
-    let redelivered: Vec<usize> = events
-        .iter()
-        .enumerate()
-        .filter(|(_, event)| event.is_redelivery)
-        .map(|(index, _)| index)
-        .collect();
+    let redelivered: Vec<usize> =
+        events.iter().enumerate().filter(|(_, event)| event.is_redelivery).map(|(index, _)| index).collect();
     assert_eq!(redelivered, [25, 27]);
 }
 
@@ -420,19 +305,11 @@ fn all_27_java_sdk_bodies_parse_without_invalid_events() {
 
     assert_eq!(bodies.len(), 27);
     for (name, body) in bodies {
-        let parsed =
-            parse_webhook(body.as_bytes()).unwrap_or_else(|error| panic!("{name}: {error}"));
-        assert_eq!(
-            parsed.destination, "Uab012345678901234567890123456789",
-            "{name}"
-        );
+        let parsed = parse_webhook(body.as_bytes()).unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(parsed.destination, "Uab012345678901234567890123456789", "{name}");
         assert!(!parsed.events.is_empty(), "{name}");
         for event in parsed.events {
-            assert!(
-                !matches!(event.kind, EventKind::Invalid { .. }),
-                "{name}: {:?}",
-                event.kind
-            );
+            assert!(!matches!(event.kind, EventKind::Invalid { .. }), "{name}: {:?}", event.kind);
         }
     }
 }
@@ -443,9 +320,7 @@ fn java_sdk_bodies_without_delivery_context_are_first_deliveries() {
 
     assert_eq!(event.webhook_event_id, None);
     assert!(!event.is_redelivery);
-    let MessageContent::Text(text) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Text(text) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(text.quote_token, None);
 }
 
@@ -454,22 +329,14 @@ fn the_java_sdk_redelivery_body_is_a_redelivery() {
     let event = only_event(java_sdk_body("webhook-redelivery"));
 
     assert!(event.is_redelivery);
-    assert_eq!(
-        event.webhook_event_id.as_deref(),
-        Some("01G2KZKG2DS765NMRH3GZFD8AP")
-    );
+    assert_eq!(event.webhook_event_id.as_deref(), Some("01G2KZKG2DS765NMRH3GZFD8AP"));
 }
 
 #[test]
 fn a_follow_without_details_is_not_an_unblock() {
     let event = only_event(java_sdk_body("follow"));
 
-    assert_eq!(
-        event.kind,
-        EventKind::Follow {
-            is_unblocked: false
-        }
-    );
+    assert_eq!(event.kind, EventKind::Follow { is_unblocked: false });
     assert_eq!(event.reply_token.as_deref(), Some(REPLY_TOKEN));
 }
 
@@ -480,10 +347,7 @@ fn a_standby_group_message_keeps_its_mode() {
     assert_eq!(event.mode, Some(EventMode::Standby));
     assert_eq!(
         event.source,
-        Some(Source::Group {
-            group_id: "u206d25c2ea6bd87c17655609a1c37cb8".into(),
-            user_id: None
-        })
+        Some(Source::Group { group_id: "u206d25c2ea6bd87c17655609a1c37cb8".into(), user_id: None })
     );
 }
 
@@ -491,17 +355,10 @@ fn a_standby_group_message_keeps_its_mode() {
 fn text_emojis_are_typed() {
     let event = only_event(java_sdk_body("text-emojis"));
 
-    let MessageContent::Text(text) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Text(text) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(
         text.emojis,
-        [Emoji {
-            index: 14,
-            length: 6,
-            product_id: "5ac1bfd5040ab15980c9b435".into(),
-            emoji_id: "001".into()
-        }]
+        [Emoji { index: 14, length: 6, product_id: "5ac1bfd5040ab15980c9b435".into(), emoji_id: "001".into() }]
     );
 }
 
@@ -509,9 +366,7 @@ fn text_emojis_are_typed() {
 fn text_mentions_tell_users_from_everyone() {
     let event = only_event(java_sdk_body("text-mention"));
 
-    let MessageContent::Text(text) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Text(text) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(
         text.mention,
         Some(Mention {
@@ -524,11 +379,7 @@ fn text_mentions_tell_users_from_everyone() {
                         is_self: false
                     }
                 },
-                Mentionee {
-                    index: 24,
-                    length: 5,
-                    target: MentionTarget::All
-                },
+                Mentionee { index: 24, length: 5, target: MentionTarget::All },
             ]
         })
     );
@@ -542,10 +393,7 @@ fn java_sdk_sticker_variants_are_typed() {
     };
 
     let with_text = sticker("sticker-with-text");
-    assert_eq!(
-        with_text.sticker_resource_type,
-        Some(StickerResourceType::Message)
-    );
+    assert_eq!(with_text.sticker_resource_type, Some(StickerResourceType::Message));
     assert_eq!(with_text.text.as_deref(), Some("userEnteredText"));
     assert_eq!(with_text.keywords, ["bed", "sleep", "bedtime"]);
     assert_eq!(sticker("sticker-keywords-array").keywords, ["keyword"]);
@@ -555,9 +403,7 @@ fn java_sdk_sticker_variants_are_typed() {
 #[test]
 fn java_sdk_media_bodies_are_typed() {
     let event = only_event(java_sdk_body("image"));
-    let MessageContent::Image(image) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Image(image) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(
         image.content_provider,
         ContentProvider::External {
@@ -567,27 +413,15 @@ fn java_sdk_media_bodies_are_typed() {
     );
 
     let event = only_event(java_sdk_body("file"));
-    let MessageContent::File(file) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
-    assert_eq!(
-        (file.file_name.as_str(), file.file_size),
-        ("sample.pdf", 22016)
-    );
+    let MessageContent::File(file) = message(&event) else { panic!("{:?}", event.kind) };
+    assert_eq!((file.file_name.as_str(), file.file_size), ("sample.pdf", 22016));
 
     let event = only_event(java_sdk_body("location"));
-    let MessageContent::Location(location) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
-    assert_eq!(
-        location.address.as_deref(),
-        Some("〒150-0002 東京都渋谷区渋谷２丁目２１−１")
-    );
+    let MessageContent::Location(location) = message(&event) else { panic!("{:?}", event.kind) };
+    assert_eq!(location.address.as_deref(), Some("〒150-0002 東京都渋谷区渋谷２丁目２１−１"));
 
     let event = only_event(java_sdk_body("video"));
-    let MessageContent::Video(video) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Video(video) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(video.duration, Some(60000));
 }
 
@@ -595,9 +429,7 @@ fn java_sdk_media_bodies_are_typed() {
 fn an_empty_postback_params_object_is_empty() {
     let event = only_event(java_sdk_body("postback"));
 
-    let EventKind::Postback(postback) = event.kind else {
-        panic!("{:?}", event.kind)
-    };
+    let EventKind::Postback(postback) = event.kind else { panic!("{:?}", event.kind) };
     assert!(postback.params.is_empty());
 }
 
@@ -633,38 +465,19 @@ fn the_java_sdk_unknown_types_are_kept() {
 fn the_java_sdk_group_events_are_typed() {
     assert_eq!(only_event(java_sdk_body("join")).kind, EventKind::Join);
     assert_eq!(only_event(java_sdk_body("leave")).kind, EventKind::Leave);
-    assert_eq!(
-        only_event(java_sdk_body("unfollow")).kind,
-        EventKind::Unfollow
-    );
+    assert_eq!(only_event(java_sdk_body("unfollow")).kind, EventKind::Unfollow);
     assert_eq!(
         only_event(java_sdk_body("member_joined")).kind,
-        EventKind::MemberJoined {
-            members: vec![Source::User {
-                user_id: Some("U111111".into())
-            }]
-        }
+        EventKind::MemberJoined { members: vec![Source::User { user_id: Some("U111111".into()) }] }
     );
     assert_eq!(
         only_event(java_sdk_body("member_left")).kind,
-        EventKind::MemberLeft {
-            members: vec![Source::User {
-                user_id: Some("U111111".into())
-            }]
-        }
+        EventKind::MemberLeft { members: vec![Source::User { user_id: Some("U111111".into()) }] }
     );
-    assert_eq!(
-        only_event(java_sdk_body("unsend")).kind,
-        EventKind::Unsend {
-            message_id: "325708".into()
-        }
-    );
+    assert_eq!(only_event(java_sdk_body("unsend")).kind, EventKind::Unsend { message_id: "325708".into() });
     assert_eq!(
         only_event(java_sdk_body("account_link")).kind,
-        EventKind::AccountLink(AccountLink {
-            result: AccountLinkResult::Ok,
-            nonce: "xxxxxxxxxxxxxxx".into()
-        })
+        EventKind::AccountLink(AccountLink { result: AccountLinkResult::Ok, nonce: "xxxxxxxxxxxxxxx".into() })
     );
     assert_eq!(
         only_event(java_sdk_body("beacon_with_dm")).kind,
@@ -676,15 +489,10 @@ fn the_java_sdk_group_events_are_typed() {
     );
     assert_eq!(
         only_event(java_sdk_body("video-play-complete")).kind,
-        EventKind::VideoPlayComplete {
-            tracking_id: "track_id".into()
-        }
+        EventKind::VideoPlayComplete { tracking_id: "track_id".into() }
     );
     let edited = only_event(java_sdk_body("message-edited"));
-    assert!(matches!(
-        edited.kind,
-        EventKind::MessageEdited(MessageContent::Text(_))
-    ));
+    assert!(matches!(edited.kind, EventKind::MessageEdited(MessageContent::Text(_))));
 }
 
 #[test]
@@ -704,14 +512,9 @@ fn quote_and_read_tokens_are_kept() {
         }),
     ));
 
-    let MessageContent::Text(text) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
+    let MessageContent::Text(text) = message(&event) else { panic!("{:?}", event.kind) };
     assert_eq!(text.quote_token.as_deref(), Some("q3Plxr4AgKd..."));
-    assert_eq!(
-        text.quoted_message_id.as_deref(),
-        Some("468789532432007169")
-    );
+    assert_eq!(text.quoted_message_id.as_deref(), Some("468789532432007169"));
     assert_eq!(text.mark_as_read_token.as_deref(), Some("30yhdy232..."));
 }
 
@@ -728,26 +531,11 @@ fn a_mention_of_the_bot_itself_says_so() {
         }}),
     ));
 
-    let MessageContent::Text(text) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
-    let targets: Vec<_> = text
-        .mention
-        .as_ref()
-        .unwrap()
-        .mentionees
-        .iter()
-        .map(|m| m.target.clone())
-        .collect();
+    let MessageContent::Text(text) = message(&event) else { panic!("{:?}", event.kind) };
+    let targets: Vec<_> = text.mention.as_ref().unwrap().mentionees.iter().map(|m| m.target.clone()).collect();
     assert_eq!(
         targets,
-        [
-            MentionTarget::User {
-                user_id: Some("Ubot".into()),
-                is_self: true
-            },
-            MentionTarget::Other("group".into()),
-        ]
+        [MentionTarget::User { user_id: Some("Ubot".into()), is_self: true }, MentionTarget::Other("group".into()),]
     );
 }
 
@@ -761,13 +549,8 @@ fn an_unknown_sticker_resource_type_is_kept() {
         }}),
     ));
 
-    let MessageContent::Sticker(sticker) = message(&event) else {
-        panic!("{:?}", event.kind)
-    };
-    assert_eq!(
-        sticker.sticker_resource_type,
-        Some(StickerResourceType::Other("HOLOGRAM".into()))
-    );
+    let MessageContent::Sticker(sticker) = message(&event) else { panic!("{:?}", event.kind) };
+    assert_eq!(sticker.sticker_resource_type, Some(StickerResourceType::Other("HOLOGRAM".into())));
 }
 
 #[test]
@@ -779,10 +562,7 @@ fn membership_events_are_typed() {
 
     assert_eq!(
         event.kind,
-        EventKind::Membership(Membership {
-            membership_type: MembershipChange::Renewed,
-            membership_id: 3189
-        })
+        EventKind::Membership(Membership { membership_type: MembershipChange::Renewed, membership_id: 3189 })
     );
     assert_eq!(event.reply_token.as_deref(), Some("r"));
 }
@@ -797,10 +577,7 @@ fn module_events_are_typed() {
         "module",
         json!({"module": {"type": "detached", "botId": "U111", "reason": "bot_deleted"}}),
     ));
-    let unknown = parse_one(with_common_fields(
-        "module",
-        json!({"module": {"type": "reattached"}}),
-    ));
+    let unknown = parse_one(with_common_fields("module", json!({"module": {"type": "reattached"}})));
 
     assert_eq!(
         attached.kind,
@@ -811,26 +588,15 @@ fn module_events_are_typed() {
     );
     assert_eq!(
         detached.kind,
-        EventKind::Module(ModuleContent::Detached {
-            bot_id: "U111".into(),
-            reason: "bot_deleted".into()
-        })
+        EventKind::Module(ModuleContent::Detached { bot_id: "U111".into(), reason: "bot_deleted".into() })
     );
-    assert_eq!(
-        unknown.kind,
-        EventKind::Module(ModuleContent::Unknown {
-            module_type: "reattached".into()
-        })
-    );
+    assert_eq!(unknown.kind, EventKind::Module(ModuleContent::Unknown { module_type: "reattached".into() }));
 }
 
 #[test]
 fn chat_control_and_suspension_events_are_typed() {
     let kinds: Vec<EventKind> = [
-        (
-            "activated",
-            json!({"chatControl": {"expireAt": 1462629479859_i64}}),
-        ),
+        ("activated", json!({"chatControl": {"expireAt": 1462629479859_i64}})),
         ("deactivated", json!({})),
         ("botSuspended", json!({})),
         ("botResumed", json!({})),
@@ -842,9 +608,7 @@ fn chat_control_and_suspension_events_are_typed() {
     assert_eq!(
         kinds,
         [
-            EventKind::Activated {
-                expire_at: 1462629479859
-            },
+            EventKind::Activated { expire_at: 1462629479859 },
             EventKind::Deactivated,
             EventKind::BotSuspended,
             EventKind::BotResumed,
@@ -858,66 +622,32 @@ fn things_and_delivery_events_are_typed() {
         "things",
         json!({"replyToken": "r", "things": {"deviceId": "t2016", "type": "link"}}),
     ));
-    let delivery = parse_one(with_common_fields(
-        "delivery",
-        json!({"delivery": {"data": "d41d8cd98f00b204e9800998ecf8427e"}}),
-    ));
+    let delivery =
+        parse_one(with_common_fields("delivery", json!({"delivery": {"data": "d41d8cd98f00b204e9800998ecf8427e"}})));
 
     assert_eq!(
         things.kind,
-        EventKind::Things(Things {
-            device_id: "t2016".into(),
-            things_type: "link".into(),
-            result: None
-        })
+        EventKind::Things(Things { device_id: "t2016".into(), things_type: "link".into(), result: None })
     );
-    assert_eq!(
-        delivery.kind,
-        EventKind::Delivery {
-            data: "d41d8cd98f00b204e9800998ecf8427e".into()
-        }
-    );
+    assert_eq!(delivery.kind, EventKind::Delivery { data: "d41d8cd98f00b204e9800998ecf8427e".into() });
 }
 
 #[test]
 fn a_failed_account_link_and_a_banner_beacon_are_typed() {
-    let link = parse_one(with_common_fields(
-        "accountLink",
-        json!({"link": {"result": "failed", "nonce": "n"}}),
-    ));
-    let beacon = parse_one(with_common_fields(
-        "beacon",
-        json!({"replyToken": "r", "beacon": {"hwid": "h", "type": "banner"}}),
-    ));
+    let link = parse_one(with_common_fields("accountLink", json!({"link": {"result": "failed", "nonce": "n"}})));
+    let beacon =
+        parse_one(with_common_fields("beacon", json!({"replyToken": "r", "beacon": {"hwid": "h", "type": "banner"}})));
 
-    assert_eq!(
-        link.kind,
-        EventKind::AccountLink(AccountLink {
-            result: AccountLinkResult::Failed,
-            nonce: "n".into()
-        })
-    );
+    assert_eq!(link.kind, EventKind::AccountLink(AccountLink { result: AccountLinkResult::Failed, nonce: "n".into() }));
     assert_eq!(link.reply_token, None);
-    assert_eq!(
-        beacon.kind,
-        EventKind::Beacon(Beacon {
-            hwid: "h".into(),
-            beacon_type: BeaconType::Banner,
-            dm: None
-        })
-    );
+    assert_eq!(beacon.kind, EventKind::Beacon(Beacon { hwid: "h".into(), beacon_type: BeaconType::Banner, dm: None }));
 }
 
 #[test]
 fn a_known_event_with_the_wrong_shape_is_invalid_not_an_error() {
-    let event = parse_one(with_common_fields(
-        "message",
-        json!({"message": {"id": "1", "type": "text"}}),
-    ));
+    let event = parse_one(with_common_fields("message", json!({"message": {"id": "1", "type": "text"}})));
 
-    let EventKind::Invalid { reason } = &event.kind else {
-        panic!("{:?}", event.kind)
-    };
+    let EventKind::Invalid { reason } = &event.kind else { panic!("{:?}", event.kind) };
     assert!(reason.contains("text"), "{reason}");
     assert_eq!(event.event_type, "message");
     assert_eq!(event.raw["message"]["id"], "1");
@@ -927,80 +657,45 @@ fn a_known_event_with_the_wrong_shape_is_invalid_not_an_error() {
 fn a_message_event_without_a_message_is_invalid() {
     let event = parse_one(with_common_fields("message", json!({})));
 
-    assert_eq!(
-        event.kind,
-        EventKind::Invalid {
-            reason: "missing field `message`".into()
-        }
-    );
+    assert_eq!(event.kind, EventKind::Invalid { reason: "missing field `message`".into() });
 }
 
 #[test]
 fn an_empty_event_list_is_a_valid_body() {
-    let body = parse_webhook(br#"{"destination":"Uab012345678901234567890123456789","events":[]}"#)
-        .unwrap();
+    let body = parse_webhook(br#"{"destination":"Uab012345678901234567890123456789","events":[]}"#).unwrap();
 
     assert!(body.events.is_empty());
 }
 
 #[test]
 fn a_body_that_is_not_json_is_a_parse_error() {
-    assert!(matches!(
-        parse_webhook(b"destination=U1&events="),
-        Err(ParseError::NotJson(_))
-    ));
+    assert!(matches!(parse_webhook(b"destination=U1&events="), Err(ParseError::NotJson(_))));
     assert!(matches!(parse_webhook(b""), Err(ParseError::NotJson(_))));
 }
 
 #[test]
 fn a_body_without_events_is_a_parse_error() {
-    assert!(matches!(
-        parse_webhook(br#"{"destination":"U1"}"#),
-        Err(ParseError::MissingEvents)
-    ));
-    assert!(matches!(
-        parse_webhook(br#"{"destination":"U1","events":{}}"#),
-        Err(ParseError::MissingEvents)
-    ));
+    assert!(matches!(parse_webhook(br#"{"destination":"U1"}"#), Err(ParseError::MissingEvents)));
+    assert!(matches!(parse_webhook(br#"{"destination":"U1","events":{}}"#), Err(ParseError::MissingEvents)));
 }
 
 #[test]
 fn a_body_without_destination_or_not_an_object_is_a_parse_error() {
-    assert!(matches!(
-        parse_webhook(br#"{"events":[]}"#),
-        Err(ParseError::MissingDestination)
-    ));
-    assert!(matches!(
-        parse_webhook(br#"[{"events":[]}]"#),
-        Err(ParseError::NotAnObject)
-    ));
+    assert!(matches!(parse_webhook(br#"{"events":[]}"#), Err(ParseError::MissingDestination)));
+    assert!(matches!(parse_webhook(br#"[{"events":[]}]"#), Err(ParseError::NotAnObject)));
 }
 
 #[test]
 fn an_event_without_type_or_timestamp_is_a_parse_error() {
     let without_type = br#"{"destination":"U1","events":[{"timestamp":1}]}"#;
-    let without_timestamp =
-        br#"{"destination":"U1","events":[{"type":"follow"},{"type":"x","timestamp":"1"}]}"#;
-    let not_an_object =
-        br#"{"destination":"U1","events":[{"type":"follow","timestamp":1},"follow"]}"#;
+    let without_timestamp = br#"{"destination":"U1","events":[{"type":"follow"},{"type":"x","timestamp":"1"}]}"#;
+    let not_an_object = br#"{"destination":"U1","events":[{"type":"follow","timestamp":1},"follow"]}"#;
 
-    assert!(matches!(
-        parse_webhook(without_type),
-        Err(ParseError::MalformedEvent {
-            index: 0,
-            reason: "no type"
-        })
-    ));
-    assert!(matches!(
-        parse_webhook(without_timestamp),
-        Err(ParseError::MalformedEvent { index: 0, .. })
-    ));
+    assert!(matches!(parse_webhook(without_type), Err(ParseError::MalformedEvent { index: 0, reason: "no type" })));
+    assert!(matches!(parse_webhook(without_timestamp), Err(ParseError::MalformedEvent { index: 0, .. })));
     assert!(matches!(
         parse_webhook(not_an_object),
-        Err(ParseError::MalformedEvent {
-            index: 1,
-            reason: "not an object"
-        })
+        Err(ParseError::MalformedEvent { index: 1, reason: "not an object" })
     ));
 }
 
