@@ -52,6 +52,7 @@ macro_rules! open_string_enum {
 
 pub mod batching;
 pub mod client;
+pub mod friend;
 pub mod outbound;
 pub mod signature;
 pub mod webhook;

@@ -10,7 +10,11 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
 use crate::error::{Error, Result};
+use crate::jobs::{self, NewJob};
 use crate::events::{EventLog, NewEvent};
 use crate::ids::OrganizationId;
 
@@ -50,20 +54,22 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
 pub struct Write<'a> {
     tx: DatabaseTransaction,
     log: &'a EventLog,
+    job_waker: &'a Notify,
     appended: Vec<(OrganizationId, i64)>,
+    enqueued_jobs: bool,
 }
 
 impl<'a> Write<'a> {
     /// Begins a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
-    pub async fn begin(db: &DatabaseConnection, log: &'a EventLog) -> Result<Self> {
+    pub async fn begin(db: &DatabaseConnection, log: &'a EventLog, job_waker: &'a Notify) -> Result<Self> {
         let options = TransactionOptions {
             sqlite_transaction_mode: (db.get_database_backend() == DbBackend::Sqlite)
                 .then_some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
         let tx = db.begin_with_options(options).await?;
-        Ok(Self { tx, log, appended: Vec::new() })
+        Ok(Self { tx, log, job_waker, appended: Vec::new(), enqueued_jobs: false })
     }
 
     /// Appends an event in this transaction and returns its cursor.
@@ -73,11 +79,22 @@ impl<'a> Write<'a> {
         Ok(seq)
     }
 
-    /// Commits, then wakes the readers of every organization written to.
+    /// Queues a job in this transaction; workers are woken on commit.
+    pub async fn enqueue(&mut self, job: NewJob, now: DateTime<Utc>) -> Result<()> {
+        jobs::enqueue(&self.tx, job, now).await?;
+        self.enqueued_jobs = true;
+        Ok(())
+    }
+
+    /// Commits, then wakes the readers of every organization written to and
+    /// the job workers if jobs were queued.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         for (organization_id, seq) in self.appended {
             self.log.wake(organization_id, seq);
+        }
+        if self.enqueued_jobs {
+            self.job_waker.notify_waiters();
         }
         Ok(())
     }

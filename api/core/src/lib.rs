@@ -11,28 +11,44 @@
 //! - [`events`]: the append-only event log that subscriptions and streams read.
 //! - [`auth`]: callers, permissions, tokens, passwords, API key format.
 //! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
+//! - [`channels`], [`chats`], [`contacts`]: channels, the agent workspace, customers.
+//! - [`line`]: LINE webhooks in, LINE deliveries out.
+//! - [`jobs`], [`blobs`]: the durable work queue and media storage.
+//! - [`kinds`]: the enumerated values (statuses, kinds, modes).
 //!
 //! Use cases are reached through [`Core`]: `core.agents().create(&caller, command)`.
 
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod blobs;
+pub mod channels;
+pub mod chats;
 pub mod clock;
+pub mod contacts;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod jobs;
+pub mod kinds;
+pub mod line;
 pub mod organizations;
 pub mod secrets;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use madoguchi_channels::line::client::{LineClient, LineEndpoints};
+use madoguchi_entity::jobs as job_rows;
 use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::sync::Notify;
 
 pub use error::{Error, ErrorCode, Result};
 
 use crate::auth::{Email, Password, TokenSettings, Tokens};
+use crate::blobs::{BlobStore, DirectoryBlobStore};
 use crate::clock::{Clock, SystemClock};
 use crate::db::Write;
 use crate::events::EventLog;
@@ -48,6 +64,16 @@ pub struct CoreConfig {
     pub master_key: MasterKey,
     pub tokens: TokenSettings,
     pub clock: Arc<dyn Clock>,
+    /// How LINE and WeChat reach this server; webhook and media URLs start so.
+    pub public_base_url: String,
+    /// Where media is kept.
+    pub blob_dir: PathBuf,
+    /// LINE's API hosts.
+    pub line_endpoints: LineEndpoints,
+    /// How long a LINE reply token is trusted after its message arrived.
+    pub reply_window: chrono::Duration,
+    /// How many job workers this process runs.
+    pub job_workers: usize,
 }
 
 impl CoreConfig {
@@ -58,6 +84,11 @@ impl CoreConfig {
             master_key,
             tokens: TokenSettings::default(),
             clock: Arc::new(SystemClock),
+            public_base_url: "http://localhost:8080".into(),
+            blob_dir: PathBuf::from("data/blobs"),
+            line_endpoints: LineEndpoints::production(),
+            reply_window: chrono::Duration::seconds(30),
+            job_workers: 2,
         }
     }
 }
@@ -75,6 +106,12 @@ struct Inner {
     secrets: SecretBox,
     tokens: Tokens,
     clock: Arc<dyn Clock>,
+    blobs: Arc<dyn BlobStore>,
+    line: LineClient,
+    job_waker: Notify,
+    public_base_url: String,
+    reply_window: chrono::Duration,
+    job_workers: usize,
 }
 
 impl Core {
@@ -83,6 +120,10 @@ impl Core {
         let db = db::connect(&config.database_url, config.max_connections).await?;
         db::migrate(&db).await?;
         let events = Arc::new(EventLog::new(db.clone()));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("madoguchi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(Error::internal)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -90,6 +131,12 @@ impl Core {
                 secrets: SecretBox::new(&config.master_key),
                 tokens: Tokens::new(&config.master_key, config.tokens),
                 clock: config.clock,
+                blobs: Arc::new(DirectoryBlobStore::new(config.blob_dir)),
+                line: LineClient::new(http, config.line_endpoints),
+                job_waker: Notify::new(),
+                public_base_url: config.public_base_url.trim_end_matches('/').to_owned(),
+                reply_window: config.reply_window,
+                job_workers: config.job_workers,
             }),
         })
     }
@@ -121,7 +168,67 @@ impl Core {
 
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
-        Write::begin(&self.inner.db, &self.inner.events).await
+        Write::begin(&self.inner.db, &self.inner.events, &self.inner.job_waker).await
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    pub(crate) fn line(&self) -> &LineClient {
+        &self.inner.line
+    }
+
+    pub(crate) fn job_waker(&self) -> &Notify {
+        &self.inner.job_waker
+    }
+
+    pub fn public_base_url(&self) -> &str {
+        &self.inner.public_base_url
+    }
+
+    pub(crate) fn reply_window(&self) -> chrono::Duration {
+        self.inner.reply_window
+    }
+
+    pub fn channels(&self) -> channels::Channels<'_> {
+        channels::Channels::new(self)
+    }
+
+    pub fn chats(&self) -> chats::Chats<'_> {
+        chats::Chats::new(self)
+    }
+
+    pub fn contacts(&self) -> contacts::Contacts<'_> {
+        contacts::Contacts::new(self)
+    }
+
+    pub fn jobs(&self) -> jobs::Jobs<'_> {
+        jobs::Jobs::new(self)
+    }
+
+    pub fn line_inbound(&self) -> line::LineInbound<'_> {
+        line::LineInbound::new(self)
+    }
+
+    pub(crate) fn line_outbound(&self) -> line::LineOutbound<'_> {
+        line::LineOutbound::new(self)
+    }
+
+    /// Runs one claimed job and returns what became of it.
+    pub(crate) async fn run_job(&self, job: &job_rows::Model) -> jobs::Outcome {
+        let outbound = self.line_outbound();
+        let result = match job.kind.as_str() {
+            line::JOB_REPLY => outbound.run_reply(job).await,
+            line::JOB_PUSH => outbound.run_push(job).await,
+            line::JOB_FETCH_PROFILE => outbound.run_fetch_profile(job).await,
+            line::JOB_DOWNLOAD_CONTENT => outbound.run_download_content(job).await,
+            other => Ok(jobs::Outcome::Failed(format!("unknown job kind {other}"))),
+        };
+        result.unwrap_or_else(|error| {
+            tracing::error!(job = %job.id, error = %error, cause = ?error.cause(), "job failed with an error");
+            jobs::Outcome::RetryAt(self.now() + jobs::backoff(job.attempts), error.to_string())
+        })
     }
 
     pub fn organizations(&self) -> organizations::Organizations<'_> {
@@ -141,10 +248,17 @@ impl Core {
         self.inner.db.ping().await.map_err(|error| Error::unavailable("database unavailable").with_source(error))
     }
 
-    /// Starts the background work the core needs on this database (the
-    /// PostgreSQL wake-up listener). Returns the tasks to abort on shutdown.
+    /// Starts the background work: job workers and, on PostgreSQL, the
+    /// wake-up listener. Returns the tasks to abort on shutdown; an aborted
+    /// job is claimed again once its lease runs out, and every job is safe
+    /// to run twice.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
+        for number in 0..self.inner.job_workers {
+            let core = self.clone();
+            let worker = format!("{}-{number}", uuid::Uuid::new_v4().simple());
+            tasks.push(tokio::spawn(async move { core.jobs().run_worker(worker, std::future::pending()).await }));
+        }
         if self.backend() == DbBackend::Postgres {
             let pool = self.inner.db.get_postgres_connection_pool().clone();
             tasks.push(tokio::spawn(Arc::clone(&self.inner.events).listen_postgres(pool)));

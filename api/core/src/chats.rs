@@ -1,0 +1,757 @@
+//! The agent workspace: chats an agent may see, their messages, the status
+//! lifecycle with exclusive claims, transfers, blocking, and sending.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use madoguchi_entity::{agents, attachments, channel_agents, chats, contacts, end_users, messages};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::json;
+
+use crate::Core;
+use crate::auth::{Caller, Permission};
+use crate::db::Write;
+use crate::error::{Error, Result};
+use crate::events::NewEvent;
+use crate::ids::{AgentId, AttachmentId, ChannelId, ChatId, ContactId, DepartmentId, EndUserId, MessageId, OrganizationId};
+use crate::kinds::{
+    AttachmentStatus, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, MessageDirection, MessageKind,
+};
+
+/// The largest page of chats a caller may ask for.
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// The longest text an agent may send (LINE's limit, in UTF-16 code units).
+pub const MAX_TEXT_LENGTH: usize = 5_000;
+
+/// A consumer as shown on a chat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndUser {
+    pub id: EndUserId,
+    pub channel_id: ChannelId,
+    /// The provider's id (LINE userId, WeChat OpenID): the "customer ID".
+    pub external_id: String,
+    pub display_name: Option<String>,
+    pub picture_url: Option<String>,
+    pub contact_id: Option<ContactId>,
+    pub blocked: bool,
+    /// The consumer blocked (unfollowed) the official account.
+    pub unfollowed: bool,
+}
+
+/// A chat as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chat {
+    pub id: ChatId,
+    pub organization_id: OrganizationId,
+    pub channel_id: ChannelId,
+    pub department_id: DepartmentId,
+    pub end_user: EndUser,
+    pub status: ChatStatus,
+    pub claimed_by: Option<AgentId>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_message_preview: Option<String>,
+    pub unread_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Media attached to a message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    pub kind: MessageKind,
+    pub status: AttachmentStatus,
+    pub content_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub file_name: Option<String>,
+}
+
+/// A message as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub chat_id: ChatId,
+    pub direction: MessageDirection,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    /// Provider details: sticker ids, location, emoji and mention data.
+    pub payload: Option<serde_json::Value>,
+    pub sender_agent_id: Option<AgentId>,
+    pub is_passcode: bool,
+    pub delivery_state: DeliveryState,
+    pub delivery_method: Option<DeliveryMethod>,
+    /// Why delivery failed, in the provider's words.
+    pub delivery_error: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Which chats to list. Every field narrows the list.
+#[derive(Clone, Debug, Default)]
+pub struct ChatFilter {
+    pub statuses: Vec<ChatStatus>,
+    pub channel_id: Option<ChannelId>,
+    pub department_id: Option<DepartmentId>,
+    pub claimed_by: Option<AgentId>,
+    /// The provider's id of the consumer, exactly.
+    pub customer_id: Option<String>,
+    /// Part of the consumer's display name or linked contact's name.
+    pub customer_name: Option<String>,
+    /// Part of the linked contact's phone number.
+    pub phone: Option<String>,
+    /// Linked to a contact (`true`) or not (`false`).
+    pub linked: Option<bool>,
+}
+
+/// A page request: at most `first` chats after `after`.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub first: Option<u64>,
+    pub after: Option<String>,
+}
+
+/// A page of chats, newest activity first.
+#[derive(Clone, Debug)]
+pub struct ChatPage {
+    pub chats: Vec<(String, Chat)>,
+    pub has_next_page: bool,
+}
+
+/// Text an agent sends: 1 to 5,000 characters (UTF-16 code units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(text: &str) -> Result<Self> {
+        let length = text.encode_utf16().count();
+        if text.trim().is_empty() || length > MAX_TEXT_LENGTH {
+            return Err(Error::invalid_argument("a message has 1 to 5000 characters"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Chat use cases.
+#[derive(Debug, Clone, Copy)]
+pub struct Chats<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Chats<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Lists the chats the caller may see, most recent activity first.
+    pub async fn list(&self, caller: &Caller, filter: ChatFilter, page: PageRequest) -> Result<ChatPage> {
+        caller.require(Permission::ReadChats)?;
+        let first = page.first.unwrap_or(20);
+        if first == 0 || first > MAX_PAGE_SIZE {
+            return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        let organization_id = caller.organization_id();
+        let mut condition = Condition::all().add(chats::Column::OrganizationId.eq(organization_id.uuid()));
+        if let Some(visible) = self.core.channels().visible_channel_ids(caller).await? {
+            condition = condition.add(chats::Column::ChannelId.is_in(visible.into_iter().map(ChannelId::uuid)));
+        }
+        if !filter.statuses.is_empty() {
+            condition = condition.add(chats::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
+        }
+        if let Some(channel_id) = filter.channel_id {
+            condition = condition.add(chats::Column::ChannelId.eq(channel_id.uuid()));
+        }
+        if let Some(department_id) = filter.department_id {
+            condition = condition.add(chats::Column::DepartmentId.eq(department_id.uuid()));
+        }
+        if let Some(agent_id) = filter.claimed_by {
+            condition = condition.add(chats::Column::ClaimedByAgentId.eq(agent_id.uuid()));
+        }
+        let mut users = Condition::all().add(end_users::Column::OrganizationId.eq(organization_id.uuid()));
+        let mut filters_users = false;
+        if let Some(customer_id) = &filter.customer_id {
+            users = users.add(end_users::Column::ExternalId.eq(customer_id.trim()));
+            filters_users = true;
+        }
+        if let Some(linked) = filter.linked {
+            users = users.add(if linked { end_users::Column::ContactId.is_not_null() } else { end_users::Column::ContactId.is_null() });
+            filters_users = true;
+        }
+        if filter.customer_name.is_some() || filter.phone.is_some() {
+            let mut contact_condition = Condition::all().add(contacts::Column::OrganizationId.eq(organization_id.uuid()));
+            if let Some(phone) = &filter.phone {
+                contact_condition = contact_condition.add(contacts::Column::Phone.contains(phone.trim()));
+            }
+            if let Some(name) = &filter.customer_name {
+                contact_condition = contact_condition.add(contacts::Column::Name.contains(name.trim()));
+            }
+            let contact_ids: Vec<uuid::Uuid> =
+                contacts::Entity::find().filter(contact_condition).all(self.core.db()).await?.into_iter().map(|c| c.id).collect();
+            let mut either = Condition::any().add(end_users::Column::ContactId.is_in(contact_ids));
+            if let (Some(name), None) = (&filter.customer_name, &filter.phone) {
+                either = either.add(end_users::Column::DisplayName.contains(name.trim()));
+            }
+            users = users.add(either);
+            filters_users = true;
+        }
+        if filters_users {
+            let ids: Vec<uuid::Uuid> =
+                end_users::Entity::find().filter(users).all(self.core.db()).await?.into_iter().map(|u| u.id).collect();
+            condition = condition.add(chats::Column::EndUserId.is_in(ids));
+        }
+        if let Some(after) = &page.after {
+            let (at, id) = decode_cursor(after)?;
+            condition = condition.add(
+                Condition::any()
+                    .add(Expr::col(chats::Column::UpdatedAt).lt(at))
+                    .add(Condition::all().add(Expr::col(chats::Column::UpdatedAt).eq(at)).add(chats::Column::Id.lt(id))),
+            );
+        }
+        let rows = chats::Entity::find()
+            .filter(condition)
+            .order_by_desc(chats::Column::UpdatedAt)
+            .order_by_desc(chats::Column::Id)
+            .limit(first + 1)
+            .all(self.core.db())
+            .await?;
+        let has_next_page = rows.len() as u64 > first;
+        let rows: Vec<_> = rows.into_iter().take(first as usize).collect();
+        let chats = self.with_end_users(rows).await?;
+        Ok(ChatPage {
+            chats: chats.into_iter().map(|chat| (encode_cursor(chat.updated_at, chat.id.uuid()), chat)).collect(),
+            has_next_page,
+        })
+    }
+
+    /// Returns a chat the caller may see; others are `NotFound`.
+    pub async fn get(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
+        caller.require(Permission::ReadChats)?;
+        let row = self.visible(caller, id).await?;
+        Ok(self.with_end_users(vec![row]).await?.remove(0))
+    }
+
+    /// Returns whether the caller may see chats of a channel.
+    pub async fn can_see_channel(&self, caller: &Caller, channel_id: ChannelId) -> Result<bool> {
+        Ok(match self.core.channels().visible_channel_ids(caller).await? {
+            Some(visible) => visible.contains(&channel_id),
+            None => true,
+        })
+    }
+
+    /// Returns a chat's messages between two times (default: the last 7
+    /// days), oldest first.
+    pub async fn messages(
+        &self,
+        caller: &Caller,
+        id: ChatId,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Message>> {
+        caller.require(Permission::ReadChats)?;
+        self.visible(caller, id).await?;
+        let to = to.unwrap_or_else(|| self.core.now() + Duration::seconds(1));
+        let from = from.unwrap_or(to - Duration::days(7));
+        if from > to {
+            return Err(Error::invalid_argument("from must not be after to"));
+        }
+        let rows = messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(id.uuid()))
+            .filter(messages::Column::CreatedAt.gte(from))
+            .filter(messages::Column::CreatedAt.lte(to))
+            .order_by_asc(messages::Column::CreatedAt)
+            .order_by_asc(messages::Column::Id)
+            .limit(1_000)
+            .all(self.core.db())
+            .await?;
+        self.with_attachments(rows).await
+    }
+
+    /// Returns one message of a chat the caller may see.
+    pub async fn message(&self, caller: &Caller, id: MessageId) -> Result<Message> {
+        caller.require(Permission::ReadChats)?;
+        let row = messages::Entity::find_by_id(id.uuid())
+            .filter(messages::Column::OrganizationId.eq(caller.organization_id().uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
+        self.visible(caller, row.chat_id.into()).await.map_err(|_| Error::not_found("message"))?;
+        Ok(self.with_attachments(vec![row]).await?.remove(0))
+    }
+
+    /// Claims a `NEW` chat for the calling agent. Of agents racing, exactly
+    /// one wins: the claim is a conditional update in the database.
+    pub async fn claim(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
+        caller.require(Permission::WriteChats)?;
+        let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents claim chats"))?;
+        let chat = self.visible(caller, id).await?;
+        self.ensure_channel_usable(&chat).await?;
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let claimed = chats::Entity::update_many()
+            .col_expr(chats::Column::Status, Expr::value(ChatStatus::InProgress.as_str()))
+            .col_expr(chats::Column::ClaimedByAgentId, Expr::value(agent.agent_id.uuid()))
+            .col_expr(chats::Column::ClaimedAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(id.uuid()))
+            .filter(chats::Column::Status.eq(ChatStatus::New.as_str()))
+            .exec(&*write)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(match ChatStatus::parse(&chat.status)? {
+                ChatStatus::Completed => Error::failed_precondition("the chat is completed"),
+                _ => Error::conflict("the chat is already claimed"),
+            });
+        }
+        let chat = self.append_chat_event(&mut write, id, "chat.claimed", now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Completes a chat (its claimer or an admin).
+    pub async fn complete(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
+        caller.require(Permission::WriteChats)?;
+        let chat = self.visible(caller, id).await?;
+        self.require_claimer_or_admin(caller, &chat)?;
+        if chat.status == ChatStatus::Completed.as_str() {
+            return Err(Error::failed_precondition("the chat is already completed"));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let done = chats::Entity::update_many()
+            .col_expr(chats::Column::Status, Expr::value(ChatStatus::Completed.as_str()))
+            .col_expr(chats::Column::ClaimedByAgentId, Expr::value(Option::<uuid::Uuid>::None))
+            .col_expr(chats::Column::CompletedAt, Expr::value(now))
+            .col_expr(chats::Column::CompletionReason, Expr::value("AGENT"))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(id.uuid()))
+            .filter(chats::Column::Status.eq(chat.status.clone()))
+            .filter(claimed_by_is(chat.claimed_by_agent_id))
+            .exec(&*write)
+            .await?;
+        if done.rows_affected != 1 {
+            return Err(Error::conflict("the chat changed meanwhile; try again"));
+        }
+        let chat = self.append_chat_event(&mut write, id, "chat.completed", now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Hands a claimed chat to another agent (its claimer or an admin). The
+    /// new agent must be able to see the chat's channel.
+    pub async fn transfer(&self, caller: &Caller, id: ChatId, to: AgentId) -> Result<Chat> {
+        caller.require(Permission::WriteChats)?;
+        let chat = self.visible(caller, id).await?;
+        self.require_claimer_or_admin(caller, &chat)?;
+        self.ensure_channel_usable(&chat).await?;
+        let target = agents::Entity::find_by_id(to.uuid())
+            .filter(agents::Column::OrganizationId.eq(chat.organization_id))
+            .filter(agents::Column::Active.eq(true))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("agent"))?;
+        let target_is_admin = target.role == crate::auth::Role::Admin.as_str();
+        let associated = channel_agents::Entity::find_by_id((chat.channel_id, to.uuid())).one(self.core.db()).await?.is_some();
+        if !target_is_admin && !associated {
+            return Err(Error::failed_precondition("that agent is not associated with the chat's channel"));
+        }
+        if chat.status == ChatStatus::Completed.as_str() {
+            return Err(Error::failed_precondition("the chat is completed"));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let moved = chats::Entity::update_many()
+            .col_expr(chats::Column::Status, Expr::value(ChatStatus::InProgress.as_str()))
+            .col_expr(chats::Column::ClaimedByAgentId, Expr::value(to.uuid()))
+            .col_expr(chats::Column::ClaimedAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(id.uuid()))
+            .filter(chats::Column::Status.eq(chat.status.clone()))
+            .filter(claimed_by_is(chat.claimed_by_agent_id))
+            .exec(&*write)
+            .await?;
+        if moved.rows_affected != 1 {
+            return Err(Error::conflict("the chat changed meanwhile; try again"));
+        }
+        let chat = self.append_chat_event(&mut write, id, "chat.transferred", now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Releases a claim so the chat is `NEW` again (admins).
+    pub async fn release(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
+        caller.require(Permission::WriteChats)?;
+        if !caller.is_admin() {
+            return Err(Error::permission_denied("only admins release claims"));
+        }
+        let chat = self.visible(caller, id).await?;
+        if chat.status != ChatStatus::InProgress.as_str() {
+            return Err(Error::failed_precondition("the chat is not claimed"));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let released = chats::Entity::update_many()
+            .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
+            .col_expr(chats::Column::ClaimedByAgentId, Expr::value(Option::<uuid::Uuid>::None))
+            .col_expr(chats::Column::ClaimedAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(id.uuid()))
+            .filter(claimed_by_is(chat.claimed_by_agent_id))
+            .exec(&*write)
+            .await?;
+        if released.rows_affected != 1 {
+            return Err(Error::conflict("the chat changed meanwhile; try again"));
+        }
+        let chat = self.append_chat_event(&mut write, id, "chat.released", now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Marks a chat's messages as read for the organization.
+    pub async fn mark_read(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
+        caller.require(Permission::ReadChats)?;
+        let chat = self.visible(caller, id).await?;
+        if chat.unread_count == 0 {
+            return self.get(caller, id).await;
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        chats::Entity::update_many()
+            .col_expr(chats::Column::UnreadCount, Expr::value(0))
+            .filter(chats::Column::Id.eq(id.uuid()))
+            .exec(&*write)
+            .await?;
+        let chat = self.append_chat_event(&mut write, id, "chat.read", now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Blocks or unblocks the consumer of a chat: while blocked their
+    /// messages are kept but open nothing and notify no one, and nothing can
+    /// be sent to them.
+    pub async fn set_blocked(&self, caller: &Caller, id: ChatId, blocked: bool) -> Result<Chat> {
+        caller.require(Permission::WriteChats)?;
+        let chat = self.visible(caller, id).await?;
+        self.ensure_channel_not_deleted(&chat).await?;
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        end_users::Entity::update_many()
+            .col_expr(end_users::Column::BlockedAt, Expr::value(blocked.then_some(now)))
+            .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
+            .filter(end_users::Column::Id.eq(chat.end_user_id))
+            .exec(&*write)
+            .await?;
+        let kind = if blocked { "end_user.blocked" } else { "end_user.unblocked" };
+        let chat = self.append_chat_event(&mut write, id, kind, now).await?;
+        write.commit().await?;
+        Ok(chat)
+    }
+
+    /// Sends text in a chat. Only the agent who claimed the chat may send;
+    /// the message leaves through the channel's outbound path and its
+    /// delivery state changes through the event log.
+    pub async fn send_text(&self, caller: &Caller, id: ChatId, text: MessageText) -> Result<Message> {
+        caller.require(Permission::WriteChats)?;
+        let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents send messages"))?;
+        let chat = self.visible(caller, id).await?;
+        if chat.status != ChatStatus::InProgress.as_str() || chat.claimed_by_agent_id != Some(agent.agent_id.uuid()) {
+            return Err(Error::permission_denied("only the agent who claimed the chat may send in it"));
+        }
+        let channel = self.ensure_channel_usable(&chat).await?;
+        let end_user = end_users::Entity::find_by_id(chat.end_user_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("end user"))?;
+        if end_user.blocked_at.is_some() {
+            return Err(Error::failed_precondition("the customer is blocked"));
+        }
+        if end_user.unfollowed_at.is_some() {
+            return Err(Error::failed_precondition("the customer has blocked the official account"));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let message_id = MessageId::generate();
+        let method = self.core.line_outbound().choose_method(&write, &channel, &chat, now).await?;
+        messages::ActiveModel {
+            id: Set(message_id.uuid()),
+            organization_id: Set(chat.organization_id),
+            chat_id: Set(chat.id),
+            direction: Set(MessageDirection::Outbound.as_str().into()),
+            kind: Set(MessageKind::Text.as_str().into()),
+            text: Set(Some(text.as_str().to_owned())),
+            payload: Set(None),
+            sender_agent_id: Set(Some(agent.agent_id.uuid())),
+            external_id: Set(None),
+            is_passcode: Set(false),
+            delivery_state: Set(DeliveryState::Pending.as_str().into()),
+            delivery_method: Set(Some(method.as_str().into())),
+            delivery_error: Set(None),
+            reply_token: Set(None),
+            reply_token_used_at: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+        }
+        .insert(&*write)
+        .await?;
+        self.core.line_outbound().enqueue_delivery(&mut write, &chat, message_id, method, now).await?;
+        let preview = preview(text.as_str());
+        chats::Entity::update_many()
+            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
+            .col_expr(chats::Column::LastMessagePreview, Expr::value(preview))
+            .col_expr(chats::Column::LastAgentMessageAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(chat.id))
+            .exec(&*write)
+            .await?;
+        let row = messages::Entity::find_by_id(message_id.uuid()).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let message = message_from_row(row, Vec::new())?;
+        append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.created", &message, now).await?;
+        self.append_chat_event(&mut write, id, "chat.updated", now).await?;
+        write.commit().await?;
+        Ok(message)
+    }
+
+    /// Returns the chat row if the caller may see it; `NotFound` otherwise.
+    pub(crate) async fn visible(&self, caller: &Caller, id: ChatId) -> Result<chats::Model> {
+        let row = chats::Entity::find_by_id(id.uuid())
+            .filter(chats::Column::OrganizationId.eq(caller.organization_id().uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("chat"))?;
+        if !self.can_see_channel(caller, row.channel_id.into()).await? {
+            return Err(Error::not_found("chat"));
+        }
+        Ok(row)
+    }
+
+    fn require_claimer_or_admin(&self, caller: &Caller, chat: &chats::Model) -> Result<()> {
+        let is_claimer = caller.agent().is_some_and(|agent| chat.claimed_by_agent_id == Some(agent.agent_id.uuid()));
+        if is_claimer || caller.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::permission_denied("only the agent who claimed the chat or an admin may do this"))
+        }
+    }
+
+    async fn ensure_channel_not_deleted(&self, chat: &chats::Model) -> Result<madoguchi_entity::channels::Model> {
+        let channel = self.core.channels().find(chat.organization_id.into(), chat.channel_id.into()).await?;
+        if channel.status == ChannelStatus::Deleted.as_str() {
+            return Err(Error::failed_precondition("the channel is deleted"));
+        }
+        Ok(channel)
+    }
+
+    async fn ensure_channel_usable(&self, chat: &chats::Model) -> Result<madoguchi_entity::channels::Model> {
+        let channel = self.ensure_channel_not_deleted(chat).await?;
+        if channel.status == ChannelStatus::Disabled.as_str() {
+            return Err(Error::failed_precondition("the channel is disabled"));
+        }
+        Ok(channel)
+    }
+
+    /// Appends a chat event carrying the chat as it now is.
+    pub(crate) async fn append_chat_event(
+        &self,
+        write: &mut Write<'_>,
+        id: ChatId,
+        kind: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Chat> {
+        let row = chats::Entity::find_by_id(id.uuid()).one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?;
+        let user = end_users::Entity::find_by_id(row.end_user_id).one(&**write).await?.ok_or_else(|| Error::not_found("end user"))?;
+        let chat = chat_from_rows(row, user)?;
+        write
+            .append(
+                chat.organization_id,
+                NewEvent::new(kind, chat_payload(&chat), now).in_channel(chat.channel_id).in_chat(chat.id),
+            )
+            .await?;
+        Ok(chat)
+    }
+
+    async fn with_end_users(&self, rows: Vec<chats::Model>) -> Result<Vec<Chat>> {
+        let users: HashMap<uuid::Uuid, end_users::Model> = end_users::Entity::find()
+            .filter(end_users::Column::Id.is_in(rows.iter().map(|row| row.end_user_id)))
+            .all(self.core.db())
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user))
+            .collect();
+        rows.into_iter()
+            .map(|row| {
+                let user = users.get(&row.end_user_id).cloned().ok_or_else(|| Error::not_found("end user"))?;
+                chat_from_rows(row, user)
+            })
+            .collect()
+    }
+
+    async fn with_attachments(&self, rows: Vec<messages::Model>) -> Result<Vec<Message>> {
+        let mut by_message: HashMap<uuid::Uuid, Vec<Attachment>> = HashMap::new();
+        let found = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.is_in(rows.iter().map(|row| row.id)))
+            .order_by_asc(attachments::Column::CreatedAt)
+            .all(self.core.db())
+            .await?;
+        for row in found {
+            by_message.entry(row.message_id).or_default().push(attachment_from_row(row)?);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let attachments = by_message.remove(&row.id).unwrap_or_default();
+                message_from_row(row, attachments)
+            })
+            .collect()
+    }
+}
+
+fn claimed_by_is(agent: Option<uuid::Uuid>) -> Condition {
+    match agent {
+        Some(agent) => Condition::all().add(chats::Column::ClaimedByAgentId.eq(agent)),
+        None => Condition::all().add(chats::Column::ClaimedByAgentId.is_null()),
+    }
+}
+
+/// Returns the first characters of a message, for chat lists.
+pub(crate) fn preview(text: &str) -> String {
+    let mut preview: String = text.chars().take(100).collect();
+    if preview.len() < text.len() {
+        preview.push('…');
+    }
+    preview
+}
+
+pub(crate) fn chat_from_rows(row: chats::Model, user: end_users::Model) -> Result<Chat> {
+    Ok(Chat {
+        id: row.id.into(),
+        organization_id: row.organization_id.into(),
+        channel_id: row.channel_id.into(),
+        department_id: row.department_id.into(),
+        end_user: EndUser {
+            id: user.id.into(),
+            channel_id: user.channel_id.into(),
+            external_id: user.external_id,
+            display_name: user.display_name,
+            picture_url: user.picture_url,
+            contact_id: user.contact_id.map(Into::into),
+            blocked: user.blocked_at.is_some(),
+            unfollowed: user.unfollowed_at.is_some(),
+        },
+        status: ChatStatus::parse(&row.status)?,
+        claimed_by: row.claimed_by_agent_id.map(Into::into),
+        claimed_at: row.claimed_at,
+        last_message_at: row.last_message_at,
+        last_message_preview: row.last_message_preview,
+        unread_count: row.unread_count,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub(crate) fn message_from_row(row: messages::Model, attachments: Vec<Attachment>) -> Result<Message> {
+    Ok(Message {
+        id: row.id.into(),
+        chat_id: row.chat_id.into(),
+        direction: MessageDirection::parse(&row.direction)?,
+        kind: MessageKind::parse(&row.kind)?,
+        text: row.text,
+        payload: row.payload,
+        sender_agent_id: row.sender_agent_id.map(Into::into),
+        is_passcode: row.is_passcode,
+        delivery_state: DeliveryState::parse(&row.delivery_state)?,
+        delivery_method: row.delivery_method.as_deref().map(DeliveryMethod::parse).transpose()?,
+        delivery_error: row.delivery_error,
+        attachments,
+        created_at: row.created_at,
+        sent_at: row.sent_at,
+    })
+}
+
+pub(crate) fn attachment_from_row(row: attachments::Model) -> Result<Attachment> {
+    Ok(Attachment {
+        id: row.id.into(),
+        kind: MessageKind::parse(&row.kind)?,
+        status: AttachmentStatus::parse(&row.status)?,
+        content_type: row.content_type,
+        size_bytes: row.size_bytes,
+        file_name: row.file_name,
+    })
+}
+
+/// The payload of chat events: the chat as it now is.
+pub(crate) fn chat_payload(chat: &Chat) -> serde_json::Value {
+    json!({
+        "chatId": chat.id,
+        "channelId": chat.channel_id,
+        "status": chat.status,
+        "claimedBy": chat.claimed_by,
+        "lastMessageAt": chat.last_message_at,
+        "lastMessagePreview": chat.last_message_preview,
+        "unreadCount": chat.unread_count,
+        "endUserId": chat.end_user.id,
+        "displayName": chat.end_user.display_name,
+    })
+}
+
+/// Appends a message event carrying the message as it now is.
+pub(crate) async fn append_message_event(
+    write: &mut Write<'_>,
+    organization_id: OrganizationId,
+    channel_id: ChannelId,
+    kind: &'static str,
+    message: &Message,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let payload = json!({
+        "messageId": message.id,
+        "chatId": message.chat_id,
+        "direction": message.direction,
+        "kind": message.kind,
+        "text": message.text,
+        "deliveryState": message.delivery_state,
+        "deliveryMethod": message.delivery_method,
+        "deliveryError": message.delivery_error,
+        "isPasscode": message.is_passcode,
+    });
+    write.append(organization_id, NewEvent::new(kind, payload, now).in_channel(channel_id).in_chat(message.chat_id)).await
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid)> {
+    let invalid = || Error::invalid_argument("malformed cursor");
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| invalid())?).ok_or_else(invalid)?;
+    Ok((at, uuid::Uuid::parse_str(id).map_err(|_| invalid())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_rejected() {
+        let at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        assert!(decode_cursor("garbage!").is_err());
+    }
+
+    #[test]
+    fn message_text_is_bounded_in_utf16_units() {
+        assert!(MessageText::parse("hello").is_ok());
+        assert!(MessageText::parse("   ").is_err());
+        assert!(MessageText::parse(&"a".repeat(5_000)).is_ok());
+        assert!(MessageText::parse(&"a".repeat(5_001)).is_err());
+        // An emoji outside the BMP counts twice.
+        assert!(MessageText::parse(&"😀".repeat(2_501)).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! The enumerated values stored as upper-case strings: statuses, kinds,
+//! modes. Each parses what a caller or the database gives and prints what
+//! is stored.
+
+use crate::error::{Error, Result};
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Result<Self> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(Error::invalid_argument(format!(concat!("unknown ", stringify!($name), " {:?}"), other))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Which messaging service a channel is on.
+    ChannelKind { Line => "LINE", Wechat => "WECHAT" }
+);
+string_enum!(
+    /// Whether a channel carries messages.
+    ChannelStatus {
+        /// Messages flow both ways.
+        Active => "ACTIVE",
+        /// Nothing in or out; data kept; can be enabled again.
+        Disabled => "DISABLED",
+        /// Chats stay readable; nothing can be sent, forwarded or blocked.
+        Deleted => "DELETED",
+    }
+);
+string_enum!(
+    /// How agents' answers leave on a LINE channel.
+    LineMode {
+        /// Only on a customer's reply token: free, within its window.
+        Reply => "REPLY",
+        /// Push at any time, counted against the monthly quota.
+        Push => "PUSH",
+        /// Reply when a fresh token exists, push otherwise.
+        Auto => "AUTO",
+    }
+);
+string_enum!(
+    /// A LINE Official Account plan and its monthly push allowance.
+    LinePlan { Free => "FREE", Light => "LIGHT", Standard => "STANDARD" }
+);
+
+impl LinePlan {
+    /// Returns how many pushed messages the plan allows per calendar month.
+    pub fn monthly_pushes(self) -> i64 {
+        match self {
+            Self::Free => 200,
+            Self::Light => 5_000,
+            Self::Standard => 30_000,
+        }
+    }
+}
+
+string_enum!(
+    /// Where a chat stands.
+    ChatStatus {
+        /// Unread: no agent has claimed it.
+        New => "NEW",
+        /// Claimed by one agent.
+        InProgress => "IN_PROGRESS",
+        Completed => "COMPLETED",
+    }
+);
+string_enum!(MessageDirection { Inbound => "INBOUND", Outbound => "OUTBOUND" });
+string_enum!(
+    /// What a message carries.
+    MessageKind {
+        Text => "TEXT",
+        Image => "IMAGE",
+        Video => "VIDEO",
+        Audio => "AUDIO",
+        File => "FILE",
+        Sticker => "STICKER",
+        Location => "LOCATION",
+        /// A type the provider added after this code was written; kept raw.
+        Unknown => "UNKNOWN",
+    }
+);
+string_enum!(
+    /// Where a message is on its way.
+    DeliveryState {
+        /// An inbound message, stored.
+        Received => "RECEIVED",
+        /// An outbound message about to be sent.
+        Pending => "PENDING",
+        /// Waiting for the customer's next reply token (LINE reply mode).
+        Unsent => "UNSENT",
+        Sent => "SENT",
+        Failed => "FAILED",
+    }
+);
+string_enum!(
+    /// How an outbound LINE message left.
+    DeliveryMethod { Reply => "REPLY", Push => "PUSH" }
+);
+string_enum!(
+    /// The state of a message's media.
+    AttachmentStatus { Pending => "PENDING", Ready => "READY", Failed => "FAILED" }
+);

@@ -1,0 +1,825 @@
+//! LINE in the core: webhook events in (verified, de-duplicated, stored in
+//! one transaction before LINE gets its 200), and everything that calls
+//! LINE afterwards from the durable queue: profiles, media, replies, pushes.
+
+use chrono::{DateTime, Duration, Utc};
+use madoguchi_channels::line::batching::{QueuedMessage, batch_messages};
+use madoguchi_channels::line::client::{ContentOutcome, LineError};
+use madoguchi_channels::line::signature::verify_signature;
+use madoguchi_channels::line::webhook::{ContentProvider, Event, EventKind, MessageContent, Source, parse_webhook};
+use madoguchi_channels::line::OutboundMessage;
+use madoguchi_entity::{attachments, channels, chats, end_users, jobs, messages, passcodes, push_usage, webhook_receipts};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::Core;
+use crate::channels::japan_month;
+use crate::chats::{append_message_event, attachment_from_row, message_from_row, preview};
+use crate::db::Write;
+use crate::error::{Error, Result};
+use crate::events::NewEvent;
+use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
+use crate::jobs::{NewJob, Outcome, backoff};
+use crate::kinds::{
+    AttachmentStatus, ChannelKind, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan,
+    MessageDirection, MessageKind,
+};
+
+pub(crate) const JOB_FETCH_PROFILE: &str = "line.fetch_profile";
+pub(crate) const JOB_DOWNLOAD_CONTENT: &str = "line.download_content";
+pub(crate) const JOB_REPLY: &str = "line.reply";
+pub(crate) const JOB_PUSH: &str = "line.push";
+
+/// How many times a push is tried before it is marked failed.
+const MAX_PUSH_ATTEMPTS: i32 = 8;
+/// How many times media is asked for while LINE is still preparing it.
+const MAX_CONTENT_ATTEMPTS: i32 = 40;
+
+/// What became of a webhook delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// Stored: `stored` new events, `duplicates` already seen.
+    Accepted { stored: usize, duplicates: usize },
+    /// The channel is disabled: answered, nothing recorded.
+    Ignored,
+}
+
+/// Size limits for media, by kind (SPEC.md).
+pub fn media_limit(kind: MessageKind) -> u64 {
+    match kind {
+        MessageKind::Image => 10 * 1024 * 1024,
+        MessageKind::Audio | MessageKind::Video => 20 * 1024 * 1024,
+        _ => 50 * 1024 * 1024,
+    }
+}
+
+/// Media types accepted, by kind (SPEC.md; LINE sends audio as m4a).
+fn media_type_allowed(kind: MessageKind, content_type: &str) -> bool {
+    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match kind {
+        MessageKind::Image => matches!(content_type.as_str(), "image/jpeg" | "image/jpg" | "image/png"),
+        MessageKind::Audio => {
+            matches!(content_type.as_str(), "audio/ogg" | "audio/x-m4a" | "audio/m4a" | "audio/mp4" | "audio/aac")
+        }
+        MessageKind::Video => matches!(content_type.as_str(), "video/mp4" | "video/3gpp"),
+        _ => true,
+    }
+}
+
+/// Webhook use cases.
+#[derive(Debug, Clone, Copy)]
+pub struct LineInbound<'a> {
+    core: &'a Core,
+}
+
+impl<'a> LineInbound<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Verifies and stores one webhook delivery for a channel. Returns only
+    /// once every new event is committed, exactly once: a redelivered event
+    /// (same `webhookEventId`) adds nothing.
+    pub async fn receive(&self, channel_id: &str, signature: Option<&str>, body: &[u8]) -> Result<WebhookOutcome> {
+        let channel_id = ChannelId::parse(channel_id).map_err(|_| Error::not_found("channel"))?;
+        let channel = channels::Entity::find_by_id(channel_id.uuid())
+            .one(self.core.db())
+            .await?
+            .filter(|row| row.kind == ChannelKind::Line.as_str() && row.status != ChannelStatus::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("channel"))?;
+        let secret = self.core.channels().line_secret(&channel)?;
+        verify_signature(secret.expose().as_bytes(), body, signature.unwrap_or_default())
+            .map_err(|_| Error::unauthenticated("invalid x-line-signature"))?;
+        if channel.status == ChannelStatus::Disabled.as_str() {
+            return Ok(WebhookOutcome::Ignored);
+        }
+        let webhook = parse_webhook(body).map_err(|error| Error::invalid_argument(format!("malformed webhook body: {error}")))?;
+        if webhook.events.is_empty() {
+            return Ok(WebhookOutcome::Accepted { stored: 0, duplicates: 0 });
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let (mut stored, mut duplicates) = (0, 0);
+        for event in &webhook.events {
+            if self.record_receipt(&write, &channel, event, now).await? {
+                self.apply(&mut write, &channel, event, now).await?;
+                stored += 1;
+            } else {
+                duplicates += 1;
+            }
+        }
+        write.commit().await?;
+        Ok(WebhookOutcome::Accepted { stored, duplicates })
+    }
+
+    /// Records the receipt; returns `false` when the event was seen before.
+    async fn record_receipt(&self, write: &Write<'_>, channel: &channels::Model, event: &Event, now: DateTime<Utc>) -> Result<bool> {
+        let provider_event_id = match &event.webhook_event_id {
+            Some(id) => id.clone(),
+            // Very old bodies carry no id: the event's own bytes identify it.
+            None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(event.raw.to_string().as_bytes()))),
+        };
+        let inserted = webhook_receipts::Entity::insert(webhook_receipts::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            organization_id: Set(channel.organization_id),
+            channel_id: Set(channel.id),
+            provider_event_id: Set(provider_event_id),
+            event_type: Set(event.event_type.clone()),
+            raw: Set(event.raw.clone()),
+            received_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([webhook_receipts::Column::ChannelId, webhook_receipts::Column::ProviderEventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&**write)
+        .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn apply(&self, write: &mut Write<'_>, channel: &channels::Model, event: &Event, now: DateTime<Utc>) -> Result<()> {
+        // Chats are one consumer and the business; group and room events are
+        // kept as receipts only.
+        let Some(Source::User { user_id: Some(user_id), .. }) = &event.source else { return Ok(()) };
+        match &event.kind {
+            EventKind::Message(content) => self.apply_message(write, channel, event, user_id, content, now).await,
+            EventKind::Follow { .. } => {
+                let user = self.end_user(write, channel, user_id, now).await?;
+                if user.unfollowed_at.is_some() {
+                    set_unfollowed(write, user.id, None, now).await?;
+                }
+                append_end_user_event(write, channel, user.id, "end_user.followed", now).await
+            }
+            EventKind::Unfollow => {
+                let user = self.end_user(write, channel, user_id, now).await?;
+                set_unfollowed(write, user.id, Some(now), now).await?;
+                append_end_user_event(write, channel, user.id, "end_user.unfollowed", now).await
+            }
+            EventKind::Unsend { message_id } => self.apply_unsend(write, channel, message_id, now).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn apply_message(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        event: &Event,
+        user_id: &str,
+        content: &MessageContent,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let user = self.end_user(write, channel, user_id, now).await?;
+        if user.unfollowed_at.is_some() {
+            set_unfollowed(write, user.id, None, now).await?;
+        }
+        let blocked = user.blocked_at.is_some();
+        let (chat, created) = self.chat_for(write, channel, &user, now).await?;
+        let (kind, text) = match content {
+            MessageContent::Text(text) => (MessageKind::Text, Some(text.text.clone())),
+            MessageContent::Image(_) => (MessageKind::Image, None),
+            MessageContent::Video(_) => (MessageKind::Video, None),
+            MessageContent::Audio(_) => (MessageKind::Audio, None),
+            MessageContent::File(file) => (MessageKind::File, Some(file.file_name.clone())),
+            MessageContent::Location(location) => (MessageKind::Location, location.address.clone().or(location.title.clone())),
+            MessageContent::Sticker(_) => (MessageKind::Sticker, None),
+            MessageContent::Unknown { .. } => (MessageKind::Unknown, None),
+        };
+        let passcode = match (&text, kind) {
+            (Some(text), MessageKind::Text) => self.redeem_passcode(write, channel, &user, text, now).await?,
+            _ => false,
+        };
+        let message_id = MessageId::generate();
+        let inserted = messages::Entity::insert(messages::ActiveModel {
+            id: Set(message_id.uuid()),
+            organization_id: Set(channel.organization_id),
+            chat_id: Set(chat.id),
+            direction: Set(MessageDirection::Inbound.as_str().into()),
+            kind: Set(kind.as_str().into()),
+            text: Set(text.clone()),
+            payload: Set(event.raw.get("message").cloned()),
+            sender_agent_id: Set(None),
+            external_id: Set(content.id().map(str::to_owned)),
+            is_passcode: Set(passcode),
+            delivery_state: Set(DeliveryState::Received.as_str().into()),
+            delivery_method: Set(None),
+            delivery_error: Set(None),
+            reply_token: Set(event.reply_token.clone()),
+            reply_token_used_at: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+        })
+        .on_conflict(OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned())
+        .exec_without_returning(&**write)
+        .await?;
+        if inserted == 0 {
+            return Ok(());
+        }
+        let has_media = match content {
+            MessageContent::Image(image) => image.content_provider == ContentProvider::Line,
+            MessageContent::Video(video) => video.content_provider == ContentProvider::Line,
+            MessageContent::Audio(audio) => audio.content_provider == ContentProvider::Line,
+            MessageContent::File(_) => true,
+            _ => false,
+        };
+        if has_media {
+            let attachment_id = AttachmentId::generate();
+            attachments::Entity::insert(attachments::ActiveModel {
+                id: Set(attachment_id.uuid()),
+                organization_id: Set(channel.organization_id),
+                message_id: Set(message_id.uuid()),
+                kind: Set(kind.as_str().into()),
+                status: Set(AttachmentStatus::Pending.as_str().into()),
+                content_type: Set(None),
+                size_bytes: Set(None),
+                blob_key: Set(None),
+                file_name: Set(match content {
+                    MessageContent::File(file) => Some(file.file_name.clone()),
+                    _ => None,
+                }),
+                error: Set(None),
+                created_at: Set(now),
+            })
+            .exec_without_returning(&**write)
+            .await?;
+            let mut job = NewJob::new(JOB_DOWNLOAD_CONTENT, json!({"attachmentId": attachment_id}), now);
+            job.organization_id = Some(channel.organization_id.into());
+            job.channel_id = Some(channel.id.into());
+            job.message_id = Some(message_id);
+            write.enqueue(job, now).await?;
+        }
+        if blocked {
+            // Kept, but it opens nothing and notifies no one.
+            return Ok(());
+        }
+        let reopened = !created && chat.status == ChatStatus::Completed.as_str();
+        let preview_text = match (&text, kind) {
+            (Some(text), MessageKind::Text) => preview(text),
+            _ => format!("[{}]", kind.as_str().to_lowercase()),
+        };
+        let mut update = chats::Entity::update_many()
+            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
+            .col_expr(chats::Column::LastInboundAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(chat.id));
+        if !passcode {
+            update = update
+                .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
+                .col_expr(chats::Column::UnreadCount, Expr::col(chats::Column::UnreadCount).add(1));
+        }
+        if reopened {
+            update = update
+                .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
+                .col_expr(chats::Column::OpenedAt, Expr::value(now))
+                .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None));
+        }
+        update.exec(&**write).await?;
+        let chat_id: ChatId = chat.id.into();
+        let chats = self.core.chats();
+        let kind_of_change = if created {
+            "chat.created"
+        } else if reopened {
+            "chat.reopened"
+        } else {
+            "chat.updated"
+        };
+        let row = messages::Entity::find_by_id(message_id.uuid()).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let attachments = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.eq(message_id.uuid()))
+            .all(&**write)
+            .await?
+            .into_iter()
+            .map(attachment_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let message = message_from_row(row, attachments)?;
+        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.created", &message, now).await?;
+        chats.append_chat_event(write, chat_id, kind_of_change, now).await?;
+
+        // A new reply token: messages waiting for one can go now.
+        let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
+        if event.reply_token.is_some() && mode != LineMode::Push && self.core.line_outbound().has_waiting(&**write, chat_id).await? {
+            let mut job = NewJob::new(JOB_REPLY, json!({"chatId": chat_id}), now);
+            job.organization_id = Some(channel.organization_id.into());
+            job.channel_id = Some(channel.id.into());
+            write.enqueue(job, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_unsend(&self, write: &mut Write<'_>, channel: &channels::Model, message_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let chat_ids: Vec<uuid::Uuid> = chats::Entity::find()
+            .filter(chats::Column::ChannelId.eq(channel.id))
+            .all(&**write)
+            .await?
+            .into_iter()
+            .map(|chat| chat.id)
+            .collect();
+        let Some(row) = messages::Entity::find()
+            .filter(messages::Column::ChatId.is_in(chat_ids))
+            .filter(messages::Column::ExternalId.eq(message_id))
+            .one(&**write)
+            .await?
+        else {
+            return Ok(());
+        };
+        messages::Entity::update_many()
+            .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
+            .col_expr(messages::Column::Payload, Expr::value(json!({"unsent": true})))
+            .filter(messages::Column::Id.eq(row.id))
+            .exec(&**write)
+            .await?;
+        let updated = messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let message = message_from_row(updated, Vec::new())?;
+        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.unsent", &message, now).await?;
+        Ok(())
+    }
+
+    /// Finds or creates the end user; a new one gets a profile fetch queued.
+    async fn end_user(&self, write: &mut Write<'_>, channel: &channels::Model, user_id: &str, now: DateTime<Utc>) -> Result<end_users::Model> {
+        let find = || {
+            end_users::Entity::find()
+                .filter(end_users::Column::ChannelId.eq(channel.id))
+                .filter(end_users::Column::ExternalId.eq(user_id))
+        };
+        if let Some(user) = find().one(&**write).await? {
+            return Ok(user);
+        }
+        let id = EndUserId::generate();
+        end_users::Entity::insert(end_users::ActiveModel {
+            id: Set(id.uuid()),
+            organization_id: Set(channel.organization_id),
+            channel_id: Set(channel.id),
+            external_id: Set(user_id.to_owned()),
+            display_name: Set(None),
+            picture_url: Set(None),
+            contact_id: Set(None),
+            blocked_at: Set(None),
+            unfollowed_at: Set(None),
+            profile_fetched_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&**write)
+        .await?;
+        let mut job = NewJob::new(JOB_FETCH_PROFILE, json!({"endUserId": id}), now);
+        job.organization_id = Some(channel.organization_id.into());
+        job.channel_id = Some(channel.id.into());
+        write.enqueue(job, now).await?;
+        find().one(&**write).await?.ok_or_else(|| Error::not_found("end user"))
+    }
+
+    /// Finds or opens the chat between an end user and the channel.
+    async fn chat_for(&self, write: &Write<'_>, channel: &channels::Model, user: &end_users::Model, now: DateTime<Utc>) -> Result<(chats::Model, bool)> {
+        let find = || chats::Entity::find().filter(chats::Column::ChannelId.eq(channel.id)).filter(chats::Column::EndUserId.eq(user.id));
+        if let Some(chat) = find().one(&**write).await? {
+            return Ok((chat, false));
+        }
+        chats::Entity::insert(chats::ActiveModel {
+            id: Set(ChatId::generate().uuid()),
+            organization_id: Set(channel.organization_id),
+            channel_id: Set(channel.id),
+            end_user_id: Set(user.id),
+            department_id: Set(channel.department_id),
+            status: Set(ChatStatus::New.as_str().into()),
+            claimed_by_agent_id: Set(None),
+            claimed_at: Set(None),
+            last_message_at: Set(None),
+            last_message_preview: Set(None),
+            last_inbound_at: Set(None),
+            last_agent_message_at: Set(None),
+            unread_count: Set(0),
+            opened_at: Set(now),
+            completed_at: Set(None),
+            completion_reason: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&**write)
+        .await?;
+        Ok((find().one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?, true))
+    }
+
+    /// Links the end user to a contact when `text` is a valid, unused,
+    /// unexpired passcode of the organization; returns whether it was one.
+    async fn redeem_passcode(&self, write: &mut Write<'_>, channel: &channels::Model, user: &end_users::Model, text: &str, now: DateTime<Utc>) -> Result<bool> {
+        let Some(code) = crate::contacts::Passcode::recognise(text) else { return Ok(false) };
+        let Some(passcode) = passcodes::Entity::find()
+            .filter(passcodes::Column::OrganizationId.eq(channel.organization_id))
+            .filter(passcodes::Column::Code.eq(code.as_str()))
+            .one(&**write)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if passcode.used_at.is_some() || passcode.expires_at <= now {
+            return Ok(false);
+        }
+        let used = passcodes::Entity::update_many()
+            .col_expr(passcodes::Column::UsedAt, Expr::value(now))
+            .col_expr(passcodes::Column::UsedByEndUserId, Expr::value(user.id))
+            .filter(passcodes::Column::Id.eq(passcode.id))
+            .filter(passcodes::Column::UsedAt.is_null())
+            .exec(&**write)
+            .await?;
+        if used.rows_affected != 1 {
+            return Ok(false);
+        }
+        end_users::Entity::update_many()
+            .col_expr(end_users::Column::ContactId, Expr::value(passcode.contact_id))
+            .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
+            .filter(end_users::Column::Id.eq(user.id))
+            .exec(&**write)
+            .await?;
+        write
+            .append(
+                channel.organization_id.into(),
+                NewEvent::new("end_user.linked", json!({"endUserId": user.id, "contactId": passcode.contact_id, "by": "PASSCODE"}), now)
+                    .in_channel(channel.id.into()),
+            )
+            .await?;
+        Ok(true)
+    }
+}
+
+async fn set_unfollowed(write: &Write<'_>, user: uuid::Uuid, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+    end_users::Entity::update_many()
+        .col_expr(end_users::Column::UnfollowedAt, Expr::value(at))
+        .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
+        .filter(end_users::Column::Id.eq(user))
+        .exec(&**write)
+        .await?;
+    Ok(())
+}
+
+async fn append_end_user_event(write: &mut Write<'_>, channel: &channels::Model, user: uuid::Uuid, kind: &'static str, now: DateTime<Utc>) -> Result<()> {
+    let chat = chats::Entity::find().filter(chats::Column::EndUserId.eq(user)).one(&**write).await?;
+    let mut event = NewEvent::new(kind, json!({"endUserId": user}), now).in_channel(channel.id.into());
+    if let Some(chat) = chat {
+        event = event.in_chat(chat.id.into());
+    }
+    write.append(channel.organization_id.into(), event).await?;
+    Ok(())
+}
+
+/// Outbound LINE delivery: choosing reply or push, the quota, and the jobs
+/// that call LINE.
+#[derive(Debug, Clone, Copy)]
+pub struct LineOutbound<'a> {
+    core: &'a Core,
+}
+
+impl<'a> LineOutbound<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Chooses how a new message leaves: `REPLY` mode replies, `PUSH` mode
+    /// pushes (reserving quota now, so a push beyond the plan is refused
+    /// before anything is sent), `AUTO` replies when a fresh token exists and
+    /// pushes otherwise.
+    pub(crate) async fn choose_method(&self, write: &Write<'_>, channel: &channels::Model, chat: &chats::Model, now: DateTime<Utc>) -> Result<DeliveryMethod> {
+        let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
+        let reply = match mode {
+            LineMode::Reply => true,
+            LineMode::Push => false,
+            LineMode::Auto => {
+                self.fresh_reply_token(&**write, chat.id.into(), now).await?.is_some()
+                    || self.has_waiting(&**write, chat.id.into()).await?
+            }
+        };
+        if reply {
+            return Ok(DeliveryMethod::Reply);
+        }
+        self.reserve_push(write, channel, now).await?;
+        Ok(DeliveryMethod::Push)
+    }
+
+    /// Queues the job that delivers a message.
+    pub(crate) async fn enqueue_delivery(&self, write: &mut Write<'_>, chat: &chats::Model, message_id: MessageId, method: DeliveryMethod, now: DateTime<Utc>) -> Result<()> {
+        let mut job = match method {
+            DeliveryMethod::Reply => NewJob::new(JOB_REPLY, json!({"chatId": chat.id}), now),
+            DeliveryMethod::Push => {
+                let mut job = NewJob::new(JOB_PUSH, json!({"messageId": message_id}), now);
+                job.retry_key = Some(uuid::Uuid::new_v4());
+                job
+            }
+        };
+        job.organization_id = Some(chat.organization_id.into());
+        job.channel_id = Some(chat.channel_id.into());
+        job.message_id = Some(message_id);
+        write.enqueue(job, now).await
+    }
+
+    /// Returns whether outbound reply messages of a chat wait for a token.
+    pub(crate) async fn has_waiting(&self, db: &impl ConnectionTrait, chat_id: ChatId) -> Result<bool> {
+        Ok(messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat_id.uuid()))
+            .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
+            .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
+            .filter(messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]))
+            .one(db)
+            .await?
+            .is_some())
+    }
+
+    /// Returns the newest unused reply token of a chat still inside the
+    /// reply window.
+    async fn fresh_reply_token(&self, db: &impl ConnectionTrait, chat_id: ChatId, now: DateTime<Utc>) -> Result<Option<messages::Model>> {
+        Ok(messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat_id.uuid()))
+            .filter(messages::Column::ReplyToken.is_not_null())
+            .filter(messages::Column::ReplyTokenUsedAt.is_null())
+            .filter(messages::Column::CreatedAt.gte(now - self.core.reply_window()))
+            .order_by_desc(messages::Column::CreatedAt)
+            .one(db)
+            .await?)
+    }
+
+    /// Counts one push against this month's allowance, or refuses it.
+    async fn reserve_push(&self, write: &Write<'_>, channel: &channels::Model, now: DateTime<Utc>) -> Result<()> {
+        let plan = LinePlan::parse(channel.line_plan.as_deref().unwrap_or("FREE"))?;
+        let month = japan_month(now);
+        push_usage::Entity::insert(push_usage::ActiveModel {
+            channel_id: Set(channel.id),
+            month: Set(month.clone()),
+            pushed: Set(0),
+            reconciled_total: Set(None),
+            reconciled_at: Set(None),
+            updated_at: Set(now),
+        })
+        .on_conflict(OnConflict::columns([push_usage::Column::ChannelId, push_usage::Column::Month]).do_nothing().to_owned())
+        .exec_without_returning(&**write)
+        .await?;
+        let limit = plan.monthly_pushes();
+        let reserved = push_usage::Entity::update_many()
+            .col_expr(push_usage::Column::Pushed, Expr::col(push_usage::Column::Pushed).add(1))
+            .col_expr(push_usage::Column::UpdatedAt, Expr::value(now))
+            .filter(push_usage::Column::ChannelId.eq(channel.id))
+            .filter(push_usage::Column::Month.eq(month))
+            .filter(Expr::col(push_usage::Column::Pushed).lt(limit))
+            .filter(Condition::any().add(push_usage::Column::ReconciledTotal.is_null()).add(push_usage::Column::ReconciledTotal.lt(limit)))
+            .exec(&**write)
+            .await?;
+        if reserved.rows_affected != 1 {
+            return Err(Error::resource_exhausted(format!("the channel's monthly push allowance ({limit}) is used up")));
+        }
+        Ok(())
+    }
+
+    /// Gives back a push that was never delivered.
+    async fn release_push(&self, db: &impl ConnectionTrait, channel_id: uuid::Uuid, month: &str) -> Result<()> {
+        push_usage::Entity::update_many()
+            .col_expr(push_usage::Column::Pushed, Expr::col(push_usage::Column::Pushed).sub(1))
+            .filter(push_usage::Column::ChannelId.eq(channel_id))
+            .filter(push_usage::Column::Month.eq(month))
+            .filter(Expr::col(push_usage::Column::Pushed).gt(0))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a `line.reply` job: sends the chat's waiting reply messages on
+    /// its newest fresh token (at most one call of 5 objects); what does not
+    /// fit, or has no token, waits as `UNSENT` for the next one.
+    pub(crate) async fn run_reply(&self, job: &jobs::Model) -> Result<Outcome> {
+        let chat_id = ChatId::parse(job.payload["chatId"].as_str().unwrap_or_default())?;
+        let now = self.core.now();
+        let Some(chat) = chats::Entity::find_by_id(chat_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
+        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let waiting = messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat.id))
+            .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
+            .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
+            .filter(messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]))
+            .order_by_asc(messages::Column::CreatedAt)
+            .order_by_asc(messages::Column::Id)
+            .all(self.core.db())
+            .await?;
+        if waiting.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        if channel.status != ChannelStatus::Active.as_str() {
+            self.set_states(&chat, &waiting, DeliveryState::Failed, Some("the channel is not active"), now).await?;
+            return Ok(Outcome::Done);
+        }
+        let Some(token_message) = self.fresh_reply_token(self.core.db(), chat_id, now).await? else {
+            self.set_states(&chat, &only_pending(&waiting), DeliveryState::Unsent, None, now).await?;
+            return Ok(Outcome::Done);
+        };
+        let taken = messages::Entity::update_many()
+            .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(now))
+            .filter(messages::Column::Id.eq(token_message.id))
+            .filter(messages::Column::ReplyTokenUsedAt.is_null())
+            .exec(self.core.db())
+            .await?;
+        if taken.rows_affected != 1 {
+            // Another worker took this token; look again right away.
+            return Ok(Outcome::RetryAt(now, "reply token taken by another worker".into()));
+        }
+        let queued = waiting.iter().map(|message| QueuedMessage {
+            id: message.id,
+            message: OutboundMessage::text(message.text.clone().unwrap_or_default()),
+        });
+        let first = batch_messages(queued).into_iter().next().expect("waiting is not empty");
+        let token = self.core.channels().line_token(&channel)?;
+        let reply_token = token_message.reply_token.clone().unwrap_or_default();
+        match self.core.line().reply(&token, &reply_token, &first.outbound()).await {
+            Ok(_) => {
+                let sent: Vec<_> = first.source_ids().copied().collect();
+                let sent_rows: Vec<_> = waiting.iter().filter(|m| sent.contains(&m.id)).cloned().collect();
+                let rest: Vec<_> = waiting.iter().filter(|m| !sent.contains(&m.id)).cloned().collect();
+                self.set_states(&chat, &sent_rows, DeliveryState::Sent, None, now).await?;
+                self.set_states(&chat, &only_pending(&rest), DeliveryState::Unsent, None, now).await?;
+                Ok(Outcome::Done)
+            }
+            Err(error) if error.is_invalid_reply_token() => {
+                // The token died early; the next one may still be fresh.
+                self.set_states(&chat, &only_pending(&waiting), DeliveryState::Unsent, None, now).await?;
+                let another = self.fresh_reply_token(self.core.db(), chat_id, now).await?.is_some();
+                Ok(if another { Outcome::RetryAt(now, error.to_string()) } else { Outcome::Done })
+            }
+            Err(error) if error.is_retryable() => {
+                // Unused by LINE if it failed: a reused token is refused anyway,
+                // so trying again cannot send twice.
+                messages::Entity::update_many()
+                    .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                    .filter(messages::Column::Id.eq(token_message.id))
+                    .exec(self.core.db())
+                    .await?;
+                let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+                Ok(Outcome::RetryAt(now + delay, error.to_string()))
+            }
+            Err(error) => {
+                let failed: Vec<_> = waiting.iter().filter(|m| first.source_ids().any(|id| *id == m.id)).cloned().collect();
+                self.set_states(&chat, &failed, DeliveryState::Failed, Some(&error.to_string()), now).await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Runs a `line.push` job: pushes one message with the retry key chosen
+    /// when it was queued, so a retry after a crash is delivered once.
+    pub(crate) async fn run_push(&self, job: &jobs::Model) -> Result<Outcome> {
+        let message_id = MessageId::parse(job.payload["messageId"].as_str().unwrap_or_default())?;
+        let now = self.core.now();
+        let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
+        if message.delivery_state != DeliveryState::Pending.as_str() {
+            return Ok(Outcome::Done);
+        }
+        let chat = chats::Entity::find_by_id(message.chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
+        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let user = end_users::Entity::find_by_id(chat.end_user_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("end user"))?;
+        let month = japan_month(message.created_at);
+        if channel.status != ChannelStatus::Active.as_str() {
+            self.release_push(self.core.db(), channel.id, &month).await?;
+            self.set_states(&chat, &[message], DeliveryState::Failed, Some("the channel is not active"), now).await?;
+            return Ok(Outcome::Done);
+        }
+        let token = self.core.channels().line_token(&channel)?;
+        let retry_key = job.retry_key.ok_or_else(|| Error::internal(std::io::Error::other("push job without a retry key")))?;
+        let outbound = [OutboundMessage::text(message.text.clone().unwrap_or_default())];
+        match self.core.line().push(&token, &user.external_id, &outbound, retry_key).await {
+            Ok(_) => {
+                self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
+                Ok(Outcome::Done)
+            }
+            Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => {
+                let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+                Ok(Outcome::RetryAt(now + delay, error.to_string()))
+            }
+            Err(error) => {
+                self.release_push(self.core.db(), channel.id, &month).await?;
+                self.set_states(&chat, &[message], DeliveryState::Failed, Some(&error.to_string()), now).await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Moves messages to a delivery state, appending one event each.
+    async fn set_states(&self, chat: &chats::Model, rows: &[messages::Model], state: DeliveryState, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.core.write().await?;
+        for row in rows {
+            let mut update = messages::Entity::update_many()
+                .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
+                .col_expr(messages::Column::DeliveryError, Expr::value(error.map(str::to_owned)))
+                .filter(messages::Column::Id.eq(row.id))
+                .filter(messages::Column::DeliveryState.eq(row.delivery_state.clone()));
+            if state == DeliveryState::Sent {
+                update = update.col_expr(messages::Column::SentAt, Expr::value(now));
+            }
+            if update.exec(&*write).await?.rows_affected != 1 {
+                continue;
+            }
+            let updated = messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+            let message = message_from_row(updated, Vec::new())?;
+            append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.delivery_changed", &message, now).await?;
+        }
+        write.commit().await
+    }
+
+    /// Runs a `line.fetch_profile` job: the consumer's display name and picture.
+    pub(crate) async fn run_fetch_profile(&self, job: &jobs::Model) -> Result<Outcome> {
+        let user_id = EndUserId::parse(job.payload["endUserId"].as_str().unwrap_or_default())?;
+        let now = self.core.now();
+        let Some(user) = end_users::Entity::find_by_id(user_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
+        let channel = channels::Entity::find_by_id(user.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let token = self.core.channels().line_token(&channel)?;
+        let profile = match self.core.line().profile(&token, &user.external_id).await {
+            Ok(profile) => profile,
+            Err(error) if error.is_retryable() && job.attempts < 10 => return Ok(retry_later(&error, job, now)),
+            // Not a friend, or gone: nothing to show.
+            Err(error) => return Ok(Outcome::Failed(error.to_string())),
+        };
+        let mut write = self.core.write().await?;
+        end_users::Entity::update_many()
+            .col_expr(end_users::Column::DisplayName, Expr::value(profile.display_name))
+            .col_expr(end_users::Column::PictureUrl, Expr::value(profile.picture_url))
+            .col_expr(end_users::Column::ProfileFetchedAt, Expr::value(now))
+            .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
+            .filter(end_users::Column::Id.eq(user.id))
+            .exec(&*write)
+            .await?;
+        if let Some(chat) = chats::Entity::find().filter(chats::Column::EndUserId.eq(user.id)).one(&*write).await? {
+            self.core.chats().append_chat_event(&mut write, chat.id.into(), "chat.updated", now).await?;
+        }
+        write.commit().await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Runs a `line.download_content` job: fetches media into blob storage,
+    /// asking again while LINE is still preparing it, within SPEC.md's limits.
+    pub(crate) async fn run_download_content(&self, job: &jobs::Model) -> Result<Outcome> {
+        let attachment_id = AttachmentId::parse(job.payload["attachmentId"].as_str().unwrap_or_default())?;
+        let now = self.core.now();
+        let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
+        let message = messages::Entity::find_by_id(attachment.message_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("message"))?;
+        let chat = chats::Entity::find_by_id(message.chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
+        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let token = self.core.channels().line_token(&channel)?;
+        let kind = MessageKind::parse(&attachment.kind)?;
+        let external_id = message.external_id.clone().unwrap_or_default();
+        let outcome = match self.core.line().content(&token, &external_id).await {
+            Ok(ContentOutcome::NotReady) if job.attempts < MAX_CONTENT_ATTEMPTS => {
+                return Ok(Outcome::RetryAt(now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2), "content not ready yet".into()));
+            }
+            Ok(ContentOutcome::NotReady) => Err("LINE never finished preparing the content".to_owned()),
+            Ok(ContentOutcome::Ready(content)) => {
+                let content_type = content.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+                if content.bytes.len() as u64 > media_limit(kind) {
+                    Err(format!("{} bytes is over the {} limit", content.bytes.len(), kind.as_str().to_lowercase()))
+                } else if !media_type_allowed(kind, &content_type) {
+                    Err(format!("{content_type} is not an accepted {} type", kind.as_str().to_lowercase()))
+                } else {
+                    let key = format!("{}/attachments/{}", chat.organization_id, attachment.id);
+                    self.core.blobs().put(&key, content.bytes.clone()).await?;
+                    Ok((key, content_type, content.bytes.len() as i64))
+                }
+            }
+            Err(error) if error.is_retryable() && job.attempts < MAX_CONTENT_ATTEMPTS => return Ok(retry_later(&error, job, now)),
+            Err(LineError::ContentTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
+            Err(error) => Err(error.to_string()),
+        };
+        let mut write = self.core.write().await?;
+        let mut update = attachments::Entity::update_many().filter(attachments::Column::Id.eq(attachment.id));
+        update = match &outcome {
+            Ok((key, content_type, size)) => update
+                .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Ready.as_str()))
+                .col_expr(attachments::Column::BlobKey, Expr::value(key.clone()))
+                .col_expr(attachments::Column::ContentType, Expr::value(content_type.clone()))
+                .col_expr(attachments::Column::SizeBytes, Expr::value(*size)),
+            Err(error) => update
+                .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Failed.as_str()))
+                .col_expr(attachments::Column::Error, Expr::value(error.clone())),
+        };
+        update.exec(&*write).await?;
+        let attachments = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.eq(message.id))
+            .all(&*write)
+            .await?
+            .into_iter()
+            .map(attachment_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let message = message_from_row(message, attachments)?;
+        append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.updated", &message, now).await?;
+        write.commit().await?;
+        Ok(match outcome {
+            Ok(_) => Outcome::Done,
+            Err(error) => Outcome::Failed(error),
+        })
+    }
+}
+
+fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
+    rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
+}
+
+fn retry_later(error: &LineError, job: &jobs::Model, now: DateTime<Utc>) -> Outcome {
+    let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+    Outcome::RetryAt(now + delay, error.to_string())
+}
