@@ -7,6 +7,7 @@
 //! tests are skipped locally and fail under `CI=true`.
 
 pub mod graphql_ws;
+pub mod line;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -99,6 +100,8 @@ impl Drop for TestDatabase {
 /// A running application.
 #[derive(Debug)]
 pub struct TestApp {
+    /// The fake LINE API this application talks to.
+    pub line: std::sync::Arc<madoguchi_fakes::FakeLine>,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
     pub core: Core,
@@ -124,6 +127,9 @@ pub fn test_settings(database_url: &str, dir: &std::path::Path) -> Settings {
         bootstrap_portal_name: "acme".into(),
         bootstrap_organization_name: "Acme".into(),
         shutdown_grace_seconds: 5,
+        public_base_url: "https://madoguchi.test".into(),
+        line_reply_window_seconds: 50,
+        job_lease_seconds: 2,
         ..Settings::default()
     }
 }
@@ -139,12 +145,38 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
+    let line = std::sync::Arc::new(madoguchi_fakes::FakeLine::start().await);
     let mut settings = test_settings(&database.url, dir.path());
+    settings.line_api_base = line.api_base().to_string();
+    settings.line_data_base = line.data_base().to_string();
     change(&mut settings);
-    Some(start(settings, backend, database, dir).await)
+    Some(start(settings, backend, database, dir, line).await)
 }
 
-async fn start(settings: Settings, backend: Backend, database: TestDatabase, dir: tempfile::TempDir) -> TestApp {
+/// What outlives a crashed application: its database, files and fake LINE.
+#[derive(Debug)]
+pub struct Leftovers {
+    settings: Settings,
+    backend: Backend,
+    database: TestDatabase,
+    dir: tempfile::TempDir,
+    line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+}
+
+impl Leftovers {
+    /// Starts the application again on the same database.
+    pub async fn restart(self) -> TestApp {
+        start(self.settings, self.backend, self.database, self.dir, self.line).await
+    }
+}
+
+async fn start(
+    settings: Settings,
+    backend: Backend,
+    database: TestDatabase,
+    dir: tempfile::TempDir,
+    line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+) -> TestApp {
     let application = Application::build(settings.clone()).await.expect("application builds");
     let (http, grpc, core) = (application.http_addr(), application.grpc_addr(), application.core().clone());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -152,6 +184,7 @@ async fn start(settings: Settings, backend: Backend, database: TestDatabase, dir
         let _ = stopped.await;
     }));
     TestApp {
+        line,
         http,
         grpc,
         core,
@@ -166,6 +199,27 @@ async fn start(settings: Settings, backend: Backend, database: TestDatabase, dir
 }
 
 impl TestApp {
+    /// Kills the application at once, as a crash would: no draining, no
+    /// graceful anything. Returns what is needed to start it again.
+    pub async fn crash(mut self) -> Leftovers {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        let database = std::mem::replace(&mut self.database, TestDatabase { url: String::new(), postgres: None });
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temporary directory"));
+        Leftovers { settings: self.settings.clone(), backend: self.backend, database, dir, line: self.line.clone() }
+    }
+
+    /// Starts a second server process on the same database (PostgreSQL).
+    pub async fn spawn_replica(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut settings = self.settings.clone();
+        settings.data_dir = dir.path().to_path_buf();
+        let database = TestDatabase { url: self.database.url.clone(), postgres: None };
+        start(settings, self.backend, database, dir, self.line.clone()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use madoguchi_channels::line::client::LineEndpoints;
 use madoguchi_core::auth::TokenSettings;
 use madoguchi_core::secrets::MasterKey;
 use madoguchi_core::{Core, CoreConfig, FirstOrganization};
@@ -78,7 +79,8 @@ impl Application {
         let grpc_router = madoguchi_grpc::routes(self.core.clone()).await?;
         let grpc =
             axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());
-        let background = self.core.spawn_background();
+        // Aborted however this function ends, even when its future is dropped.
+        let _background = AbortOnDrop(self.core.spawn_background());
 
         tracing::info!(http = %http_addr, grpc = %grpc_addr, "serving");
         let trigger = stopping.clone();
@@ -103,10 +105,18 @@ impl Application {
                 Ok(())
             }
         };
-        for task in background {
+        result
+    }
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
             task.abort();
         }
-        result
     }
 }
 
@@ -119,6 +129,15 @@ pub async fn open_core(settings: &Settings) -> anyhow::Result<Core> {
     let master_key = master_key(settings)?;
     let mut config = CoreConfig::new(settings.database_url.clone(), master_key);
     config.max_connections = settings.database_max_connections;
+    config.public_base_url = settings.public_base_url.clone();
+    config.blob_dir = settings.data_dir.join("blobs");
+    config.line_endpoints = LineEndpoints {
+        api_base: settings.line_api_base.parse().context("line_api_base is not a URL")?,
+        data_base: settings.line_data_base.parse().context("line_data_base is not a URL")?,
+    };
+    config.reply_window = chrono::Duration::seconds(settings.line_reply_window_seconds);
+    config.job_workers = settings.job_workers;
+    config.job_lease = chrono::Duration::seconds(settings.job_lease_seconds.max(1));
     config.tokens = TokenSettings {
         issuer: settings.token_issuer.clone(),
         audience: settings.token_audience.clone(),

@@ -11,9 +11,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use madoguchi_core::Core;
-use madoguchi_graphql::{Authentication, MadoguchiSchema, authenticate_bearer};
+use madoguchi_graphql::{Authentication, MadoguchiSchema, authenticate_bearer, authenticate_session};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -92,6 +93,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
     let (outgoing, mut to_send) = futures::channel::mpsc::channel::<Message>(64);
     let input = stream.take_until(state.shutdown.clone().cancelled_owned());
     let core = state.core.clone();
+    let (expiry_sender, expiry) = tokio::sync::oneshot::channel::<DateTime<Utc>>();
     let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
             let authorization = payload
@@ -99,7 +101,11 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                 .or_else(|| payload.get("Authorization"))
                 .and_then(|value| value.as_str())
                 .map(str::to_owned);
-            match authenticate_bearer(&core, authorization.as_deref()).await {
+            let (authentication, expires_at) = authenticate_session(&core, authorization.as_deref()).await;
+            if let Some(expires_at) = expires_at {
+                let _ = expiry_sender.send(expires_at);
+            }
+            match authentication {
                 Authentication::Authenticated(caller) => {
                     let mut data = Data::default();
                     data.insert(Authentication::Authenticated(caller));
@@ -114,7 +120,27 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
         .serve();
     let forward = async move {
         let mut acknowledged = false;
-        while let Some(message) = to_send.next().await {
+        // The connection closes when the session token expires.
+        let session_end = async {
+            match expiry.await {
+                Ok(expires_at) => {
+                    let left = (expires_at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(left).await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::pin!(session_end);
+        loop {
+            let message = tokio::select! {
+                message = to_send.next() => message,
+                _ = &mut session_end => {
+                    let frame = CloseFrame { code: 4401, reason: "session expired".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            };
+            let Some(message) = message else { break };
             let message = match message {
                 Message::Text(text) => {
                     acknowledged |= text.as_str().contains("\"connection_ack\"");

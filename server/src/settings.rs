@@ -54,6 +54,15 @@ pub struct Settings {
     /// LINE's API hosts; tests point them at a fake.
     pub line_api_base: String,
     pub line_data_base: String,
+    /// Seconds a LINE reply token is trusted after its message arrived (LINE
+    /// says about a minute; the seed products 30 seconds).
+    pub line_reply_window_seconds: i64,
+    /// Job workers in this process (deliveries, media, profiles).
+    pub job_workers: usize,
+    /// Seconds a claimed job stays reserved unless its worker renews it (it
+    /// does, every third of this): a crashed worker's job is taken over after
+    /// at most this long.
+    pub job_lease_seconds: i64,
 }
 
 impl Default for Settings {
@@ -82,6 +91,9 @@ impl Default for Settings {
             bootstrap_admin_password: None,
             line_api_base: "https://api.line.me".into(),
             line_data_base: "https://api-data.line.me".into(),
+            line_reply_window_seconds: 30,
+            job_workers: 2,
+            job_lease_seconds: 30,
         }
     }
 }

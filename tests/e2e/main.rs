@@ -20,4 +20,5 @@ macro_rules! on_both_backends {
 mod grpc;
 mod identity;
 mod lifecycle;
+mod line;
 mod subscriptions;

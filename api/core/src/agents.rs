@@ -118,14 +118,20 @@ impl<'a> Agents<'a> {
     /// Turns a session token into a caller. The agent is read afresh, so a
     /// deactivated or demoted agent loses their rights at once.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
-        let (organization_id, agent_id) = self.core.tokens().verify(token)?;
+        self.authenticate_session(token).await.map(|(caller, _)| caller)
+    }
+
+    /// Like [`Self::authenticate`], also returning when the token expires
+    /// (long-lived connections close then).
+    pub async fn authenticate_session(&self, token: &str) -> Result<(Caller, DateTime<Utc>)> {
+        let (organization_id, agent_id, expires_at) = self.core.tokens().verify(token)?;
         let agent = agents::Entity::find_by_id(agent_id.uuid())
             .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
             .one(self.core.db())
             .await?
             .filter(|agent| agent.active)
             .ok_or_else(|| Error::unauthenticated("invalid session token"))?;
-        Ok(Caller::Agent(AgentCaller { organization_id, agent_id, role: Role::parse(&agent.role)? }))
+        Ok((Caller::Agent(AgentCaller { organization_id, agent_id, role: Role::parse(&agent.role)? }), expires_at))
     }
 
     /// Returns the calling agent.

@@ -401,8 +401,8 @@ impl Tokens {
         Ok(SessionToken { token: Secret::new(token), expires_at })
     }
 
-    /// Returns the organization and agent a valid token names.
-    pub(crate) fn verify(&self, token: &str) -> Result<(OrganizationId, AgentId)> {
+    /// Returns the organization and agent a valid token names, and when it expires.
+    pub(crate) fn verify(&self, token: &str) -> Result<(OrganizationId, AgentId, DateTime<Utc>)> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
             let message = match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "session token expired",
@@ -410,7 +410,8 @@ impl Tokens {
             };
             Error::unauthenticated(message).with_source(error)
         })?;
-        Ok((data.claims.org.into(), data.claims.sub.into()))
+        let expires_at = DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_default();
+        Ok((data.claims.org.into(), data.claims.sub.into(), expires_at))
     }
 }
 
@@ -459,7 +460,9 @@ mod tests {
         let tokens = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let agent = agent();
         let session = tokens.issue(&agent, Utc::now()).unwrap();
-        assert_eq!(tokens.verify(session.token.expose()).unwrap(), (agent.organization_id, agent.agent_id));
+        let (organization_id, agent_id, expires_at) = tokens.verify(session.token.expose()).unwrap();
+        assert_eq!((organization_id, agent_id), (agent.organization_id, agent.agent_id));
+        assert_eq!(expires_at.timestamp(), session.expires_at.timestamp());
     }
 
     #[test]

@@ -229,7 +229,12 @@ impl<'a> Channels<'a> {
 
     /// Changes a LINE channel (admins). A new access token is checked
     /// against LINE; a new department removes the agent associations.
-    pub async fn update_line_channel(&self, caller: &Caller, id: ChannelId, command: UpdateLineChannel) -> Result<Channel> {
+    pub async fn update_line_channel(
+        &self,
+        caller: &Caller,
+        id: ChannelId,
+        command: UpdateLineChannel,
+    ) -> Result<Channel> {
         caller.require(Permission::ManageChannels)?;
         let organization_id = caller.organization_id();
         let existing = self.find(organization_id, id).await?;
@@ -329,7 +334,10 @@ impl<'a> Channels<'a> {
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        channel_agents::Entity::delete_many().filter(channel_agents::Column::ChannelId.eq(id.uuid())).exec(&*write).await?;
+        channel_agents::Entity::delete_many()
+            .filter(channel_agents::Column::ChannelId.eq(id.uuid()))
+            .exec(&*write)
+            .await?;
         if !wanted.is_empty() {
             channel_agents::Entity::insert_many(wanted.iter().map(|agent_id| channel_agents::ActiveModel {
                 channel_id: Set(id.uuid()),
@@ -398,7 +406,11 @@ impl<'a> Channels<'a> {
     /// Returns this month's push usage of a LINE channel.
     pub async fn push_usage(&self, caller: &Caller, id: ChannelId) -> Result<PushUsage> {
         let channel = self.get(caller, id).await?;
-        let plan = channel.line.as_ref().map(|line| line.plan).ok_or_else(|| Error::failed_precondition("not a LINE channel"))?;
+        let plan = channel
+            .line
+            .as_ref()
+            .map(|line| line.plan)
+            .ok_or_else(|| Error::failed_precondition("not a LINE channel"))?;
         let month = japan_month(self.core.now());
         let row = push_usage::Entity::find_by_id((id.uuid(), month.clone())).one(self.core.db()).await?;
         Ok(PushUsage {
@@ -433,7 +445,8 @@ impl<'a> Channels<'a> {
 
     /// Opens a LINE channel's access token, for calling LINE.
     pub(crate) fn line_token(&self, row: &channels::Model) -> Result<AccessToken> {
-        self.open(row, TOKEN_COLUMN, row.line_access_token.as_deref()).map(|token| AccessToken::new(token.expose().clone()))
+        self.open(row, TOKEN_COLUMN, row.line_access_token.as_deref())
+            .map(|token| AccessToken::new(token.expose().clone()))
     }
 
     fn open(&self, row: &channels::Model, column: &str, sealed: Option<&[u8]>) -> Result<Secret<String>> {

@@ -18,7 +18,9 @@ use crate::auth::{Caller, Permission};
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
-use crate::ids::{AgentId, AttachmentId, ChannelId, ChatId, ContactId, DepartmentId, EndUserId, MessageId, OrganizationId};
+use crate::ids::{
+    AgentId, AttachmentId, ChannelId, ChatId, ContactId, DepartmentId, EndUserId, MessageId, OrganizationId,
+};
 use crate::kinds::{
     AttachmentStatus, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, MessageDirection, MessageKind,
 };
@@ -184,19 +186,29 @@ impl<'a> Chats<'a> {
             filters_users = true;
         }
         if let Some(linked) = filter.linked {
-            users = users.add(if linked { end_users::Column::ContactId.is_not_null() } else { end_users::Column::ContactId.is_null() });
+            users = users.add(if linked {
+                end_users::Column::ContactId.is_not_null()
+            } else {
+                end_users::Column::ContactId.is_null()
+            });
             filters_users = true;
         }
         if filter.customer_name.is_some() || filter.phone.is_some() {
-            let mut contact_condition = Condition::all().add(contacts::Column::OrganizationId.eq(organization_id.uuid()));
+            let mut contact_condition =
+                Condition::all().add(contacts::Column::OrganizationId.eq(organization_id.uuid()));
             if let Some(phone) = &filter.phone {
                 contact_condition = contact_condition.add(contacts::Column::Phone.contains(phone.trim()));
             }
             if let Some(name) = &filter.customer_name {
                 contact_condition = contact_condition.add(contacts::Column::Name.contains(name.trim()));
             }
-            let contact_ids: Vec<uuid::Uuid> =
-                contacts::Entity::find().filter(contact_condition).all(self.core.db()).await?.into_iter().map(|c| c.id).collect();
+            let contact_ids: Vec<uuid::Uuid> = contacts::Entity::find()
+                .filter(contact_condition)
+                .all(self.core.db())
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
             let mut either = Condition::any().add(end_users::Column::ContactId.is_in(contact_ids));
             if let (Some(name), None) = (&filter.customer_name, &filter.phone) {
                 either = either.add(end_users::Column::DisplayName.contains(name.trim()));
@@ -211,11 +223,10 @@ impl<'a> Chats<'a> {
         }
         if let Some(after) = &page.after {
             let (at, id) = decode_cursor(after)?;
-            condition = condition.add(
-                Condition::any()
-                    .add(Expr::col(chats::Column::UpdatedAt).lt(at))
-                    .add(Condition::all().add(Expr::col(chats::Column::UpdatedAt).eq(at)).add(chats::Column::Id.lt(id))),
-            );
+            condition =
+                condition.add(Condition::any().add(Expr::col(chats::Column::UpdatedAt).lt(at)).add(
+                    Condition::all().add(Expr::col(chats::Column::UpdatedAt).eq(at)).add(chats::Column::Id.lt(id)),
+                ));
         }
         let rows = chats::Entity::find()
             .filter(condition)
@@ -360,7 +371,8 @@ impl<'a> Chats<'a> {
             .await?
             .ok_or_else(|| Error::not_found("agent"))?;
         let target_is_admin = target.role == crate::auth::Role::Admin.as_str();
-        let associated = channel_agents::Entity::find_by_id((chat.channel_id, to.uuid())).one(self.core.db()).await?.is_some();
+        let associated =
+            channel_agents::Entity::find_by_id((chat.channel_id, to.uuid())).one(self.core.db()).await?.is_some();
         if !target_is_admin && !associated {
             return Err(Error::failed_precondition("that agent is not associated with the chat's channel"));
         }
@@ -467,7 +479,10 @@ impl<'a> Chats<'a> {
             return Err(Error::permission_denied("only the agent who claimed the chat may send in it"));
         }
         let channel = self.ensure_channel_usable(&chat).await?;
-        let end_user = end_users::Entity::find_by_id(chat.end_user_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("end user"))?;
+        let end_user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
         if end_user.blocked_at.is_some() {
             return Err(Error::failed_precondition("the customer is blocked"));
         }
@@ -509,9 +524,20 @@ impl<'a> Chats<'a> {
             .filter(chats::Column::Id.eq(chat.id))
             .exec(&*write)
             .await?;
-        let row = messages::Entity::find_by_id(message_id.uuid()).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let row = messages::Entity::find_by_id(message_id.uuid())
+            .one(&*write)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
         let message = message_from_row(row, Vec::new())?;
-        append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.created", &message, now).await?;
+        append_message_event(
+            &mut write,
+            chat.organization_id.into(),
+            chat.channel_id.into(),
+            "message.created",
+            &message,
+            now,
+        )
+        .await?;
         self.append_chat_event(&mut write, id, "chat.updated", now).await?;
         write.commit().await?;
         Ok(message)
@@ -564,7 +590,10 @@ impl<'a> Chats<'a> {
         now: DateTime<Utc>,
     ) -> Result<Chat> {
         let row = chats::Entity::find_by_id(id.uuid()).one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?;
-        let user = end_users::Entity::find_by_id(row.end_user_id).one(&**write).await?.ok_or_else(|| Error::not_found("end user"))?;
+        let user = end_users::Entity::find_by_id(row.end_user_id)
+            .one(&**write)
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
         let chat = chat_from_rows(row, user)?;
         write
             .append(
@@ -718,7 +747,9 @@ pub(crate) async fn append_message_event(
         "deliveryError": message.delivery_error,
         "isPasscode": message.is_passcode,
     });
-    write.append(organization_id, NewEvent::new(kind, payload, now).in_channel(channel_id).in_chat(message.chat_id)).await
+    write
+        .append(organization_id, NewEvent::new(kind, payload, now).in_channel(channel_id).in_chat(message.chat_id))
+        .await
 }
 
 fn encode_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_entity::{contacts, end_users, passcodes};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 
 use crate::Core;
@@ -158,7 +160,9 @@ impl<'a> Contacts<'a> {
         }
         row.updated_at = Set(now);
         let row = row.update(&*write).await?;
-        write.append(caller.organization_id(), NewEvent::new("contact.updated", json!({"contactId": row.id}), now)).await?;
+        write
+            .append(caller.organization_id(), NewEvent::new("contact.updated", json!({"contactId": row.id}), now))
+            .await?;
         write.commit().await?;
         Ok(row.into())
     }
@@ -190,7 +194,12 @@ impl<'a> Contacts<'a> {
     }
 
     /// Links the consumer of a chat to a contact (or unlinks with `None`).
-    pub async fn link_chat(&self, caller: &Caller, chat_id: ChatId, contact_id: Option<ContactId>) -> Result<crate::chats::Chat> {
+    pub async fn link_chat(
+        &self,
+        caller: &Caller,
+        chat_id: ChatId,
+        contact_id: Option<ContactId>,
+    ) -> Result<crate::chats::Chat> {
         caller.require(Permission::WriteChats)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
         if let Some(contact_id) = contact_id {
@@ -210,7 +219,12 @@ impl<'a> Contacts<'a> {
     }
 
     /// Issues a one-time passcode for a contact, valid for `valid_for`.
-    pub async fn issue_passcode(&self, caller: &Caller, contact_id: ContactId, valid_for: Duration) -> Result<IssuedPasscode> {
+    pub async fn issue_passcode(
+        &self,
+        caller: &Caller,
+        contact_id: ContactId,
+        valid_for: Duration,
+    ) -> Result<IssuedPasscode> {
         caller.require(Permission::WriteChats)?;
         if valid_for <= Duration::zero() || valid_for > Duration::days(7) {
             return Err(Error::invalid_argument("a passcode is valid for up to 7 days"));
@@ -283,7 +297,6 @@ impl From<contacts::Model> for Contact {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::jobs::{self, NewJob};
 use crate::events::{EventLog, NewEvent};
 use crate::ids::OrganizationId;
+use crate::jobs::{self, NewJob};
 
 /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///

@@ -11,16 +11,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::jobs;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 use uuid::Uuid;
 
 use crate::Core;
 use crate::error::{Error, Result};
 use crate::ids::{ChannelId, JobId, MessageId, OrganizationId};
 
-/// How long a claimed job is reserved for its worker.
-const LEASE: chrono::Duration = chrono::Duration::seconds(120);
 /// How often an idle worker looks for due jobs without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -120,36 +118,53 @@ impl<'a> Jobs<'a> {
                  ORDER BY run_at LIMIT 1) RETURNING *"
             }
         };
+        let lease = self.core.job_lease();
         let statement =
-            Statement::from_sql_and_values(backend, sql, [(now + LEASE).into(), worker.to_owned().into(), now.into()]);
+            Statement::from_sql_and_values(backend, sql, [(now + lease).into(), worker.to_owned().into(), now.into()]);
         Ok(jobs::Entity::find().from_raw_sql(statement).one(self.core.db()).await?)
     }
 
-    /// Records what became of a claimed job.
+    /// Records what became of a claimed job, unless its lease was lost to
+    /// another worker meanwhile.
     pub async fn finish(&self, job: &jobs::Model, outcome: &Outcome) -> Result<()> {
         let now = self.core.now();
-        let mut row = jobs::ActiveModel { id: Set(job.id), ..Default::default() };
-        row.locked_until = Set(None);
-        row.locked_by = Set(None);
-        row.updated_at = Set(now);
-        match outcome {
-            Outcome::Done => {
-                row.status = Set("DONE".into());
-                row.finished_at = Set(Some(now));
-            }
-            Outcome::RetryAt(at, error) => {
-                row.status = Set("QUEUED".into());
-                row.run_at = Set(*at);
-                row.last_error = Set(Some(error.clone()));
-            }
-            Outcome::Failed(error) => {
-                row.status = Set("FAILED".into());
-                row.last_error = Set(Some(error.clone()));
-                row.finished_at = Set(Some(now));
+        let (status, run_at, error, finished) = match outcome {
+            Outcome::Done => ("DONE", job.run_at, None, Some(now)),
+            Outcome::RetryAt(at, error) => ("QUEUED", *at, Some(error.clone()), None),
+            Outcome::Failed(error) => ("FAILED", job.run_at, Some(error.clone()), Some(now)),
+        };
+        jobs::Entity::update_many()
+            .col_expr(jobs::Column::Status, Expr::value(status))
+            .col_expr(jobs::Column::RunAt, Expr::value(run_at))
+            .col_expr(jobs::Column::LastError, Expr::value(error.or_else(|| job.last_error.clone())))
+            .col_expr(jobs::Column::FinishedAt, Expr::value(finished))
+            .col_expr(jobs::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(jobs::Column::LockedBy, Expr::value(Option::<String>::None))
+            .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+            .filter(jobs::Column::Id.eq(job.id))
+            .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
+            .exec(self.core.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Extends a running job's lease while its worker is alive, so the lease
+    /// can be short and a dead worker's job is taken over quickly.
+    async fn keep_leased(&self, job: &jobs::Model) {
+        let lease = self.core.job_lease();
+        let every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            let renewed = jobs::Entity::update_many()
+                .col_expr(jobs::Column::LockedUntil, Expr::value(self.core.now() + lease))
+                .filter(jobs::Column::Id.eq(job.id))
+                .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
+                .exec(self.core.db())
+                .await;
+            if let Err(error) = renewed {
+                tracing::warn!(job = %job.id, error = ?error, "cannot renew a job lease");
             }
         }
-        jobs::Entity::update(row).exec(self.core.db()).await?;
-        Ok(())
     }
 
     /// Runs one worker until `stop` resolves: claims due jobs one at a time,
@@ -163,7 +178,10 @@ impl<'a> Jobs<'a> {
             };
             match claimed {
                 Ok(Some(job)) => {
-                    let outcome = self.core.run_job(&job).await;
+                    let outcome = tokio::select! {
+                        outcome = self.core.run_job(&job) => outcome,
+                        _ = self.keep_leased(&job) => unreachable!("renewing a lease never ends"),
+                    };
                     if let Outcome::Failed(error) | Outcome::RetryAt(_, error) = &outcome {
                         tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, %error, "job did not succeed");
                     }

@@ -74,6 +74,8 @@ pub struct CoreConfig {
     pub reply_window: chrono::Duration,
     /// How many job workers this process runs.
     pub job_workers: usize,
+    /// How long a claimed job stays reserved without its worker renewing it.
+    pub job_lease: chrono::Duration,
 }
 
 impl CoreConfig {
@@ -89,6 +91,7 @@ impl CoreConfig {
             line_endpoints: LineEndpoints::production(),
             reply_window: chrono::Duration::seconds(30),
             job_workers: 2,
+            job_lease: chrono::Duration::seconds(30),
         }
     }
 }
@@ -112,6 +115,7 @@ struct Inner {
     public_base_url: String,
     reply_window: chrono::Duration,
     job_workers: usize,
+    job_lease: chrono::Duration,
 }
 
 impl Core {
@@ -137,6 +141,7 @@ impl Core {
                 public_base_url: config.public_base_url.trim_end_matches('/').to_owned(),
                 reply_window: config.reply_window,
                 job_workers: config.job_workers,
+                job_lease: config.job_lease,
             }),
         })
     }
@@ -185,6 +190,10 @@ impl Core {
 
     pub fn public_base_url(&self) -> &str {
         &self.inner.public_base_url
+    }
+
+    pub(crate) fn job_lease(&self) -> chrono::Duration {
+        self.inner.job_lease
     }
 
     pub(crate) fn reply_window(&self) -> chrono::Duration {

@@ -3,12 +3,14 @@
 //! LINE afterwards from the durable queue: profiles, media, replies, pushes.
 
 use chrono::{DateTime, Duration, Utc};
+use madoguchi_channels::line::OutboundMessage;
 use madoguchi_channels::line::batching::{QueuedMessage, batch_messages};
 use madoguchi_channels::line::client::{ContentOutcome, LineError};
 use madoguchi_channels::line::signature::verify_signature;
 use madoguchi_channels::line::webhook::{ContentProvider, Event, EventKind, MessageContent, Source, parse_webhook};
-use madoguchi_channels::line::OutboundMessage;
-use madoguchi_entity::{attachments, channels, chats, end_users, jobs, messages, passcodes, push_usage, webhook_receipts};
+use madoguchi_entity::{
+    attachments, channels, chats, end_users, jobs, messages, passcodes, push_usage, webhook_receipts,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
@@ -95,7 +97,8 @@ impl<'a> LineInbound<'a> {
         if channel.status == ChannelStatus::Disabled.as_str() {
             return Ok(WebhookOutcome::Ignored);
         }
-        let webhook = parse_webhook(body).map_err(|error| Error::invalid_argument(format!("malformed webhook body: {error}")))?;
+        let webhook =
+            parse_webhook(body).map_err(|error| Error::invalid_argument(format!("malformed webhook body: {error}")))?;
         if webhook.events.is_empty() {
             return Ok(WebhookOutcome::Accepted { stored: 0, duplicates: 0 });
         }
@@ -115,7 +118,13 @@ impl<'a> LineInbound<'a> {
     }
 
     /// Records the receipt; returns `false` when the event was seen before.
-    async fn record_receipt(&self, write: &Write<'_>, channel: &channels::Model, event: &Event, now: DateTime<Utc>) -> Result<bool> {
+    async fn record_receipt(
+        &self,
+        write: &Write<'_>,
+        channel: &channels::Model,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let provider_event_id = match &event.webhook_event_id {
             Some(id) => id.clone(),
             // Very old bodies carry no id: the event's own bytes identify it.
@@ -140,7 +149,13 @@ impl<'a> LineInbound<'a> {
         Ok(inserted == 1)
     }
 
-    async fn apply(&self, write: &mut Write<'_>, channel: &channels::Model, event: &Event, now: DateTime<Utc>) -> Result<()> {
+    async fn apply(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         // Chats are one consumer and the business; group and room events are
         // kept as receipts only.
         let Some(Source::User { user_id: Some(user_id), .. }) = &event.source else { return Ok(()) };
@@ -184,7 +199,9 @@ impl<'a> LineInbound<'a> {
             MessageContent::Video(_) => (MessageKind::Video, None),
             MessageContent::Audio(_) => (MessageKind::Audio, None),
             MessageContent::File(file) => (MessageKind::File, Some(file.file_name.clone())),
-            MessageContent::Location(location) => (MessageKind::Location, location.address.clone().or(location.title.clone())),
+            MessageContent::Location(location) => {
+                (MessageKind::Location, location.address.clone().or(location.title.clone()))
+            }
             MessageContent::Sticker(_) => (MessageKind::Sticker, None),
             MessageContent::Unknown { .. } => (MessageKind::Unknown, None),
         };
@@ -212,7 +229,9 @@ impl<'a> LineInbound<'a> {
             created_at: Set(now),
             sent_at: Set(None),
         })
-        .on_conflict(OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned(),
+        )
         .exec_without_returning(&**write)
         .await?;
         if inserted == 0 {
@@ -286,7 +305,10 @@ impl<'a> LineInbound<'a> {
         } else {
             "chat.updated"
         };
-        let row = messages::Entity::find_by_id(message_id.uuid()).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let row = messages::Entity::find_by_id(message_id.uuid())
+            .one(&**write)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
         let attachments = attachments::Entity::find()
             .filter(attachments::Column::MessageId.eq(message_id.uuid()))
             .all(&**write)
@@ -295,12 +317,23 @@ impl<'a> LineInbound<'a> {
             .map(attachment_from_row)
             .collect::<Result<Vec<_>>>()?;
         let message = message_from_row(row, attachments)?;
-        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.created", &message, now).await?;
+        append_message_event(
+            write,
+            channel.organization_id.into(),
+            channel.id.into(),
+            "message.created",
+            &message,
+            now,
+        )
+        .await?;
         chats.append_chat_event(write, chat_id, kind_of_change, now).await?;
 
         // A new reply token: messages waiting for one can go now.
         let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
-        if event.reply_token.is_some() && mode != LineMode::Push && self.core.line_outbound().has_waiting(&**write, chat_id).await? {
+        if event.reply_token.is_some()
+            && mode != LineMode::Push
+            && self.core.line_outbound().has_waiting(&**write, chat_id).await?
+        {
             let mut job = NewJob::new(JOB_REPLY, json!({"chatId": chat_id}), now);
             job.organization_id = Some(channel.organization_id.into());
             job.channel_id = Some(channel.id.into());
@@ -309,7 +342,13 @@ impl<'a> LineInbound<'a> {
         Ok(())
     }
 
-    async fn apply_unsend(&self, write: &mut Write<'_>, channel: &channels::Model, message_id: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn apply_unsend(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let chat_ids: Vec<uuid::Uuid> = chats::Entity::find()
             .filter(chats::Column::ChannelId.eq(channel.id))
             .all(&**write)
@@ -331,14 +370,22 @@ impl<'a> LineInbound<'a> {
             .filter(messages::Column::Id.eq(row.id))
             .exec(&**write)
             .await?;
-        let updated = messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let updated =
+            messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
         let message = message_from_row(updated, Vec::new())?;
-        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.unsent", &message, now).await?;
+        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.unsent", &message, now)
+            .await?;
         Ok(())
     }
 
     /// Finds or creates the end user; a new one gets a profile fetch queued.
-    async fn end_user(&self, write: &mut Write<'_>, channel: &channels::Model, user_id: &str, now: DateTime<Utc>) -> Result<end_users::Model> {
+    async fn end_user(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<end_users::Model> {
         let find = || {
             end_users::Entity::find()
                 .filter(end_users::Column::ChannelId.eq(channel.id))
@@ -372,8 +419,18 @@ impl<'a> LineInbound<'a> {
     }
 
     /// Finds or opens the chat between an end user and the channel.
-    async fn chat_for(&self, write: &Write<'_>, channel: &channels::Model, user: &end_users::Model, now: DateTime<Utc>) -> Result<(chats::Model, bool)> {
-        let find = || chats::Entity::find().filter(chats::Column::ChannelId.eq(channel.id)).filter(chats::Column::EndUserId.eq(user.id));
+    async fn chat_for(
+        &self,
+        write: &Write<'_>,
+        channel: &channels::Model,
+        user: &end_users::Model,
+        now: DateTime<Utc>,
+    ) -> Result<(chats::Model, bool)> {
+        let find = || {
+            chats::Entity::find()
+                .filter(chats::Column::ChannelId.eq(channel.id))
+                .filter(chats::Column::EndUserId.eq(user.id))
+        };
         if let Some(chat) = find().one(&**write).await? {
             return Ok((chat, false));
         }
@@ -404,7 +461,14 @@ impl<'a> LineInbound<'a> {
 
     /// Links the end user to a contact when `text` is a valid, unused,
     /// unexpired passcode of the organization; returns whether it was one.
-    async fn redeem_passcode(&self, write: &mut Write<'_>, channel: &channels::Model, user: &end_users::Model, text: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn redeem_passcode(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        user: &end_users::Model,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let Some(code) = crate::contacts::Passcode::recognise(text) else { return Ok(false) };
         let Some(passcode) = passcodes::Entity::find()
             .filter(passcodes::Column::OrganizationId.eq(channel.organization_id))
@@ -436,15 +500,24 @@ impl<'a> LineInbound<'a> {
         write
             .append(
                 channel.organization_id.into(),
-                NewEvent::new("end_user.linked", json!({"endUserId": user.id, "contactId": passcode.contact_id, "by": "PASSCODE"}), now)
-                    .in_channel(channel.id.into()),
+                NewEvent::new(
+                    "end_user.linked",
+                    json!({"endUserId": user.id, "contactId": passcode.contact_id, "by": "PASSCODE"}),
+                    now,
+                )
+                .in_channel(channel.id.into()),
             )
             .await?;
         Ok(true)
     }
 }
 
-async fn set_unfollowed(write: &Write<'_>, user: uuid::Uuid, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+async fn set_unfollowed(
+    write: &Write<'_>,
+    user: uuid::Uuid,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     end_users::Entity::update_many()
         .col_expr(end_users::Column::UnfollowedAt, Expr::value(at))
         .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
@@ -454,7 +527,13 @@ async fn set_unfollowed(write: &Write<'_>, user: uuid::Uuid, at: Option<DateTime
     Ok(())
 }
 
-async fn append_end_user_event(write: &mut Write<'_>, channel: &channels::Model, user: uuid::Uuid, kind: &'static str, now: DateTime<Utc>) -> Result<()> {
+async fn append_end_user_event(
+    write: &mut Write<'_>,
+    channel: &channels::Model,
+    user: uuid::Uuid,
+    kind: &'static str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let chat = chats::Entity::find().filter(chats::Column::EndUserId.eq(user)).one(&**write).await?;
     let mut event = NewEvent::new(kind, json!({"endUserId": user}), now).in_channel(channel.id.into());
     if let Some(chat) = chat {
@@ -480,7 +559,13 @@ impl<'a> LineOutbound<'a> {
     /// pushes (reserving quota now, so a push beyond the plan is refused
     /// before anything is sent), `AUTO` replies when a fresh token exists and
     /// pushes otherwise.
-    pub(crate) async fn choose_method(&self, write: &Write<'_>, channel: &channels::Model, chat: &chats::Model, now: DateTime<Utc>) -> Result<DeliveryMethod> {
+    pub(crate) async fn choose_method(
+        &self,
+        write: &Write<'_>,
+        channel: &channels::Model,
+        chat: &chats::Model,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryMethod> {
         let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
         let reply = match mode {
             LineMode::Reply => true,
@@ -498,7 +583,14 @@ impl<'a> LineOutbound<'a> {
     }
 
     /// Queues the job that delivers a message.
-    pub(crate) async fn enqueue_delivery(&self, write: &mut Write<'_>, chat: &chats::Model, message_id: MessageId, method: DeliveryMethod, now: DateTime<Utc>) -> Result<()> {
+    pub(crate) async fn enqueue_delivery(
+        &self,
+        write: &mut Write<'_>,
+        chat: &chats::Model,
+        message_id: MessageId,
+        method: DeliveryMethod,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut job = match method {
             DeliveryMethod::Reply => NewJob::new(JOB_REPLY, json!({"chatId": chat.id}), now),
             DeliveryMethod::Push => {
@@ -519,7 +611,10 @@ impl<'a> LineOutbound<'a> {
             .filter(messages::Column::ChatId.eq(chat_id.uuid()))
             .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
             .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
-            .filter(messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]))
+            .filter(
+                messages::Column::DeliveryState
+                    .is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
+            )
             .one(db)
             .await?
             .is_some())
@@ -527,7 +622,12 @@ impl<'a> LineOutbound<'a> {
 
     /// Returns the newest unused reply token of a chat still inside the
     /// reply window.
-    async fn fresh_reply_token(&self, db: &impl ConnectionTrait, chat_id: ChatId, now: DateTime<Utc>) -> Result<Option<messages::Model>> {
+    async fn fresh_reply_token(
+        &self,
+        db: &impl ConnectionTrait,
+        chat_id: ChatId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<messages::Model>> {
         Ok(messages::Entity::find()
             .filter(messages::Column::ChatId.eq(chat_id.uuid()))
             .filter(messages::Column::ReplyToken.is_not_null())
@@ -550,7 +650,9 @@ impl<'a> LineOutbound<'a> {
             reconciled_at: Set(None),
             updated_at: Set(now),
         })
-        .on_conflict(OnConflict::columns([push_usage::Column::ChannelId, push_usage::Column::Month]).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::columns([push_usage::Column::ChannelId, push_usage::Column::Month]).do_nothing().to_owned(),
+        )
         .exec_without_returning(&**write)
         .await?;
         let limit = plan.monthly_pushes();
@@ -560,11 +662,17 @@ impl<'a> LineOutbound<'a> {
             .filter(push_usage::Column::ChannelId.eq(channel.id))
             .filter(push_usage::Column::Month.eq(month))
             .filter(Expr::col(push_usage::Column::Pushed).lt(limit))
-            .filter(Condition::any().add(push_usage::Column::ReconciledTotal.is_null()).add(push_usage::Column::ReconciledTotal.lt(limit)))
+            .filter(
+                Condition::any()
+                    .add(push_usage::Column::ReconciledTotal.is_null())
+                    .add(push_usage::Column::ReconciledTotal.lt(limit)),
+            )
             .exec(&**write)
             .await?;
         if reserved.rows_affected != 1 {
-            return Err(Error::resource_exhausted(format!("the channel's monthly push allowance ({limit}) is used up")));
+            return Err(Error::resource_exhausted(format!(
+                "the channel's monthly push allowance ({limit}) is used up"
+            )));
         }
         Ok(())
     }
@@ -587,13 +695,21 @@ impl<'a> LineOutbound<'a> {
     pub(crate) async fn run_reply(&self, job: &jobs::Model) -> Result<Outcome> {
         let chat_id = ChatId::parse(job.payload["chatId"].as_str().unwrap_or_default())?;
         let now = self.core.now();
-        let Some(chat) = chats::Entity::find_by_id(chat_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
-        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let Some(chat) = chats::Entity::find_by_id(chat_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        let channel = channels::Entity::find_by_id(chat.channel_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
         let waiting = messages::Entity::find()
             .filter(messages::Column::ChatId.eq(chat.id))
             .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
             .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
-            .filter(messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]))
+            .filter(
+                messages::Column::DeliveryState
+                    .is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
+            )
             .order_by_asc(messages::Column::CreatedAt)
             .order_by_asc(messages::Column::Id)
             .all(self.core.db())
@@ -649,11 +765,15 @@ impl<'a> LineOutbound<'a> {
                     .filter(messages::Column::Id.eq(token_message.id))
                     .exec(self.core.db())
                     .await?;
-                let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+                let delay = error
+                    .retry_after()
+                    .map(|d| Duration::seconds(d.as_secs() as i64))
+                    .unwrap_or_else(|| backoff(job.attempts));
                 Ok(Outcome::RetryAt(now + delay, error.to_string()))
             }
             Err(error) => {
-                let failed: Vec<_> = waiting.iter().filter(|m| first.source_ids().any(|id| *id == m.id)).cloned().collect();
+                let failed: Vec<_> =
+                    waiting.iter().filter(|m| first.source_ids().any(|id| *id == m.id)).cloned().collect();
                 self.set_states(&chat, &failed, DeliveryState::Failed, Some(&error.to_string()), now).await?;
                 Ok(Outcome::Done)
             }
@@ -665,13 +785,24 @@ impl<'a> LineOutbound<'a> {
     pub(crate) async fn run_push(&self, job: &jobs::Model) -> Result<Outcome> {
         let message_id = MessageId::parse(job.payload["messageId"].as_str().unwrap_or_default())?;
         let now = self.core.now();
-        let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
+        let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
         if message.delivery_state != DeliveryState::Pending.as_str() {
             return Ok(Outcome::Done);
         }
-        let chat = chats::Entity::find_by_id(message.chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
-        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
-        let user = end_users::Entity::find_by_id(chat.end_user_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("end user"))?;
+        let chat = chats::Entity::find_by_id(message.chat_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("chat"))?;
+        let channel = channels::Entity::find_by_id(chat.channel_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
         let month = japan_month(message.created_at);
         if channel.status != ChannelStatus::Active.as_str() {
             self.release_push(self.core.db(), channel.id, &month).await?;
@@ -679,7 +810,8 @@ impl<'a> LineOutbound<'a> {
             return Ok(Outcome::Done);
         }
         let token = self.core.channels().line_token(&channel)?;
-        let retry_key = job.retry_key.ok_or_else(|| Error::internal(std::io::Error::other("push job without a retry key")))?;
+        let retry_key =
+            job.retry_key.ok_or_else(|| Error::internal(std::io::Error::other("push job without a retry key")))?;
         let outbound = [OutboundMessage::text(message.text.clone().unwrap_or_default())];
         match self.core.line().push(&token, &user.external_id, &outbound, retry_key).await {
             Ok(_) => {
@@ -687,7 +819,10 @@ impl<'a> LineOutbound<'a> {
                 Ok(Outcome::Done)
             }
             Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => {
-                let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+                let delay = error
+                    .retry_after()
+                    .map(|d| Duration::seconds(d.as_secs() as i64))
+                    .unwrap_or_else(|| backoff(job.attempts));
                 Ok(Outcome::RetryAt(now + delay, error.to_string()))
             }
             Err(error) => {
@@ -699,7 +834,14 @@ impl<'a> LineOutbound<'a> {
     }
 
     /// Moves messages to a delivery state, appending one event each.
-    async fn set_states(&self, chat: &chats::Model, rows: &[messages::Model], state: DeliveryState, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    async fn set_states(
+        &self,
+        chat: &chats::Model,
+        rows: &[messages::Model],
+        state: DeliveryState,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -716,9 +858,18 @@ impl<'a> LineOutbound<'a> {
             if update.exec(&*write).await?.rows_affected != 1 {
                 continue;
             }
-            let updated = messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+            let updated =
+                messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
             let message = message_from_row(updated, Vec::new())?;
-            append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.delivery_changed", &message, now).await?;
+            append_message_event(
+                &mut write,
+                chat.organization_id.into(),
+                chat.channel_id.into(),
+                "message.delivery_changed",
+                &message,
+                now,
+            )
+            .await?;
         }
         write.commit().await
     }
@@ -727,8 +878,13 @@ impl<'a> LineOutbound<'a> {
     pub(crate) async fn run_fetch_profile(&self, job: &jobs::Model) -> Result<Outcome> {
         let user_id = EndUserId::parse(job.payload["endUserId"].as_str().unwrap_or_default())?;
         let now = self.core.now();
-        let Some(user) = end_users::Entity::find_by_id(user_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
-        let channel = channels::Entity::find_by_id(user.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let Some(user) = end_users::Entity::find_by_id(user_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        let channel = channels::Entity::find_by_id(user.channel_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
         let token = self.core.channels().line_token(&channel)?;
         let profile = match self.core.line().profile(&token, &user.external_id).await {
             Ok(profile) => profile,
@@ -757,16 +913,30 @@ impl<'a> LineOutbound<'a> {
     pub(crate) async fn run_download_content(&self, job: &jobs::Model) -> Result<Outcome> {
         let attachment_id = AttachmentId::parse(job.payload["attachmentId"].as_str().unwrap_or_default())?;
         let now = self.core.now();
-        let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(self.core.db()).await? else { return Ok(Outcome::Done) };
-        let message = messages::Entity::find_by_id(attachment.message_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("message"))?;
-        let chat = chats::Entity::find_by_id(message.chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
-        let channel = channels::Entity::find_by_id(chat.channel_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        let message = messages::Entity::find_by_id(attachment.message_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
+        let chat = chats::Entity::find_by_id(message.chat_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("chat"))?;
+        let channel = channels::Entity::find_by_id(chat.channel_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
         let token = self.core.channels().line_token(&channel)?;
         let kind = MessageKind::parse(&attachment.kind)?;
         let external_id = message.external_id.clone().unwrap_or_default();
         let outcome = match self.core.line().content(&token, &external_id).await {
             Ok(ContentOutcome::NotReady) if job.attempts < MAX_CONTENT_ATTEMPTS => {
-                return Ok(Outcome::RetryAt(now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2), "content not ready yet".into()));
+                return Ok(Outcome::RetryAt(
+                    now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2),
+                    "content not ready yet".into(),
+                ));
             }
             Ok(ContentOutcome::NotReady) => Err("LINE never finished preparing the content".to_owned()),
             Ok(ContentOutcome::Ready(content)) => {
@@ -781,7 +951,9 @@ impl<'a> LineOutbound<'a> {
                     Ok((key, content_type, content.bytes.len() as i64))
                 }
             }
-            Err(error) if error.is_retryable() && job.attempts < MAX_CONTENT_ATTEMPTS => return Ok(retry_later(&error, job, now)),
+            Err(error) if error.is_retryable() && job.attempts < MAX_CONTENT_ATTEMPTS => {
+                return Ok(retry_later(&error, job, now));
+            }
             Err(LineError::ContentTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
             Err(error) => Err(error.to_string()),
         };
@@ -806,7 +978,15 @@ impl<'a> LineOutbound<'a> {
             .map(attachment_from_row)
             .collect::<Result<Vec<_>>>()?;
         let message = message_from_row(message, attachments)?;
-        append_message_event(&mut write, chat.organization_id.into(), chat.channel_id.into(), "message.updated", &message, now).await?;
+        append_message_event(
+            &mut write,
+            chat.organization_id.into(),
+            chat.channel_id.into(),
+            "message.updated",
+            &message,
+            now,
+        )
+        .await?;
         write.commit().await?;
         Ok(match outcome {
             Ok(_) => Outcome::Done,
@@ -820,6 +1000,7 @@ fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
 }
 
 fn retry_later(error: &LineError, job: &jobs::Model, now: DateTime<Utc>) -> Outcome {
-    let delay = error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+    let delay =
+        error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
     Outcome::RetryAt(now + delay, error.to_string())
 }

@@ -2,6 +2,7 @@
 //! GraphQL errors with `extensions.code`.
 
 use async_graphql::{Context, ErrorExtensions};
+use chrono::{DateTime, Utc};
 use madoguchi_core::auth::Caller;
 use madoguchi_core::{Core, Error, ErrorCode};
 
@@ -19,13 +20,18 @@ pub enum Authentication {
 /// Authenticates a `Bearer` session token (from the `Authorization` header
 /// or the `connection_init` payload).
 pub async fn authenticate_bearer(core: &Core, header: Option<&str>) -> Authentication {
+    authenticate_session(core, header).await.0
+}
+
+/// Like [`authenticate_bearer`], also returning when the session expires.
+pub async fn authenticate_session(core: &Core, header: Option<&str>) -> (Authentication, Option<DateTime<Utc>>) {
     let Some(header) = header else {
-        return Authentication::Anonymous;
+        return (Authentication::Anonymous, None);
     };
     let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
-    match core.agents().authenticate(token).await {
-        Ok(caller) => Authentication::Authenticated(caller),
-        Err(error) => Authentication::Failed(error.message().to_owned()),
+    match core.agents().authenticate_session(token).await {
+        Ok((caller, expires_at)) => (Authentication::Authenticated(caller), Some(expires_at)),
+        Err(error) => (Authentication::Failed(error.message().to_owned()), None),
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`context`]: who is calling (from the HTTP header or the WebSocket
 //!   `connection_init` payload) and the one error mapping.
 //! - [`types`]: GraphQL objects mapped from core types.
-//! - [`query`], [`mutation`], [`subscription`]: the operations.
+//! - [`query`], [`mutation`], [`subscription`]: organization and identity operations.
+//! - [`workspace`], [`workspace_types`]: channels, chats, messages, contacts, live events.
 
 pub mod context;
 pub mod mutation;
@@ -13,6 +14,8 @@ pub mod query;
 pub mod schema;
 pub mod subscription;
 pub mod types;
+pub mod workspace;
+pub mod workspace_types;
 
-pub use context::{Authentication, authenticate_bearer};
+pub use context::{Authentication, authenticate_bearer, authenticate_session};
 pub use schema::{Limits, MadoguchiSchema, build_schema};

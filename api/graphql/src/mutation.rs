@@ -10,7 +10,7 @@ use crate::context::{OrGraphql, caller, core};
 use crate::types::{Agent, AgentRole, ApiKey, CreatedApiKey, Department, Session};
 
 #[derive(Default, Debug)]
-pub struct Mutation;
+pub struct OrganizationMutation;
 
 #[derive(InputObject, Debug)]
 pub struct LoginInput {
@@ -72,7 +72,7 @@ impl TryFrom<UpdateAgentInput> for UpdateAgent {
 }
 
 #[Object]
-impl Mutation {
+impl OrganizationMutation {
     /// Logs in with email and password; returns a session token.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<Session> {
         let login = Login {

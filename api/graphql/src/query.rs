@@ -7,10 +7,10 @@ use crate::context::{OrGraphql, caller, core};
 use crate::types::{Agent, ApiKey, Department, Organization};
 
 #[derive(Default, Debug)]
-pub struct Query;
+pub struct OrganizationQuery;
 
 #[Object]
-impl Query {
+impl OrganizationQuery {
     /// The agent calling.
     async fn me(&self, ctx: &Context<'_>) -> Result<Agent> {
         core(ctx).agents().me(&caller(ctx)?).await.graphql().map(Into::into)

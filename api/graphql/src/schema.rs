@@ -4,9 +4,21 @@
 use async_graphql::Schema;
 use madoguchi_core::Core;
 
-use crate::mutation::Mutation;
-use crate::query::Query;
-use crate::subscription::Subscription;
+use async_graphql::{MergedObject, MergedSubscription};
+
+use crate::mutation::OrganizationMutation;
+use crate::query::OrganizationQuery;
+use crate::subscription::OrganizationSubscription;
+use crate::workspace::{WorkspaceMutation, WorkspaceQuery, WorkspaceSubscription};
+
+#[derive(MergedObject, Default, Debug)]
+pub struct Query(OrganizationQuery, WorkspaceQuery);
+
+#[derive(MergedObject, Default, Debug)]
+pub struct Mutation(OrganizationMutation, WorkspaceMutation);
+
+#[derive(MergedSubscription, Default, Debug)]
+pub struct Subscription(OrganizationSubscription, WorkspaceSubscription);
 
 /// The schema served on `/graphql`.
 pub type MadoguchiSchema = Schema<Query, Mutation, Subscription>;
@@ -27,7 +39,7 @@ impl Default for Limits {
 
 /// Builds the schema over a core.
 pub fn build_schema(core: Core, limits: Limits) -> MadoguchiSchema {
-    let mut builder = Schema::build(Query, Mutation, Subscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(core)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
@@ -39,5 +51,5 @@ pub fn build_schema(core: Core, limits: Limits) -> MadoguchiSchema {
 
 /// Returns the SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, Subscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).finish().sdl()
 }

@@ -9,7 +9,7 @@ use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::types::Event;
 
 #[derive(Default, Debug)]
-pub struct Subscription;
+pub struct OrganizationSubscription;
 
 /// Parses a cursor given by a client; absent means "from now on".
 pub(crate) fn parse_cursor(after: Option<&str>) -> madoguchi_core::Result<Option<i64>> {
@@ -24,7 +24,7 @@ pub(crate) fn parse_cursor(after: Option<&str>) -> madoguchi_core::Result<Option
 }
 
 #[Subscription]
-impl Subscription {
+impl OrganizationSubscription {
     /// Every event of the organization's log (admins): organization,
     /// department, agent and API key changes. With `after`, replays what
     /// followed that cursor first, then continues live.

@@ -28,7 +28,8 @@ async fn line(State(core): State<Core>, Path(channel_id): Path<String>, headers:
     let signature = headers.get("x-line-signature").and_then(|value| value.to_str().ok());
     match core.line_inbound().receive(&channel_id, signature, &body).await {
         Ok(WebhookOutcome::Accepted { stored, duplicates }) => {
-            metrics::counter!("webhook_events_total", "provider" => "line", "outcome" => "stored").increment(stored as u64);
+            metrics::counter!("webhook_events_total", "provider" => "line", "outcome" => "stored")
+                .increment(stored as u64);
             metrics::counter!("webhook_events_total", "provider" => "line", "outcome" => "duplicate")
                 .increment(duplicates as u64);
             StatusCode::OK.into_response()

@@ -1,0 +1,441 @@
+//! The agent workspace over GraphQL: channels (admins), chats, messages,
+//! contacts, and the live subscriptions that never miss an event.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use async_graphql::{Context, ID, InputObject, Object, Result, Subscription, Upload};
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use futures::{Stream, StreamExt};
+use madoguchi_core::auth::{Caller, Email, Permission};
+use madoguchi_core::channels::{
+    CreateLineChannel, Icon, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
+};
+use madoguchi_core::chats::{ChatFilter, MessageText, PageRequest};
+use madoguchi_core::contacts::{ContactFields, Phone};
+use madoguchi_core::events::Event as LogEvent;
+use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
+use madoguchi_core::organizations::Name;
+use madoguchi_core::{Core, Error, kinds};
+
+use crate::context::{OrGraphql, caller, core, to_graphql};
+use crate::subscription::parse_cursor;
+use crate::workspace_types::{
+    Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, LineMode, LinePlan, Message, Passcode,
+};
+
+#[derive(Default, Debug)]
+pub struct WorkspaceQuery;
+
+#[derive(InputObject, Debug, Default)]
+pub struct ChatFilterInput {
+    pub statuses: Option<Vec<ChatStatus>>,
+    pub channel_id: Option<ID>,
+    pub department_id: Option<ID>,
+    pub claimed_by: Option<ID>,
+    /// The provider's id of the consumer (LINE userId), exactly.
+    pub customer_id: Option<String>,
+    /// Part of the consumer's or linked contact's name.
+    pub customer_name: Option<String>,
+    /// Part of the linked contact's phone number.
+    pub phone: Option<String>,
+    /// Only chats linked (`true`) or not linked (`false`) to a contact.
+    pub linked: Option<bool>,
+}
+
+impl TryFrom<ChatFilterInput> for ChatFilter {
+    type Error = Error;
+
+    fn try_from(input: ChatFilterInput) -> madoguchi_core::Result<Self> {
+        Ok(Self {
+            statuses: input.statuses.unwrap_or_default().into_iter().map(Into::into).collect(),
+            channel_id: input.channel_id.as_ref().map(|id| ChannelId::parse(id)).transpose()?,
+            department_id: input.department_id.as_ref().map(|id| DepartmentId::parse(id)).transpose()?,
+            claimed_by: input.claimed_by.as_ref().map(|id| AgentId::parse(id)).transpose()?,
+            customer_id: input.customer_id,
+            customer_name: input.customer_name,
+            phone: input.phone,
+            linked: input.linked,
+        })
+    }
+}
+
+#[Object]
+impl WorkspaceQuery {
+    /// The channels the caller may see.
+    async fn channels(&self, ctx: &Context<'_>) -> Result<Vec<Channel>> {
+        let channels = core(ctx).channels().list(&caller(ctx)?).await.graphql()?;
+        Ok(channels.into_iter().map(Into::into).collect())
+    }
+
+    async fn channel(&self, ctx: &Context<'_>, id: ID) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        core(ctx).channels().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    /// Chats the caller may see, most recent activity first.
+    async fn chats(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ChatFilterInput>,
+        #[graphql(default = 20)] first: u64,
+        after: Option<String>,
+    ) -> Result<ChatConnection> {
+        let filter = ChatFilter::try_from(filter.unwrap_or_default()).graphql()?;
+        let page = PageRequest { first: Some(first), after };
+        core(ctx).chats().list(&caller(ctx)?, filter, page).await.graphql().map(Into::into)
+    }
+
+    async fn chat(&self, ctx: &Context<'_>, id: ID) -> Result<Chat> {
+        let id = ChatId::parse(&id).graphql()?;
+        core(ctx).chats().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+        let id = ContactId::parse(&id).graphql()?;
+        core(ctx).contacts().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    /// Contacts whose name, email or phone contains `text`, or whose id it is.
+    async fn search_contacts(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        #[graphql(default = 20)] first: u64,
+    ) -> Result<Vec<Contact>> {
+        let contacts = core(ctx).contacts().search(&caller(ctx)?, &text, first).await.graphql()?;
+        Ok(contacts.into_iter().map(Into::into).collect())
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct CreateLineChannelInput {
+    pub name: String,
+    /// JPEG or PNG, at most 1 MB (GraphQL multipart upload).
+    pub icon: Option<Upload>,
+    pub channel_id: String,
+    pub channel_secret: String,
+    pub channel_access_token: String,
+    pub department_id: ID,
+    pub mode: LineMode,
+    pub plan: LinePlan,
+}
+
+#[derive(InputObject, Debug, Default)]
+pub struct UpdateLineChannelInput {
+    pub name: Option<String>,
+    pub icon: Option<Upload>,
+    pub channel_secret: Option<String>,
+    pub channel_access_token: Option<String>,
+    /// Changing the department removes the channel's agent associations.
+    pub department_id: Option<ID>,
+    pub mode: Option<LineMode>,
+    pub plan: Option<LinePlan>,
+}
+
+#[derive(InputObject, Debug, Default)]
+pub struct ContactInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_name: Option<String>,
+    pub sla_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub owner_name: Option<String>,
+}
+
+impl TryFrom<ContactInput> for ContactFields {
+    type Error = Error;
+
+    fn try_from(input: ContactInput) -> madoguchi_core::Result<Self> {
+        Ok(Self {
+            name: input.name.as_deref().map(Name::parse).transpose()?,
+            email: input.email.as_deref().map(Email::parse).transpose()?,
+            phone: input.phone.as_deref().map(Phone::parse).transpose()?,
+            account_name: input.account_name,
+            sla_name: input.sla_name,
+            contract_name: input.contract_name,
+            owner_name: input.owner_name,
+        })
+    }
+}
+
+/// Reads an uploaded icon, refusing more than the limit before reading it all.
+fn read_icon(ctx: &Context<'_>, upload: &Upload) -> madoguchi_core::Result<Icon> {
+    let value = upload.value(ctx).map_err(|_| Error::invalid_argument("the icon upload is missing"))?;
+    let mut bytes = Vec::new();
+    value
+        .into_read()
+        .take(Icon::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| Error::invalid_argument("the icon upload cannot be read"))?;
+    Icon::parse(Bytes::from(bytes))
+}
+
+#[derive(Default, Debug)]
+pub struct WorkspaceMutation;
+
+#[Object]
+impl WorkspaceMutation {
+    /// Connects a LINE Official Account (admins). The access token is checked
+    /// with LINE first.
+    async fn create_line_channel(&self, ctx: &Context<'_>, input: CreateLineChannelInput) -> Result<Channel> {
+        let command = CreateLineChannel {
+            name: Name::parse(&input.name).graphql()?,
+            icon: input.icon.as_ref().map(|icon| read_icon(ctx, icon)).transpose().graphql()?,
+            line_channel_id: LineChannelId::parse(&input.channel_id).graphql()?,
+            channel_secret: LineChannelSecret::parse(&input.channel_secret).graphql()?,
+            access_token: LineAccessToken::parse(&input.channel_access_token).graphql()?,
+            department_id: DepartmentId::parse(&input.department_id).graphql()?,
+            mode: input.mode.into(),
+            plan: input.plan.into(),
+        };
+        core(ctx).channels().create_line_channel(&caller(ctx)?, command).await.graphql().map(Into::into)
+    }
+
+    async fn update_line_channel(&self, ctx: &Context<'_>, id: ID, input: UpdateLineChannelInput) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let command = UpdateLineChannel {
+            name: input.name.as_deref().map(Name::parse).transpose().graphql()?,
+            icon: input.icon.as_ref().map(|icon| read_icon(ctx, icon)).transpose().graphql()?,
+            channel_secret: input.channel_secret.as_deref().map(LineChannelSecret::parse).transpose().graphql()?,
+            access_token: input.channel_access_token.as_deref().map(LineAccessToken::parse).transpose().graphql()?,
+            department_id: input.department_id.as_ref().map(|id| DepartmentId::parse(id)).transpose().graphql()?,
+            mode: input.mode.map(Into::into),
+            plan: input.plan.map(Into::into),
+        };
+        core(ctx).channels().update_line_channel(&caller(ctx)?, id, command).await.graphql().map(Into::into)
+    }
+
+    /// Disables (nothing in or out, data kept), enables, or deletes (final;
+    /// chats stay readable) a channel.
+    async fn set_channel_status(&self, ctx: &Context<'_>, id: ID, status: ChannelStatus) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let status: kinds::ChannelStatus = status.into();
+        core(ctx).channels().set_status(&caller(ctx)?, id, status).await.graphql().map(Into::into)
+    }
+
+    /// Replaces the agents associated with a channel (admins).
+    async fn set_channel_agents(&self, ctx: &Context<'_>, id: ID, agent_ids: Vec<ID>) -> Result<Vec<ID>> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let agents = agent_ids
+            .iter()
+            .map(|agent| AgentId::parse(agent))
+            .collect::<madoguchi_core::Result<Vec<_>>>()
+            .graphql()?;
+        let set = core(ctx).channels().set_agents(&caller(ctx)?, id, &agents).await.graphql()?;
+        Ok(set.into_iter().map(|agent| agent.to_string().into()).collect())
+    }
+
+    /// Claims a `NEW` chat; of agents racing, exactly one wins (`CONFLICT` for the others).
+    async fn claim_chat(&self, ctx: &Context<'_>, id: ID) -> Result<Chat> {
+        let id = ChatId::parse(&id).graphql()?;
+        core(ctx).chats().claim(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    async fn complete_chat(&self, ctx: &Context<'_>, id: ID) -> Result<Chat> {
+        let id = ChatId::parse(&id).graphql()?;
+        core(ctx).chats().complete(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    async fn transfer_chat(&self, ctx: &Context<'_>, id: ID, agent_id: ID) -> Result<Chat> {
+        let (id, agent_id) = (ChatId::parse(&id).graphql()?, AgentId::parse(&agent_id).graphql()?);
+        core(ctx).chats().transfer(&caller(ctx)?, id, agent_id).await.graphql().map(Into::into)
+    }
+
+    /// Releases a claim so the chat is `NEW` again (admins).
+    async fn release_chat(&self, ctx: &Context<'_>, id: ID) -> Result<Chat> {
+        let id = ChatId::parse(&id).graphql()?;
+        core(ctx).chats().release(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    async fn mark_chat_read(&self, ctx: &Context<'_>, id: ID) -> Result<Chat> {
+        let id = ChatId::parse(&id).graphql()?;
+        core(ctx).chats().mark_read(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    /// Blocks or unblocks the chat's consumer.
+    async fn set_end_user_blocked(&self, ctx: &Context<'_>, chat_id: ID, blocked: bool) -> Result<Chat> {
+        let id = ChatId::parse(&chat_id).graphql()?;
+        core(ctx).chats().set_blocked(&caller(ctx)?, id, blocked).await.graphql().map(Into::into)
+    }
+
+    /// Sends text in a chat the caller claimed. Watch its delivery state on
+    /// `chatMessages`.
+    async fn send_message(&self, ctx: &Context<'_>, chat_id: ID, text: String) -> Result<Message> {
+        let (id, text) = (ChatId::parse(&chat_id).graphql()?, MessageText::parse(&text).graphql()?);
+        core(ctx).chats().send_text(&caller(ctx)?, id, text).await.graphql().map(Into::into)
+    }
+
+    async fn create_contact(&self, ctx: &Context<'_>, input: ContactInput) -> Result<Contact> {
+        let fields = ContactFields::try_from(input).graphql()?;
+        core(ctx).contacts().create(&caller(ctx)?, fields).await.graphql().map(Into::into)
+    }
+
+    async fn update_contact(&self, ctx: &Context<'_>, id: ID, input: ContactInput) -> Result<Contact> {
+        let (id, fields) = (ContactId::parse(&id).graphql()?, ContactFields::try_from(input).graphql()?);
+        core(ctx).contacts().update(&caller(ctx)?, id, fields).await.graphql().map(Into::into)
+    }
+
+    /// Links the chat's consumer to a contact; `contactId: null` unlinks.
+    async fn link_chat_to_contact(&self, ctx: &Context<'_>, chat_id: ID, contact_id: Option<ID>) -> Result<Chat> {
+        let chat_id = ChatId::parse(&chat_id).graphql()?;
+        let contact_id = contact_id.as_ref().map(|id| ContactId::parse(id)).transpose().graphql()?;
+        core(ctx).contacts().link_chat(&caller(ctx)?, chat_id, contact_id).await.graphql().map(Into::into)
+    }
+
+    /// Issues a one-time passcode for a contact, valid for `validMinutes`.
+    async fn issue_passcode(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        #[graphql(default = 30)] valid_minutes: i64,
+    ) -> Result<Passcode> {
+        let contact_id = ContactId::parse(&contact_id).graphql()?;
+        let valid_for = Duration::minutes(valid_minutes);
+        core(ctx).contacts().issue_passcode(&caller(ctx)?, contact_id, valid_for).await.graphql().map(Into::into)
+    }
+}
+
+/// A change to a chat the subscriber may see.
+#[derive(async_graphql::SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct ChatEvent {
+    /// Resume after this event with `after: cursor`.
+    pub cursor: String,
+    /// `chat.created`, `chat.updated`, `chat.claimed`, `chat.completed`, …
+    pub kind: String,
+    pub chat_id: ID,
+    pub channel_id: ID,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_graphql::ComplexObject]
+impl ChatEvent {
+    /// The chat as it is now.
+    async fn chat(&self, ctx: &Context<'_>) -> Result<Chat> {
+        let id = ChatId::parse(&self.chat_id).graphql()?;
+        core(ctx).chats().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+}
+
+/// A new message or a change to one, in one chat.
+#[derive(async_graphql::SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct MessageEvent {
+    pub cursor: String,
+    /// `message.created`, `message.delivery_changed`, `message.updated`, `message.unsent`.
+    pub kind: String,
+    pub message_id: ID,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_graphql::ComplexObject]
+impl MessageEvent {
+    /// The message as it is now.
+    async fn message(&self, ctx: &Context<'_>) -> Result<Message> {
+        let id = madoguchi_core::ids::MessageId::parse(&self.message_id).graphql()?;
+        core(ctx).chats().message(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+}
+
+/// Follows the event log for a subscriber, checking per event that the
+/// caller may still see the event's channel; the visible channels are read
+/// again whenever associations change.
+fn visible_events(core: Core, caller: Caller, after: i64) -> impl Stream<Item = madoguchi_core::Result<LogEvent>> {
+    async_stream::try_stream! {
+        let mut visible: Option<HashSet<ChannelId>> = core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect());
+        let mut events = core.events().follow(caller.organization_id(), after);
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if event.kind == "channel.agents_changed" {
+                visible = core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect());
+            }
+            let allowed = match (&visible, event.channel_id) {
+                (None, _) => true,
+                (Some(channels), Some(channel_id)) => channels.contains(&channel_id),
+                (Some(_), None) => false,
+            };
+            if allowed {
+                yield event;
+            }
+        }
+    }
+}
+
+async fn start_cursor(core: &Core, caller: &Caller, after: Option<String>) -> Result<i64> {
+    Ok(match parse_cursor(after.as_deref()).graphql()? {
+        Some(cursor) => cursor,
+        None => core.events().head(caller.organization_id()).await.graphql()?,
+    })
+}
+
+#[derive(Default, Debug)]
+pub struct WorkspaceSubscription;
+
+#[Subscription]
+impl WorkspaceSubscription {
+    /// New chats, status and claim changes, and last-message updates of
+    /// every chat the caller may see. With `after`, replays what followed that
+    /// cursor first, then continues live.
+    async fn chat_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
+        let caller = caller(ctx)?;
+        caller.require(Permission::ReadChats).graphql()?;
+        let core = core(ctx).clone();
+        let after = start_cursor(&core, &caller, after).await?;
+        Ok(visible_events(core, caller, after)
+            .filter_map(|event| async move {
+                match event {
+                    Ok(event) if event.kind.starts_with("chat.") || event.kind.starts_with("end_user.") => {
+                        let chat_id = event.chat_id?;
+                        Some(Ok(ChatEvent {
+                            cursor: event.seq.to_string(),
+                            kind: event.kind,
+                            chat_id: chat_id.to_string().into(),
+                            channel_id: event.channel_id.map(|id| id.to_string()).unwrap_or_default().into(),
+                            created_at: event.created_at,
+                        }))
+                    }
+                    Ok(_) => None,
+                    Err(error) => Some(Err(to_graphql(error))),
+                }
+            })
+            .boxed())
+    }
+
+    /// New messages and delivery-state changes in one chat, resumable with `after`.
+    async fn chat_messages(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<MessageEvent>> + use<>> {
+        let caller = caller(ctx)?;
+        let chat_id = ChatId::parse(&chat_id).graphql()?;
+        let core = core(ctx).clone();
+        core.chats().get(&caller, chat_id).await.graphql()?;
+        let after = start_cursor(&core, &caller, after).await?;
+        Ok(visible_events(core, caller, after)
+            .filter_map(move |event| async move {
+                match event {
+                    Ok(event) if event.kind.starts_with("message.") && event.chat_id == Some(chat_id) => {
+                        let message_id = event.payload["messageId"].as_str()?.to_owned();
+                        Some(Ok(MessageEvent {
+                            cursor: event.seq.to_string(),
+                            kind: event.kind,
+                            message_id: message_id.into(),
+                            created_at: event.created_at,
+                        }))
+                    }
+                    Ok(_) => None,
+                    Err(error) => Some(Err(to_graphql(error))),
+                }
+            })
+            .boxed())
+    }
+}

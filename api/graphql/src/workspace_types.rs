@@ -1,0 +1,414 @@
+//! GraphQL objects of the agent workspace: channels, chats, messages,
+//! contacts. Channel secrets appear masked only.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use madoguchi_channels::line::friend::{self, BasicId, ButtonLanguage};
+use madoguchi_core::channels::{self, LINE_SETUP};
+use madoguchi_core::ids::{ChannelId, ChatId};
+use madoguchi_core::{chats, contacts, kinds};
+
+use crate::context::{OrGraphql, caller, core};
+
+macro_rules! mirror_enum {
+    ($name:ident, $core:ty { $($variant:ident),+ $(,)? }) => {
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl From<$core> for $name {
+            fn from(value: $core) -> Self {
+                match value { $(<$core>::$variant => Self::$variant),+ }
+            }
+        }
+
+        impl From<$name> for $core {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => Self::$variant),+ }
+            }
+        }
+    };
+}
+
+mirror_enum!(ChannelKind, kinds::ChannelKind { Line, Wechat });
+mirror_enum!(ChannelStatus, kinds::ChannelStatus { Active, Disabled, Deleted });
+mirror_enum!(LineMode, kinds::LineMode { Reply, Push, Auto });
+mirror_enum!(LinePlan, kinds::LinePlan { Free, Light, Standard });
+mirror_enum!(ChatStatus, kinds::ChatStatus { New, InProgress, Completed });
+mirror_enum!(MessageDirection, kinds::MessageDirection { Inbound, Outbound });
+mirror_enum!(MessageKind, kinds::MessageKind { Text, Image, Video, Audio, File, Sticker, Location, Unknown });
+mirror_enum!(DeliveryState, kinds::DeliveryState { Received, Pending, Unsent, Sent, Failed });
+mirror_enum!(DeliveryMethod, kinds::DeliveryMethod { Reply, Push });
+mirror_enum!(AttachmentStatus, kinds::AttachmentStatus { Pending, Ready, Failed });
+
+fn id<T: ToString>(value: T) -> ID {
+    value.to_string().into()
+}
+
+/// A connected official account.
+#[derive(SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct Channel {
+    pub id: ID,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub department_id: ID,
+    pub status: ChannelStatus,
+    pub has_icon: bool,
+    /// Paste this into the provider's webhook setting.
+    pub webhook_url: String,
+    pub line: Option<LineChannel>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The LINE side of a channel. Secrets are masked.
+#[derive(SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct LineChannel {
+    pub channel_id: String,
+    pub bot_user_id: Option<String>,
+    pub basic_id: Option<String>,
+    pub mode: LineMode,
+    pub plan: LinePlan,
+    pub channel_secret: String,
+    pub access_token: String,
+    /// What to set in LINE for the channel to work.
+    pub setup_steps: Vec<String>,
+}
+
+#[ComplexObject]
+impl LineChannel {
+    /// The link that adds the account as a friend.
+    async fn friend_link(&self) -> Option<String> {
+        self.basic().map(|basic| friend::friend_link(&basic))
+    }
+
+    /// A QR code of the friend link, as SVG.
+    async fn friend_qr_svg(&self) -> Option<String> {
+        self.basic().map(|basic| friend::qr_svg(&basic))
+    }
+
+    /// A QR code of the friend link, as a `data:image/png;base64,…` URL.
+    async fn friend_qr_png(&self, #[graphql(default = 8)] module_pixels: u32) -> Option<String> {
+        self.basic().map(|basic| {
+            let png = friend::qr_png(&basic, module_pixels);
+            format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+        })
+    }
+
+    /// LINE's "Add friend" button, as HTML to embed in a web page.
+    async fn add_friend_button_html(&self, #[graphql(default)] language: ButtonLanguageInput) -> Option<String> {
+        self.basic().map(|basic| friend::add_friend_button_html(&basic, language.into()))
+    }
+}
+
+impl LineChannel {
+    fn basic(&self) -> Option<BasicId> {
+        self.basic_id.as_deref().and_then(|basic| BasicId::parse(basic).ok())
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[graphql(name = "ButtonLanguage")]
+pub enum ButtonLanguageInput {
+    #[default]
+    Japanese,
+    English,
+    TraditionalChinese,
+    Thai,
+    Korean,
+}
+
+impl From<ButtonLanguageInput> for ButtonLanguage {
+    fn from(value: ButtonLanguageInput) -> Self {
+        match value {
+            ButtonLanguageInput::Japanese => Self::Japanese,
+            ButtonLanguageInput::English => Self::English,
+            ButtonLanguageInput::TraditionalChinese => Self::TraditionalChinese,
+            ButtonLanguageInput::Thai => Self::Thai,
+            ButtonLanguageInput::Korean => Self::Korean,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Channel {
+    /// Pushed messages this month (Japan time) against the plan's allowance.
+    async fn push_usage(&self, ctx: &Context<'_>) -> Result<Option<PushUsage>> {
+        if self.line.is_none() {
+            return Ok(None);
+        }
+        let channel_id = ChannelId::parse(&self.id).graphql()?;
+        let usage = core(ctx).channels().push_usage(&caller(ctx)?, channel_id).await.graphql()?;
+        Ok(Some(usage.into()))
+    }
+
+    /// The agents associated with the channel.
+    async fn agent_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        let channel_id = ChannelId::parse(&self.id).graphql()?;
+        let agents = core(ctx).channels().agents(&caller(ctx)?, channel_id).await.graphql()?;
+        Ok(agents.into_iter().map(id).collect())
+    }
+}
+
+impl From<channels::Channel> for Channel {
+    fn from(value: channels::Channel) -> Self {
+        Self {
+            id: id(value.id),
+            kind: value.kind.into(),
+            name: value.name,
+            department_id: id(value.department_id),
+            status: value.status.into(),
+            has_icon: value.has_icon,
+            webhook_url: value.webhook_url,
+            line: value.line.map(|line| LineChannel {
+                channel_id: line.channel_id,
+                bot_user_id: line.bot_user_id,
+                basic_id: line.basic_id,
+                mode: line.mode.into(),
+                plan: line.plan.into(),
+                channel_secret: line.channel_secret_masked,
+                access_token: line.access_token_masked,
+                setup_steps: LINE_SETUP.iter().map(|step| (*step).to_owned()).collect(),
+            }),
+            created_at: value.created_at,
+            updated_at: value.updated_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct PushUsage {
+    /// `YYYY-MM`, Japan time.
+    pub month: String,
+    pub pushed: i64,
+    pub limit: i64,
+    pub reconciled_total: Option<i64>,
+    pub reconciled_at: Option<DateTime<Utc>>,
+}
+
+impl From<channels::PushUsage> for PushUsage {
+    fn from(value: channels::PushUsage) -> Self {
+        Self {
+            month: value.month,
+            pushed: value.pushed,
+            limit: value.limit,
+            reconciled_total: value.reconciled_total,
+            reconciled_at: value.reconciled_at,
+        }
+    }
+}
+
+/// A consumer on a channel.
+#[derive(SimpleObject, Debug)]
+pub struct EndUser {
+    pub id: ID,
+    /// The provider's id of the consumer (LINE userId).
+    pub customer_id: String,
+    pub display_name: Option<String>,
+    pub picture_url: Option<String>,
+    pub contact_id: Option<ID>,
+    pub blocked: bool,
+    /// The consumer blocked the official account.
+    pub unfollowed: bool,
+}
+
+/// A conversation between one consumer and the business on one channel.
+#[derive(SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct Chat {
+    pub id: ID,
+    pub channel_id: ID,
+    pub department_id: ID,
+    pub end_user: EndUser,
+    pub status: ChatStatus,
+    pub claimed_by: Option<ID>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub last_message_preview: Option<String>,
+    pub unread_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl Chat {
+    /// Messages between `from` and `to`, oldest first; by default the last 7 days.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Message>> {
+        let chat_id = ChatId::parse(&self.id).graphql()?;
+        let messages = core(ctx).chats().messages(&caller(ctx)?, chat_id, from, to).await.graphql()?;
+        Ok(messages.into_iter().map(Into::into).collect())
+    }
+}
+
+impl From<chats::Chat> for Chat {
+    fn from(value: chats::Chat) -> Self {
+        Self {
+            id: id(value.id),
+            channel_id: id(value.channel_id),
+            department_id: id(value.department_id),
+            end_user: EndUser {
+                id: id(value.end_user.id),
+                customer_id: value.end_user.external_id,
+                display_name: value.end_user.display_name,
+                picture_url: value.end_user.picture_url,
+                contact_id: value.end_user.contact_id.map(id),
+                blocked: value.end_user.blocked,
+                unfollowed: value.end_user.unfollowed,
+            },
+            status: value.status.into(),
+            claimed_by: value.claimed_by.map(id),
+            claimed_at: value.claimed_at,
+            last_message_at: value.last_message_at,
+            last_message_preview: value.last_message_preview,
+            unread_count: value.unread_count,
+            created_at: value.created_at,
+            updated_at: value.updated_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct Attachment {
+    pub id: ID,
+    pub kind: MessageKind,
+    pub status: AttachmentStatus,
+    pub content_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub file_name: Option<String>,
+}
+
+/// One message in a chat.
+#[derive(SimpleObject, Debug)]
+pub struct Message {
+    pub id: ID,
+    pub chat_id: ID,
+    pub direction: MessageDirection,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    /// Provider details: sticker ids, location, emoji and mention data.
+    pub payload: Option<Json<serde_json::Value>>,
+    pub sender_agent_id: Option<ID>,
+    /// The customer sent a passcode: not a question.
+    pub is_passcode: bool,
+    pub delivery_state: DeliveryState,
+    pub delivery_method: Option<DeliveryMethod>,
+    pub delivery_error: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<chats::Message> for Message {
+    fn from(value: chats::Message) -> Self {
+        Self {
+            id: id(value.id),
+            chat_id: id(value.chat_id),
+            direction: value.direction.into(),
+            kind: value.kind.into(),
+            text: value.text,
+            payload: value.payload.map(Json),
+            sender_agent_id: value.sender_agent_id.map(id),
+            is_passcode: value.is_passcode,
+            delivery_state: value.delivery_state.into(),
+            delivery_method: value.delivery_method.map(Into::into),
+            delivery_error: value.delivery_error,
+            attachments: value
+                .attachments
+                .into_iter()
+                .map(|attachment| Attachment {
+                    id: id(attachment.id),
+                    kind: attachment.kind.into(),
+                    status: attachment.status.into(),
+                    content_type: attachment.content_type,
+                    size_bytes: attachment.size_bytes,
+                    file_name: attachment.file_name,
+                })
+                .collect(),
+            created_at: value.created_at,
+            sent_at: value.sent_at,
+        }
+    }
+}
+
+/// A page of chats.
+#[derive(SimpleObject, Debug)]
+pub struct ChatConnection {
+    pub edges: Vec<ChatEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct ChatEdge {
+    pub cursor: String,
+    pub node: Chat,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+impl From<chats::ChatPage> for ChatConnection {
+    fn from(page: chats::ChatPage) -> Self {
+        let end_cursor = page.chats.last().map(|(cursor, _)| cursor.clone());
+        Self {
+            edges: page.chats.into_iter().map(|(cursor, chat)| ChatEdge { cursor, node: chat.into() }).collect(),
+            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor },
+        }
+    }
+}
+
+/// A customer record.
+#[derive(SimpleObject, Debug)]
+pub struct Contact {
+    pub id: ID,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_name: Option<String>,
+    pub sla_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub owner_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<contacts::Contact> for Contact {
+    fn from(value: contacts::Contact) -> Self {
+        Self {
+            id: id(value.id),
+            name: value.name,
+            email: value.email,
+            phone: value.phone,
+            account_name: value.account_name,
+            sla_name: value.sla_name,
+            contract_name: value.contract_name,
+            owner_name: value.owner_name,
+            created_at: value.created_at,
+            updated_at: value.updated_at,
+        }
+    }
+}
+
+/// A one-time passcode: the customer sends it to the official account to
+/// link themselves to the contact.
+#[derive(SimpleObject, Debug)]
+pub struct Passcode {
+    pub code: String,
+    pub contact_id: ID,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<contacts::IssuedPasscode> for Passcode {
+    fn from(value: contacts::IssuedPasscode) -> Self {
+        Self { code: value.code, contact_id: id(value.contact_id), expires_at: value.expires_at }
+    }
+}
