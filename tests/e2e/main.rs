@@ -22,3 +22,4 @@ mod identity;
 mod lifecycle;
 mod line;
 mod subscriptions;
+mod workspace;

@@ -197,7 +197,8 @@ impl<'a> Chats<'a> {
             let mut contact_condition =
                 Condition::all().add(contacts::Column::OrganizationId.eq(organization_id.uuid()));
             if let Some(phone) = &filter.phone {
-                contact_condition = contact_condition.add(contacts::Column::Phone.contains(phone.trim()));
+                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                contact_condition = contact_condition.add(contacts::Column::Phone.contains(digits));
             }
             if let Some(name) = &filter.customer_name {
                 contact_condition = contact_condition.add(contacts::Column::Name.contains(name.trim()));

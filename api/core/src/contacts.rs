@@ -180,6 +180,11 @@ impl<'a> Contacts<'a> {
             .add(contacts::Column::Name.contains(text))
             .add(contacts::Column::Email.contains(text.to_lowercase()))
             .add(contacts::Column::Phone.contains(text));
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() >= 3 && text.chars().all(|c| c.is_ascii_digit() || " -()+.".contains(c)) {
+            // Phones are stored as digits: "1234-5678" finds "+819012345678".
+            condition = condition.add(contacts::Column::Phone.contains(digits));
+        }
         if let Ok(id) = ContactId::parse(text) {
             condition = condition.add(contacts::Column::Id.eq(id.uuid()));
         }
