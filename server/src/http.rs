@@ -46,6 +46,7 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { telemetry::metrics().render() }))
+        .route("/media/{token}", get(media))
         .with_state(state)
         .nest("/webhooks", webhooks)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -70,6 +71,25 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: Gr
         }
     }
     response.into()
+}
+
+/// Serves media behind an unguessable, expiring token (see `core::media`).
+async fn media(State(state): State<HttpState>, axum::extract::Path(token): axum::extract::Path<String>) -> Response {
+    match state.core.media().open(&token).await {
+        Ok(media) => {
+            let headers = [
+                (header::CONTENT_TYPE, media.content_type),
+                (header::CACHE_CONTROL, "private, max-age=300".to_owned()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ];
+            (headers, media.bytes).into_response()
+        }
+        Err(error) if error.code() == madoguchi_core::ErrorCode::Internal => {
+            tracing::error!(error = ?error.cause(), "cannot serve media");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {

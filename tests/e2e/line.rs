@@ -424,3 +424,81 @@ async fn a_disabled_channel_records_nothing_and_a_deleted_one_is_gone(backend: B
     assert_eq!(error_code(&claimed), "FAILED_PRECONDITION");
     assert_eq!(error_code(&set_status("ACTIVE").await), "FAILED_PRECONDITION", "deleting is final");
 }
+
+on_both_backends!(an_image_is_sent_from_our_media_url_and_media_downloads_need_the_signed_link);
+
+async fn an_image_is_sent_from_our_media_url_and_media_downloads_need_the_signed_link(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let inbound_jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"customer photo"].concat();
+    app.line.set_content("photo1", inbound_jpeg.clone(), "image/jpeg", 0);
+    assert_eq!(app.deliver_line(&channel, vec![image_event("Uimage", "photo1", "reply-1")]).await, 200);
+    let chat_id = chats(&app, &admin).await[0]["id"].as_str().unwrap().to_owned();
+
+    // The agent downloads the customer's photo through a signed link.
+    let url = eventually(|| async {
+        let response = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID!) { chat(id: $id) { messages { attachments { url } } } }",
+                json!({"id": chat_id}),
+            )
+            .await;
+        response["data"]["chat"]["messages"][0]["attachments"][0]["url"].as_str().map(str::to_owned)
+    })
+    .await;
+    let path = url.strip_prefix("https://madoguchi.test").expect("a public URL");
+    let downloaded = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(downloaded.headers()["content-type"], "image/jpeg");
+    assert_eq!(downloaded.bytes().await.unwrap().as_ref(), inbound_jpeg.as_slice());
+    let mut forged = path.to_owned();
+    forged.replace_range(forged.len() - 3.., "AAA");
+    assert_eq!(app.client.get(app.url(&forged)).send().await.unwrap().status(), 404);
+
+    // The agent answers with an image: LINE gets our expiring URL.
+    claim(&app, &admin, &chat_id).await;
+    let png = [&b"\x89PNG\r\n\x1a\n"[..], b"agent picture"].concat();
+    let operations = json!({"query": "mutation($id: ID!, $image: Upload!) { sendImage(chatId: $id, image: $image) { kind deliveryMethod } }", "variables": {"id": chat_id, "image": null}});
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({"0": ["variables.image"]}).to_string())
+        .part("0", reqwest::multipart::Part::bytes(png.clone()).file_name("answer.png").mime_str("image/png").unwrap());
+    let sent: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["data"]["sendImage"], json!({"kind": "IMAGE", "deliveryMethod": "REPLY"}), "{sent}");
+    let replied =
+        eventually(|| async { Some(app.line.replied("reply-1")).filter(|messages| !messages.is_empty()) }).await;
+    assert_eq!(replied[0]["type"], "image");
+    let original = replied[0]["originalContentUrl"].as_str().unwrap();
+    let served =
+        app.client.get(app.url(original.strip_prefix("https://madoguchi.test").unwrap())).send().await.unwrap();
+    assert_eq!(served.bytes().await.unwrap().as_ref(), png.as_slice());
+
+    let not_an_image = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({"0": ["variables.image"]}).to_string())
+        .part("0", reqwest::multipart::Part::bytes(b"GIF89a...".to_vec()).file_name("x.gif"));
+    let refused: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&admin)
+        .multipart(not_an_image)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&refused), "INVALID_ARGUMENT");
+}

@@ -144,6 +144,36 @@ impl MessageText {
     }
 }
 
+/// An image an agent sends: JPEG or PNG (by content), at most 10 MB.
+#[derive(Clone, Debug)]
+pub struct OutgoingImage {
+    bytes: bytes::Bytes,
+    content_type: &'static str,
+}
+
+impl OutgoingImage {
+    pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+
+    pub fn parse(bytes: bytes::Bytes) -> Result<Self> {
+        if bytes.len() > Self::MAX_BYTES {
+            return Err(Error::invalid_argument("an image may be at most 10 MB"));
+        }
+        let content_type = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            "image/jpeg"
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            "image/png"
+        } else {
+            return Err(Error::invalid_argument("an image must be a JPEG or PNG"));
+        };
+        Ok(Self { bytes, content_type })
+    }
+}
+
+enum Outgoing {
+    Text(MessageText),
+    Image(OutgoingImage),
+}
+
 /// Chat use cases.
 #[derive(Debug, Clone, Copy)]
 pub struct Chats<'a> {
@@ -473,6 +503,15 @@ impl<'a> Chats<'a> {
     /// the message leaves through the channel's outbound path and its
     /// delivery state changes through the event log.
     pub async fn send_text(&self, caller: &Caller, id: ChatId, text: MessageText) -> Result<Message> {
+        self.send(caller, id, Outgoing::Text(text)).await
+    }
+
+    /// Sends an image in a chat, under the same rules as text.
+    pub async fn send_image(&self, caller: &Caller, id: ChatId, image: OutgoingImage) -> Result<Message> {
+        self.send(caller, id, Outgoing::Image(image)).await
+    }
+
+    async fn send(&self, caller: &Caller, id: ChatId, content: Outgoing) -> Result<Message> {
         caller.require(Permission::WriteChats)?;
         let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents send messages"))?;
         let chat = self.visible(caller, id).await?;
@@ -490,17 +529,26 @@ impl<'a> Chats<'a> {
         if end_user.unfollowed_at.is_some() {
             return Err(Error::failed_precondition("the customer has blocked the official account"));
         }
+        let message_id = MessageId::generate();
+        let attachment_id = AttachmentId::generate();
+        let (kind, text, preview_text) = match &content {
+            Outgoing::Text(text) => (MessageKind::Text, Some(text.as_str().to_owned()), preview(text.as_str())),
+            Outgoing::Image(image) => {
+                let key = format!("{}/attachments/{attachment_id}", chat.organization_id);
+                self.core.blobs().put(&key, image.bytes.clone()).await?;
+                (MessageKind::Image, None, "[image]".to_owned())
+            }
+        };
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        let message_id = MessageId::generate();
         let method = self.core.line_outbound().choose_method(&write, &channel, &chat, now).await?;
         messages::ActiveModel {
             id: Set(message_id.uuid()),
             organization_id: Set(chat.organization_id),
             chat_id: Set(chat.id),
             direction: Set(MessageDirection::Outbound.as_str().into()),
-            kind: Set(MessageKind::Text.as_str().into()),
-            text: Set(Some(text.as_str().to_owned())),
+            kind: Set(kind.as_str().into()),
+            text: Set(text),
             payload: Set(None),
             sender_agent_id: Set(Some(agent.agent_id.uuid())),
             external_id: Set(None),
@@ -515,11 +563,27 @@ impl<'a> Chats<'a> {
         }
         .insert(&*write)
         .await?;
+        if let Outgoing::Image(image) = &content {
+            attachments::ActiveModel {
+                id: Set(attachment_id.uuid()),
+                organization_id: Set(chat.organization_id),
+                message_id: Set(message_id.uuid()),
+                kind: Set(MessageKind::Image.as_str().into()),
+                status: Set(AttachmentStatus::Ready.as_str().into()),
+                content_type: Set(Some(image.content_type.into())),
+                size_bytes: Set(Some(image.bytes.len() as i64)),
+                blob_key: Set(Some(format!("{}/attachments/{attachment_id}", chat.organization_id))),
+                file_name: Set(None),
+                error: Set(None),
+                created_at: Set(now),
+            }
+            .insert(&*write)
+            .await?;
+        }
         self.core.line_outbound().enqueue_delivery(&mut write, &chat, message_id, method, now).await?;
-        let preview = preview(text.as_str());
         chats::Entity::update_many()
             .col_expr(chats::Column::LastMessageAt, Expr::value(now))
-            .col_expr(chats::Column::LastMessagePreview, Expr::value(preview))
+            .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
             .col_expr(chats::Column::LastAgentMessageAt, Expr::value(now))
             .col_expr(chats::Column::UpdatedAt, Expr::value(now))
             .filter(chats::Column::Id.eq(chat.id))
@@ -529,7 +593,14 @@ impl<'a> Chats<'a> {
             .one(&*write)
             .await?
             .ok_or_else(|| Error::not_found("message"))?;
-        let message = message_from_row(row, Vec::new())?;
+        let attachments = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.eq(message_id.uuid()))
+            .all(&*write)
+            .await?
+            .into_iter()
+            .map(attachment_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let message = message_from_row(row, attachments)?;
         append_message_event(
             &mut write,
             chat.organization_id.into(),

@@ -33,6 +33,7 @@ pub mod ids;
 pub mod jobs;
 pub mod kinds;
 pub mod line;
+pub mod media;
 pub mod organizations;
 pub mod secrets;
 
@@ -116,6 +117,7 @@ struct Inner {
     reply_window: chrono::Duration,
     job_workers: usize,
     job_lease: chrono::Duration,
+    media_key: [u8; 32],
 }
 
 impl Core {
@@ -142,6 +144,7 @@ impl Core {
                 reply_window: config.reply_window,
                 job_workers: config.job_workers,
                 job_lease: config.job_lease,
+                media_key: config.master_key.derive("madoguchi media urls v1"),
             }),
         })
     }
@@ -190,6 +193,14 @@ impl Core {
 
     pub fn public_base_url(&self) -> &str {
         &self.inner.public_base_url
+    }
+
+    pub(crate) fn media_key(&self) -> [u8; 32] {
+        self.inner.media_key
+    }
+
+    pub fn media(&self) -> media::MediaLinks<'_> {
+        media::MediaLinks::new(self)
     }
 
     pub(crate) fn job_lease(&self) -> chrono::Duration {

@@ -735,10 +735,11 @@ impl<'a> LineOutbound<'a> {
             // Another worker took this token; look again right away.
             return Ok(Outcome::RetryAt(now, "reply token taken by another worker".into()));
         }
-        let queued = waiting.iter().map(|message| QueuedMessage {
-            id: message.id,
-            message: OutboundMessage::text(message.text.clone().unwrap_or_default()),
-        });
+        let mut outbound = Vec::with_capacity(waiting.len());
+        for message in &waiting {
+            outbound.push(QueuedMessage { id: message.id, message: self.outbound_message(message, now).await? });
+        }
+        let queued = outbound;
         let first = batch_messages(queued).into_iter().next().expect("waiting is not empty");
         let token = self.core.channels().line_token(&channel)?;
         let reply_token = token_message.reply_token.clone().unwrap_or_default();
@@ -812,7 +813,7 @@ impl<'a> LineOutbound<'a> {
         let token = self.core.channels().line_token(&channel)?;
         let retry_key =
             job.retry_key.ok_or_else(|| Error::internal(std::io::Error::other("push job without a retry key")))?;
-        let outbound = [OutboundMessage::text(message.text.clone().unwrap_or_default())];
+        let outbound = [self.outbound_message(&message, now).await?];
         match self.core.line().push(&token, &user.external_id, &outbound, retry_key).await {
             Ok(_) => {
                 self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
@@ -831,6 +832,21 @@ impl<'a> LineOutbound<'a> {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// Returns the LINE message object for a stored outbound message: its
+    /// text, or its image behind an expiring URL LINE can fetch.
+    async fn outbound_message(&self, message: &messages::Model, now: DateTime<Utc>) -> Result<OutboundMessage> {
+        if message.kind != MessageKind::Image.as_str() {
+            return Ok(OutboundMessage::text(message.text.clone().unwrap_or_default()));
+        }
+        let attachment = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.eq(message.id))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("attachment"))?;
+        let url = self.core.media().url(attachment.id.into(), now + crate::media::PROVIDER_LINK_LIFETIME);
+        Ok(OutboundMessage::image(url.clone(), url))
     }
 
     /// Moves messages to a delivery state, appending one event each.

@@ -12,7 +12,7 @@ use madoguchi_core::auth::{Caller, Email, Permission};
 use madoguchi_core::channels::{
     CreateLineChannel, Icon, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
 };
-use madoguchi_core::chats::{ChatFilter, MessageText, PageRequest};
+use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, PageRequest};
 use madoguchi_core::contacts::{ContactFields, Phone};
 use madoguchi_core::events::Event as LogEvent;
 use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
@@ -161,16 +161,21 @@ impl TryFrom<ContactInput> for ContactFields {
     }
 }
 
-/// Reads an uploaded icon, refusing more than the limit before reading it all.
-fn read_icon(ctx: &Context<'_>, upload: &Upload) -> madoguchi_core::Result<Icon> {
-    let value = upload.value(ctx).map_err(|_| Error::invalid_argument("the icon upload is missing"))?;
+/// Reads an upload, never more than one byte past `limit` (so the parser
+/// can refuse it as too large without reading it all).
+fn read_upload(ctx: &Context<'_>, upload: &Upload, limit: usize) -> madoguchi_core::Result<Bytes> {
+    let value = upload.value(ctx).map_err(|_| Error::invalid_argument("the upload is missing"))?;
     let mut bytes = Vec::new();
     value
         .into_read()
-        .take(Icon::MAX_BYTES as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|_| Error::invalid_argument("the icon upload cannot be read"))?;
-    Icon::parse(Bytes::from(bytes))
+        .map_err(|_| Error::invalid_argument("the upload cannot be read"))?;
+    Ok(Bytes::from(bytes))
+}
+
+fn read_icon(ctx: &Context<'_>, upload: &Upload) -> madoguchi_core::Result<Icon> {
+    read_upload(ctx, upload, Icon::MAX_BYTES).and_then(Icon::parse)
 }
 
 #[derive(Default, Debug)]
@@ -266,6 +271,14 @@ impl WorkspaceMutation {
     async fn send_message(&self, ctx: &Context<'_>, chat_id: ID, text: String) -> Result<Message> {
         let (id, text) = (ChatId::parse(&chat_id).graphql()?, MessageText::parse(&text).graphql()?);
         core(ctx).chats().send_text(&caller(ctx)?, id, text).await.graphql().map(Into::into)
+    }
+
+    /// Sends an image (JPEG or PNG, at most 10 MB; GraphQL multipart upload)
+    /// in a chat the caller claimed.
+    async fn send_image(&self, ctx: &Context<'_>, chat_id: ID, image: Upload) -> Result<Message> {
+        let id = ChatId::parse(&chat_id).graphql()?;
+        let image = read_upload(ctx, &image, OutgoingImage::MAX_BYTES).and_then(OutgoingImage::parse).graphql()?;
+        core(ctx).chats().send_image(&caller(ctx)?, id, image).await.graphql().map(Into::into)
     }
 
     async fn create_contact(&self, ctx: &Context<'_>, input: ContactInput) -> Result<Contact> {

@@ -275,13 +275,29 @@ impl From<chats::Chat> for Chat {
 }
 
 #[derive(SimpleObject, Debug)]
+#[graphql(complex)]
 pub struct Attachment {
+    #[graphql(skip)]
+    pub message_id: ID,
     pub id: ID,
     pub kind: MessageKind,
     pub status: AttachmentStatus,
     pub content_type: Option<String>,
     pub size_bytes: Option<i64>,
     pub file_name: Option<String>,
+}
+
+#[ComplexObject]
+impl Attachment {
+    /// A download link that works for 15 minutes; only for ready media.
+    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.status != AttachmentStatus::Ready {
+            return Ok(None);
+        }
+        let message_id = madoguchi_core::ids::MessageId::parse(&self.message_id).graphql()?;
+        let attachment_id = madoguchi_core::ids::AttachmentId::parse(&self.id).graphql()?;
+        core(ctx).media().url_for_caller(&caller(ctx)?, message_id, attachment_id).await.graphql().map(Some)
+    }
 }
 
 /// One message in a chat.
@@ -323,6 +339,7 @@ impl From<chats::Message> for Message {
                 .attachments
                 .into_iter()
                 .map(|attachment| Attachment {
+                    message_id: id(value.id),
                     id: id(attachment.id),
                     kind: attachment.kind.into(),
                     status: attachment.status.into(),

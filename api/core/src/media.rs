@@ -1,0 +1,106 @@
+//! Media URLs: unguessable, expiring paths under `/media/` that serve an
+//! attachment's bytes. Agents get one per attachment they may see (minutes);
+//! LINE gets one per outbound image (days), since it fetches images when
+//! the customer opens them.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use madoguchi_entity::attachments;
+use sea_orm::EntityTrait;
+
+use crate::Core;
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::ids::{AttachmentId, MessageId};
+use crate::kinds::AttachmentStatus;
+
+/// How long an agent's download link works.
+pub const AGENT_LINK_LIFETIME: Duration = Duration::minutes(15);
+/// How long LINE may fetch an image we sent.
+pub const PROVIDER_LINK_LIFETIME: Duration = Duration::days(14);
+
+const TAG_LEN: usize = 16;
+
+/// Media bytes with their type.
+#[derive(Clone, Debug)]
+pub struct Media {
+    pub bytes: Bytes,
+    pub content_type: String,
+    pub file_name: Option<String>,
+}
+
+/// Media URL use cases.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLinks<'a> {
+    core: &'a Core,
+}
+
+impl<'a> MediaLinks<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Returns a download URL for an attachment of a message the caller may see.
+    pub async fn url_for_caller(
+        &self,
+        caller: &Caller,
+        message_id: MessageId,
+        attachment_id: AttachmentId,
+    ) -> Result<String> {
+        let message = self.core.chats().message(caller, message_id).await?;
+        let attachment =
+            message.attachments.iter().find(|a| a.id == attachment_id).ok_or_else(|| Error::not_found("attachment"))?;
+        if attachment.status != AttachmentStatus::Ready {
+            return Err(Error::failed_precondition("the attachment is not ready"));
+        }
+        Ok(self.url(attachment_id, self.core.now() + AGENT_LINK_LIFETIME))
+    }
+
+    /// Returns the URL serving an attachment until `expires_at`.
+    pub(crate) fn url(&self, attachment_id: AttachmentId, expires_at: DateTime<Utc>) -> String {
+        let mut token = Vec::with_capacity(16 + 8 + TAG_LEN);
+        token.extend_from_slice(attachment_id.uuid().as_bytes());
+        token.extend_from_slice(&expires_at.timestamp().to_be_bytes());
+        let tag = self.tag(&token);
+        token.extend_from_slice(&tag[..TAG_LEN]);
+        format!("{}/media/{}", self.core.public_base_url(), URL_SAFE_NO_PAD.encode(token))
+    }
+
+    /// Returns the media a token names, if the token is genuine and unexpired.
+    pub async fn open(&self, token: &str) -> Result<Media> {
+        let gone = || Error::not_found("media");
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| gone())?;
+        if bytes.len() != 16 + 8 + TAG_LEN {
+            return Err(gone());
+        }
+        let (signed, tag) = bytes.split_at(24);
+        let mut mac = self.mac();
+        mac.update(signed);
+        mac.verify_truncated_left(tag).map_err(|_| gone())?;
+        let id = uuid::Uuid::from_slice(&signed[..16]).map_err(|_| gone())?;
+        let expires = i64::from_be_bytes(signed[16..24].try_into().map_err(|_| gone())?);
+        if expires < self.core.now().timestamp() {
+            return Err(gone());
+        }
+        let attachment = attachments::Entity::find_by_id(id).one(self.core.db()).await?.ok_or_else(gone)?;
+        let key = attachment.blob_key.ok_or_else(gone)?;
+        Ok(Media {
+            bytes: self.core.blobs().get(&key).await?,
+            content_type: attachment.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            file_name: attachment.file_name,
+        })
+    }
+
+    fn mac(&self) -> Hmac<sha2::Sha256> {
+        <Hmac<sha2::Sha256>>::new_from_slice(&self.core.media_key()).expect("hmac accepts any key length")
+    }
+
+    fn tag(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
