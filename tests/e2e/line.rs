@@ -220,6 +220,26 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
         .await;
     assert_eq!(usage["data"]["channel"]["pushUsage"]["pushed"], 1, "{usage}");
     assert_eq!(usage["data"]["channel"]["pushUsage"]["limit"], 200);
+    let reconciled = eventually(|| async {
+        let usage = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID!) { channel(id: $id) { pushUsage { reconciledTotal } } }",
+                json!({"id": channel.id}),
+            )
+            .await;
+        usage["data"]["channel"]["pushUsage"]["reconciledTotal"].as_i64()
+    })
+    .await;
+    assert_eq!(reconciled, 1, "LINE's own count, read after the push");
+    let now = app
+        .graphql(
+            Some(&admin),
+            "mutation($id: ID!) { reconcilePushUsage(channelId: $id) { reconciledTotal pushed } }",
+            json!({"id": channel.id}),
+        )
+        .await;
+    assert_eq!(now["data"]["reconcilePushUsage"], json!({"reconciledTotal": 1, "pushed": 1}), "{now}");
 
     // The free plan's 200 are used up: the next push is refused before it is sent.
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};

@@ -422,6 +422,48 @@ impl<'a> Channels<'a> {
         })
     }
 
+    /// Asks LINE how many messages the account sent this month and records
+    /// it beside our own count; the allowance check uses the larger.
+    pub async fn reconcile_push_usage(&self, caller: &Caller, id: ChannelId) -> Result<PushUsage> {
+        caller.require(Permission::ManageChannels)?;
+        let row = self.find(caller.organization_id(), id).await?;
+        self.reconcile(&row).await?;
+        self.push_usage(caller, id).await
+    }
+
+    pub(crate) async fn reconcile(&self, row: &channels::Model) -> Result<()> {
+        let token = self.line_token(row)?;
+        let total = self
+            .core
+            .line()
+            .quota_consumption(&token)
+            .await
+            .map_err(|error| Error::unavailable(format!("cannot read the quota from LINE: {error}")))?;
+        let now = self.core.now();
+        let month = japan_month(now);
+        let total = i64::try_from(total).unwrap_or(i64::MAX);
+        push_usage::Entity::insert(push_usage::ActiveModel {
+            channel_id: Set(row.id),
+            month: Set(month),
+            pushed: Set(0),
+            reconciled_total: Set(Some(total)),
+            reconciled_at: Set(Some(now)),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([push_usage::Column::ChannelId, push_usage::Column::Month])
+                .update_columns([
+                    push_usage::Column::ReconciledTotal,
+                    push_usage::Column::ReconciledAt,
+                    push_usage::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(self.core.db())
+        .await?;
+        Ok(())
+    }
+
     /// Returns the channel's icon bytes.
     pub async fn icon(&self, caller: &Caller, id: ChannelId) -> Result<Bytes> {
         self.get(caller, id).await?;

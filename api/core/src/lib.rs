@@ -243,6 +243,7 @@ impl Core {
             line::JOB_PUSH => outbound.run_push(job).await,
             line::JOB_FETCH_PROFILE => outbound.run_fetch_profile(job).await,
             line::JOB_DOWNLOAD_CONTENT => outbound.run_download_content(job).await,
+            line::JOB_RECONCILE_QUOTA => outbound.run_reconcile_quota(job).await,
             other => Ok(jobs::Outcome::Failed(format!("unknown job kind {other}"))),
         };
         result.unwrap_or_else(|error| {

@@ -33,6 +33,7 @@ pub(crate) const JOB_FETCH_PROFILE: &str = "line.fetch_profile";
 pub(crate) const JOB_DOWNLOAD_CONTENT: &str = "line.download_content";
 pub(crate) const JOB_REPLY: &str = "line.reply";
 pub(crate) const JOB_PUSH: &str = "line.push";
+pub(crate) const JOB_RECONCILE_QUOTA: &str = "line.reconcile_quota";
 
 /// How many times a push is tried before it is marked failed.
 const MAX_PUSH_ATTEMPTS: i32 = 8;
@@ -817,6 +818,13 @@ impl<'a> LineOutbound<'a> {
         match self.core.line().push(&token, &user.external_id, &outbound, retry_key).await {
             Ok(_) => {
                 self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
+                // Compare with LINE's own count at most once an hour per channel.
+                let mut reconcile = NewJob::new(JOB_RECONCILE_QUOTA, json!({"channelId": channel.id}), now);
+                reconcile.organization_id = Some(channel.organization_id.into());
+                reconcile.channel_id = Some(channel.id.into());
+                reconcile.dedupe_key =
+                    Some(format!("{JOB_RECONCILE_QUOTA}:{}:{}", channel.id, now.format("%Y-%m-%dT%H")));
+                crate::jobs::enqueue(self.core.db(), reconcile, now).await?;
                 Ok(Outcome::Done)
             }
             Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => {
@@ -888,6 +896,21 @@ impl<'a> LineOutbound<'a> {
             .await?;
         }
         write.commit().await
+    }
+
+    /// Runs a `line.reconcile_quota` job.
+    pub(crate) async fn run_reconcile_quota(&self, job: &jobs::Model) -> Result<Outcome> {
+        let channel_id = ChannelId::parse(job.payload["channelId"].as_str().unwrap_or_default())?;
+        let Some(channel) = channels::Entity::find_by_id(channel_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        match self.core.channels().reconcile(&channel).await {
+            Ok(()) => Ok(Outcome::Done),
+            Err(error) if job.attempts < 5 => {
+                Ok(Outcome::RetryAt(self.core.now() + backoff(job.attempts), error.to_string()))
+            }
+            Err(error) => Ok(Outcome::Failed(error.to_string())),
+        }
     }
 
     /// Runs a `line.fetch_profile` job: the consumer's display name and picture.

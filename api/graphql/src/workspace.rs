@@ -221,6 +221,17 @@ impl WorkspaceMutation {
         core(ctx).channels().set_status(&caller(ctx)?, id, status).await.graphql().map(Into::into)
     }
 
+    /// Reads the account's message count from LINE now and returns the usage
+    /// with it (admins). It is also refreshed hourly while pushes go out.
+    async fn reconcile_push_usage(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+    ) -> Result<crate::workspace_types::PushUsage> {
+        let id = ChannelId::parse(&channel_id).graphql()?;
+        core(ctx).channels().reconcile_push_usage(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
     /// Replaces the agents associated with a channel (admins).
     async fn set_channel_agents(&self, ctx: &Context<'_>, id: ID, agent_ids: Vec<ID>) -> Result<Vec<ID>> {
         let id = ChannelId::parse(&id).graphql()?;
