@@ -68,6 +68,7 @@ impl Application {
             Limits {
                 max_depth: self.settings.graphql_max_depth,
                 max_complexity: self.settings.graphql_max_complexity,
+                max_aliases: self.settings.graphql_max_aliases,
                 introspection: self.settings.graphql_introspection,
             },
         );

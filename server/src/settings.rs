@@ -36,6 +36,7 @@ pub struct Settings {
     pub graphql_introspection: bool,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
+    pub graphql_max_aliases: usize,
     /// Largest request body accepted on `/graphql` and the webhooks.
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
@@ -81,6 +82,7 @@ impl Default for Settings {
             graphql_introspection: true,
             graphql_max_depth: 12,
             graphql_max_complexity: 1_000,
+            graphql_max_aliases: 30,
             body_limit_bytes: 2 * 1024 * 1024,
             shutdown_grace_seconds: 10,
             log_format: "text".into(),

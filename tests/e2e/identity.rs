@@ -220,3 +220,33 @@ async fn the_last_admin_cannot_demote_themselves(backend: Backend) {
         .await;
     assert_eq!(error_code(&response), "FAILED_PRECONDITION");
 }
+
+on_both_backends!(oversized_and_abusive_operations_are_refused_with_a_code);
+
+async fn oversized_and_abusive_operations_are_refused_with_a_code(backend: Backend) {
+    let Some(app) = madoguchi_tests::spawn_app_with(backend, |settings| settings.graphql_introspection = false).await
+    else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let aliases: String = (0..31).map(|n| format!("a{n}: organization {{ name }} ")).collect();
+    let response = app.graphql(Some(&admin), &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(error_code(&response), "INVALID_ARGUMENT");
+    assert!(response["errors"][0]["message"].as_str().unwrap().contains("too many aliases"), "{response}");
+    let deep = "{ chats { edges { node { end: endUser { id } messages { attachments { id } } } } } }";
+    assert!(app.graphql(Some(&admin), deep, json!({})).await["errors"].is_null(), "ordinary queries pass");
+    let introspection = app.graphql(Some(&admin), "{ __schema { types { name } } }", json!({})).await;
+    assert!(introspection["data"]["__schema"].is_null(), "introspection can be switched off: {introspection}");
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let status = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 413, "the body limit holds");
+}

@@ -4,11 +4,13 @@
 //! - [`schema`]: building the schema with its limits.
 //! - [`context`]: who is calling (from the HTTP header or the WebSocket
 //!   `connection_init` payload) and the one error mapping.
+//! - [`limits`]: the alias limit (depth and complexity are async-graphql's own).
 //! - [`types`]: GraphQL objects mapped from core types.
 //! - [`query`], [`mutation`], [`subscription`]: organization and identity operations.
 //! - [`workspace`], [`workspace_types`]: channels, chats, messages, contacts, live events.
 
 pub mod context;
+pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod schema;

@@ -6,6 +6,8 @@ use madoguchi_core::Core;
 
 use async_graphql::{MergedObject, MergedSubscription};
 
+use crate::limits::AliasLimit;
+
 use crate::mutation::OrganizationMutation;
 use crate::query::OrganizationQuery;
 use crate::subscription::OrganizationSubscription;
@@ -28,12 +30,13 @@ pub type MadoguchiSchema = Schema<Query, Mutation, Subscription>;
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    pub max_aliases: usize,
     pub introspection: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: 12, max_complexity: 1_000, introspection: true }
+        Self { max_depth: 12, max_complexity: 1_000, max_aliases: 30, introspection: true }
     }
 }
 
@@ -42,7 +45,8 @@ pub fn build_schema(core: Core, limits: Limits) -> MadoguchiSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(core)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .extension(AliasLimit(limits.max_aliases));
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
