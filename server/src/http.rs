@@ -50,6 +50,8 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
         .with_state(state)
         .nest("/webhooks", webhooks)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Streams (GraphQL multipart, JSON) are cut off too, not only extractors.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::from_fn(telemetry::record_http_metrics))
 }
 

@@ -37,7 +37,8 @@ pub struct Settings {
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     pub graphql_max_aliases: usize,
-    /// Largest request body accepted on `/graphql` and the webhooks.
+    /// Largest request body accepted on `/graphql` (room for a 10 MB image
+    /// upload); webhooks have their own 1 MB limit.
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_seconds: u64,
@@ -83,7 +84,7 @@ impl Default for Settings {
             graphql_max_depth: 12,
             graphql_max_complexity: 1_000,
             graphql_max_aliases: 30,
-            body_limit_bytes: 2 * 1024 * 1024,
+            body_limit_bytes: 11 * 1024 * 1024,
             shutdown_grace_seconds: 10,
             log_format: "text".into(),
             log_level: "info".into(),
