@@ -221,7 +221,7 @@ impl<'a> Channels<'a> {
         }
         .insert(&*write)
         .await?;
-        let channel = self.to_channel(row)?;
+        let channel = self.channel_from_row(row)?;
         write.append(organization_id, channel_event("channel.created", &channel, now)).await?;
         write.commit().await?;
         Ok(channel)
@@ -280,7 +280,7 @@ impl<'a> Channels<'a> {
             row.line_plan = Set(Some(plan.as_str().into()));
         }
         row.updated_at = Set(now);
-        let channel = self.to_channel(row.update(&*write).await?)?;
+        let channel = self.channel_from_row(row.update(&*write).await?)?;
         if department_changes {
             channel_agents::Entity::delete_many()
                 .filter(channel_agents::Column::ChannelId.eq(id.uuid()))
@@ -310,7 +310,7 @@ impl<'a> Channels<'a> {
         if status == ChannelStatus::Deleted {
             row.deleted_at = Set(Some(now));
         }
-        let channel = self.to_channel(row.update(&*write).await?)?;
+        let channel = self.channel_from_row(row.update(&*write).await?)?;
         write.append(organization_id, channel_event("channel.updated", &channel, now)).await?;
         write.commit().await?;
         Ok(channel)
@@ -320,7 +320,7 @@ impl<'a> Channels<'a> {
     pub async fn set_agents(&self, caller: &Caller, id: ChannelId, agent_ids: &[AgentId]) -> Result<Vec<AgentId>> {
         caller.require(Permission::ManageChannels)?;
         let organization_id = caller.organization_id();
-        let channel = self.to_channel(self.find(organization_id, id).await?)?;
+        let channel = self.channel_from_row(self.find(organization_id, id).await?)?;
         let mut wanted: Vec<AgentId> = agent_ids.to_vec();
         wanted.sort();
         wanted.dedup();
@@ -373,7 +373,7 @@ impl<'a> Channels<'a> {
         if let Some(visible) = self.visible_channel_ids(caller).await? {
             query = query.filter(channels::Column::Id.is_in(visible.into_iter().map(ChannelId::uuid)));
         }
-        query.all(self.core.db()).await?.into_iter().map(|row| self.to_channel(row)).collect()
+        query.all(self.core.db()).await?.into_iter().map(|row| self.channel_from_row(row)).collect()
     }
 
     /// Returns a channel the caller may see.
@@ -385,7 +385,7 @@ impl<'a> Channels<'a> {
         {
             return Err(Error::not_found("channel"));
         }
-        self.to_channel(row)
+        self.channel_from_row(row)
     }
 
     /// Returns the channels an agent is associated with, or `None` when the
@@ -516,7 +516,7 @@ impl<'a> Channels<'a> {
         })
     }
 
-    pub(crate) fn to_channel(&self, row: channels::Model) -> Result<Channel> {
+    pub(crate) fn channel_from_row(&self, row: channels::Model) -> Result<Channel> {
         let kind = ChannelKind::parse(&row.kind)?;
         let line = match kind {
             ChannelKind::Line => Some(LineChannel {

@@ -337,26 +337,17 @@ impl<'a> Chats<'a> {
         let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents claim chats"))?;
         let chat = self.visible(caller, id).await?;
         self.ensure_channel_usable(&chat).await?;
+        let lost = match ChatStatus::parse(&chat.status)? {
+            ChatStatus::Completed => Error::failed_precondition("the chat is completed"),
+            _ => Error::conflict("the chat is already claimed"),
+        };
         let now = self.core.now();
-        let mut write = self.core.write().await?;
-        let claimed = chats::Entity::update_many()
+        let claim = chats::Entity::update_many()
             .col_expr(chats::Column::Status, Expr::value(ChatStatus::InProgress.as_str()))
             .col_expr(chats::Column::ClaimedByAgentId, Expr::value(agent.agent_id.uuid()))
             .col_expr(chats::Column::ClaimedAt, Expr::value(now))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(id.uuid()))
-            .filter(chats::Column::Status.eq(ChatStatus::New.as_str()))
-            .exec(&*write)
-            .await?;
-        if claimed.rows_affected != 1 {
-            return Err(match ChatStatus::parse(&chat.status)? {
-                ChatStatus::Completed => Error::failed_precondition("the chat is completed"),
-                _ => Error::conflict("the chat is already claimed"),
-            });
-        }
-        let chat = self.append_chat_event(&mut write, id, "chat.claimed", now).await?;
-        write.commit().await?;
-        Ok(chat)
+            .filter(chats::Column::Status.eq(ChatStatus::New.as_str()));
+        self.transition(id, claim, "chat.claimed", now, lost).await
     }
 
     /// Completes a chat (its claimer or an admin).
@@ -368,24 +359,13 @@ impl<'a> Chats<'a> {
             return Err(Error::failed_precondition("the chat is already completed"));
         }
         let now = self.core.now();
-        let mut write = self.core.write().await?;
-        let done = chats::Entity::update_many()
+        let complete = chats::Entity::update_many()
             .col_expr(chats::Column::Status, Expr::value(ChatStatus::Completed.as_str()))
             .col_expr(chats::Column::ClaimedByAgentId, Expr::value(Option::<uuid::Uuid>::None))
             .col_expr(chats::Column::CompletedAt, Expr::value(now))
             .col_expr(chats::Column::CompletionReason, Expr::value("AGENT"))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(id.uuid()))
-            .filter(chats::Column::Status.eq(chat.status.clone()))
-            .filter(claimed_by_is(chat.claimed_by_agent_id))
-            .exec(&*write)
-            .await?;
-        if done.rows_affected != 1 {
-            return Err(Error::conflict("the chat changed meanwhile; try again"));
-        }
-        let chat = self.append_chat_event(&mut write, id, "chat.completed", now).await?;
-        write.commit().await?;
-        Ok(chat)
+            .filter(unchanged(&chat));
+        self.transition(id, complete, "chat.completed", now, changed_meanwhile()).await
     }
 
     /// Hands a claimed chat to another agent (its claimer or an admin). The
@@ -411,23 +391,12 @@ impl<'a> Chats<'a> {
             return Err(Error::failed_precondition("the chat is completed"));
         }
         let now = self.core.now();
-        let mut write = self.core.write().await?;
-        let moved = chats::Entity::update_many()
+        let transfer = chats::Entity::update_many()
             .col_expr(chats::Column::Status, Expr::value(ChatStatus::InProgress.as_str()))
             .col_expr(chats::Column::ClaimedByAgentId, Expr::value(to.uuid()))
             .col_expr(chats::Column::ClaimedAt, Expr::value(now))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(id.uuid()))
-            .filter(chats::Column::Status.eq(chat.status.clone()))
-            .filter(claimed_by_is(chat.claimed_by_agent_id))
-            .exec(&*write)
-            .await?;
-        if moved.rows_affected != 1 {
-            return Err(Error::conflict("the chat changed meanwhile; try again"));
-        }
-        let chat = self.append_chat_event(&mut write, id, "chat.transferred", now).await?;
-        write.commit().await?;
-        Ok(chat)
+            .filter(unchanged(&chat));
+        self.transition(id, transfer, "chat.transferred", now, changed_meanwhile()).await
     }
 
     /// Releases a claim so the chat is `NEW` again (admins).
@@ -441,20 +410,35 @@ impl<'a> Chats<'a> {
             return Err(Error::failed_precondition("the chat is not claimed"));
         }
         let now = self.core.now();
-        let mut write = self.core.write().await?;
-        let released = chats::Entity::update_many()
+        let release = chats::Entity::update_many()
             .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
             .col_expr(chats::Column::ClaimedByAgentId, Expr::value(Option::<uuid::Uuid>::None))
             .col_expr(chats::Column::ClaimedAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(unchanged(&chat));
+        self.transition(id, release, "chat.released", now, changed_meanwhile()).await
+    }
+
+    /// Applies a status change as one conditional update: if the row no
+    /// longer matches the update's filters (someone else got there first),
+    /// nothing changes and `lost` is returned.
+    async fn transition(
+        &self,
+        id: ChatId,
+        update: sea_orm::UpdateMany<chats::Entity>,
+        kind: &'static str,
+        now: DateTime<Utc>,
+        lost: Error,
+    ) -> Result<Chat> {
+        let mut write = self.core.write().await?;
+        let updated = update
             .col_expr(chats::Column::UpdatedAt, Expr::value(now))
             .filter(chats::Column::Id.eq(id.uuid()))
-            .filter(claimed_by_is(chat.claimed_by_agent_id))
             .exec(&*write)
             .await?;
-        if released.rows_affected != 1 {
-            return Err(Error::conflict("the chat changed meanwhile; try again"));
+        if updated.rows_affected != 1 {
+            return Err(lost);
         }
-        let chat = self.append_chat_event(&mut write, id, "chat.released", now).await?;
+        let chat = self.append_chat_event(&mut write, id, kind, now).await?;
         write.commit().await?;
         Ok(chat)
     }
@@ -711,11 +695,17 @@ impl<'a> Chats<'a> {
     }
 }
 
-fn claimed_by_is(agent: Option<uuid::Uuid>) -> Condition {
-    match agent {
-        Some(agent) => Condition::all().add(chats::Column::ClaimedByAgentId.eq(agent)),
-        None => Condition::all().add(chats::Column::ClaimedByAgentId.is_null()),
-    }
+/// Matches the chat only while its status and claimer are as read.
+fn unchanged(chat: &chats::Model) -> Condition {
+    let claimer = match chat.claimed_by_agent_id {
+        Some(agent) => chats::Column::ClaimedByAgentId.eq(agent),
+        None => chats::Column::ClaimedByAgentId.is_null(),
+    };
+    Condition::all().add(chats::Column::Status.eq(chat.status.clone())).add(claimer)
+}
+
+fn changed_meanwhile() -> Error {
+    Error::conflict("the chat changed meanwhile; try again")
 }
 
 /// Returns the first characters of a message, for chat lists.

@@ -793,14 +793,7 @@ impl<'a> LineOutbound<'a> {
         if message.delivery_state != DeliveryState::Pending.as_str() {
             return Ok(Outcome::Done);
         }
-        let chat = chats::Entity::find_by_id(message.chat_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("chat"))?;
-        let channel = channels::Entity::find_by_id(chat.channel_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("channel"))?;
+        let (chat, channel) = self.chat_and_channel(message.chat_id).await?;
         let user = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
             .await?
@@ -840,6 +833,17 @@ impl<'a> LineOutbound<'a> {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// Returns a chat and its channel.
+    async fn chat_and_channel(&self, chat_id: uuid::Uuid) -> Result<(chats::Model, channels::Model)> {
+        let chat =
+            chats::Entity::find_by_id(chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
+        let channel = channels::Entity::find_by_id(chat.channel_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
+        Ok((chat, channel))
     }
 
     /// Returns the LINE message object for a stored outbound message: its
@@ -959,14 +963,7 @@ impl<'a> LineOutbound<'a> {
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("message"))?;
-        let chat = chats::Entity::find_by_id(message.chat_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("chat"))?;
-        let channel = channels::Entity::find_by_id(chat.channel_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("channel"))?;
+        let (chat, channel) = self.chat_and_channel(message.chat_id).await?;
         let token = self.core.channels().line_token(&channel)?;
         let kind = MessageKind::parse(&attachment.kind)?;
         let external_id = message.external_id.clone().unwrap_or_default();
