@@ -64,7 +64,7 @@ mod tests {
     }
 
     const VECTORS: &str =
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-signature.txt"));
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/line-signature.txt"));
 
     fn vectors() -> Vec<Vector> {
         let mut vectors: Vec<Vector> = Vec::new();

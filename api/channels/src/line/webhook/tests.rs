@@ -5,10 +5,10 @@ use proptest::prelude::*;
 use serde_json::json;
 
 const PYTHON_SDK_BODY: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-webhook-events-python-sdk.json"));
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/line-webhook-events-python-sdk.json"));
 
 const JAVA_SDK_BODIES: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/line-webhook-events-java-sdk.txt"));
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/line-webhook-events-java-sdk.txt"));
 
 const USER: &str = "U206d25c2ea6bd87c17655609a1c37cb8";
 const GROUP: &str = "Ca56f94637cc4347f90a25382909b24b9";
