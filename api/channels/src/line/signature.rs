@@ -63,8 +63,7 @@ mod tests {
         negatives: Vec<String>,
     }
 
-    const VECTORS: &str =
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/line-signature.txt"));
+    const VECTORS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/line-signature.txt"));
 
     fn vectors() -> Vec<Vector> {
         let mut vectors: Vec<Vector> = Vec::new();

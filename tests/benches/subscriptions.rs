@@ -1,0 +1,539 @@
+//! Benchmark: the latency from a LINE webhook to each GraphQL subscriber's
+//! `chatEvents` message for 1, 100 and 1,000 subscribers, and the resident
+//! memory an idle subscription costs, next to a floor — a bare axum
+//! WebSocket server fanning a `tokio::sync::broadcast` out to plain clients.
+//!
+//! `cargo bench -p madoguchi-tests --bench subscriptions [-- --quick]`.
+//! `MADOGUCHI_BENCH_EVENTS` sets the webhooks per subscriber count (default
+//! 50, 10 with `--quick`, which also stops at 100 subscribers).
+//!
+//! Memory is measured with the clients in a child process (this binary run
+//! again with `MADOGUCHI_BENCH_CHILD` set), so the server's resident-memory
+//! growth is the server's alone; the child reports the clients' own cost.
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message as AxumMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use madoguchi_channels::line::signature::sign;
+use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
+use madoguchi_tests::line::{CHANNEL_SECRET, TestChannel, text_event};
+use madoguchi_tests::{Backend, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+const SUBSCRIBER_COUNTS: [usize; 3] = [1, 100, 1_000];
+/// Idle subscriptions opened for the memory figure.
+const IDLE: usize = 1_000;
+const QUERY: &str = "subscription { chatEvents { cursor kind } }";
+/// What the floor broadcasts: the size and shape of a `chatEvents` message.
+const FLOOR_PAYLOAD: &str =
+    r#"{"id":"1","type":"next","payload":{"data":{"chatEvents":{"cursor":"1234","kind":"chat.updated"}}}}"#;
+/// Pause between webhooks (or broadcasts).
+const GAP: Duration = Duration::from_millis(20);
+/// Time given to the server to register fresh subscriptions.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Longest wait for every subscriber to receive one event.
+const WAIT: Duration = Duration::from_secs(10);
+/// Connections opened at once.
+const CONNECTING: usize = 32;
+/// Database pool size (the server's documented default).
+const POOL: u32 = 10;
+
+const CHILD_MODE: &str = "MADOGUCHI_BENCH_CHILD";
+const CHILD_URL: &str = "MADOGUCHI_BENCH_CHILD_URL";
+const CHILD_TOKEN: &str = "MADOGUCHI_BENCH_CHILD_TOKEN";
+const CHILD_COUNT: &str = "MADOGUCHI_BENCH_CHILD_COUNT";
+
+/// Returns the resident set size of process `pid` (`self` for this one), in bytes.
+fn resident_bytes(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS line");
+    kib * 1024
+}
+
+fn percentile_ms(sorted: &[Duration], fraction: f64) -> f64 {
+    let rank = ((fraction * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+/// Connects to the real server and subscribes to `chatEvents`; returns once
+/// the server has answered a ping sent after the subscription.
+async fn graphql_subscriber(url: &str, token: &str) -> GraphqlWs {
+    let mut ws = GraphqlWs::connect(url, json!({"authorization": format!("Bearer {token}")}))
+        .await
+        .unwrap_or_else(|refused| panic!("websocket refused: {refused:?}"));
+    ws.subscribe("1", QUERY, json!({})).await;
+    ws.send(json!({"type": "ping"})).await;
+    match ws.next().await {
+        Received::Message(message) if message["type"] == "pong" => ws,
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+type PlainSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to the floor and exchanges one message, as the GraphQL client
+/// exchanges `connection_init`, `subscribe` and a ping with the server.
+async fn plain_subscriber(url: &str) -> PlainSocket {
+    let mut socket = tokio_tungstenite::connect_async(url).await.expect("floor websocket connects").0;
+    socket.send(Message::Text("hello".into())).await.expect("floor websocket send");
+    match socket.next().await {
+        Some(Ok(Message::Text(_))) => socket,
+        other => panic!("expected the floor's answer, got {other:?}"),
+    }
+}
+
+/// The server under test with one channel and one existing chat.
+struct Madoguchi {
+    name: &'static str,
+    app: TestApp,
+    token: String,
+    channel: TestChannel,
+    sent: usize,
+}
+
+impl Madoguchi {
+    async fn start(name: &'static str, backend: Backend) -> Option<Self> {
+        let app = spawn_app_with(backend, |settings| settings.database_max_connections = POOL).await?;
+        let token = app.login_admin().await;
+        let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
+        let mut server = Self { name, app, token, channel, sent: 0 };
+        let (body, signature) = server.next_webhook();
+        assert_eq!(server.app.deliver_line_raw(&server.channel.id, &body, Some(&signature)).await, 200);
+        // Lets the new consumer's profile fetch finish, so later chat events
+        // are the benchmark's own.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some(server)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.app.http)
+    }
+
+    /// Returns the next signed body: one text message to the existing chat.
+    fn next_webhook(&mut self) -> (Vec<u8>, String) {
+        self.sent += 1;
+        let id = format!("{:012}", self.sent);
+        let event = text_event("U0123456789abcdef0123456789abcdef", &id, "hello", &format!("reply-{id}"));
+        let body = serde_json::to_vec(&json!({"destination": self.channel.bot_user_id, "events": [event]}))
+            .expect("json body");
+        let signature = sign(CHANNEL_SECRET.as_bytes(), &body);
+        (body, signature)
+    }
+}
+
+/// The floor: a WebSocket route that forwards every broadcast to its client.
+struct Floor {
+    url: String,
+    sender: broadcast::Sender<Utf8Bytes>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+impl Floor {
+    async fn start() -> Self {
+        let (sender, _) = broadcast::channel::<Utf8Bytes>(64);
+        let router = Router::new().route("/ws", get(floor_upgrade)).with_state(sender.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let url = format!("ws://{}/ws", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { url, sender, stop: Some(stop), server }
+    }
+
+    /// Waits until `count` clients are registered with the broadcast.
+    async fn wait_for_receivers(&self, count: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.sender.receiver_count() != count {
+            assert!(Instant::now() < deadline, "{} of {count} floor clients registered", self.sender.receiver_count());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.server.await;
+    }
+}
+
+async fn floor_upgrade(State(sender): State<broadcast::Sender<Utf8Bytes>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| floor_connection(socket, sender.subscribe()))
+}
+
+async fn floor_connection(mut socket: WebSocket, mut events: broadcast::Receiver<Utf8Bytes>) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(payload) => {
+                    if socket.send(AxumMessage::Text(payload)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(AxumMessage::Close(_)) | Err(_)) | None => break,
+                Some(Ok(AxumMessage::Text(_))) => {
+                    if socket.send(AxumMessage::Text("ack".into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// One subscriber's receipt of an event.
+struct Receipt {
+    subscriber: usize,
+    at: Instant,
+    kind: String,
+}
+
+/// What one series of events measured.
+#[derive(Default)]
+struct Series {
+    latencies: Vec<Duration>,
+    /// (subscriber, event) pairs that never arrived within `WAIT`.
+    missing: usize,
+    /// Further messages after a subscriber's first for an event.
+    extra: usize,
+    /// First messages whose kind was not `chat.updated`.
+    unexpected: usize,
+    /// Webhooks that were not acknowledged with 200.
+    refused: usize,
+}
+
+impl Series {
+    fn cells(&self) -> String {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return format!("{:>11} | {:>11}", "-", "-");
+        }
+        format!("{:>8.2} ms | {:>8.2} ms", percentile_ms(&sorted, 0.50), percentile_ms(&sorted, 0.99))
+    }
+
+    fn anomalies(&self) -> Option<String> {
+        (self.missing + self.extra + self.unexpected + self.refused > 0).then(|| {
+            format!(
+                "missing {}, extra {}, not chat.updated {}, webhooks refused {}",
+                self.missing, self.extra, self.unexpected, self.refused
+            )
+        })
+    }
+}
+
+/// Triggers `events` events one after the other (after one unmeasured
+/// warm-up event) and takes, per event, the first message each of
+/// `subscribers` receives after the trigger.
+async fn measure(
+    receipts: &mut mpsc::UnboundedReceiver<Receipt>,
+    subscribers: usize,
+    events: usize,
+    mut trigger: impl AsyncFnMut() -> bool,
+) -> Series {
+    let mut series = Series::default();
+    let mut seen = vec![false; subscribers];
+    for round in 0..=events {
+        let sent = Instant::now();
+        let accepted = trigger().await;
+        seen.fill(false);
+        let mut waiting = subscribers;
+        let deadline = tokio::time::Instant::from_std(sent + WAIT);
+        let mut latencies = Vec::with_capacity(subscribers);
+        let mut unexpected = 0;
+        while waiting > 0 {
+            let Ok(Some(receipt)) = tokio::time::timeout_at(deadline, receipts.recv()).await else { break };
+            if std::mem::replace(&mut seen[receipt.subscriber], true) {
+                series.extra += 1;
+                continue;
+            }
+            waiting -= 1;
+            latencies.push(receipt.at - sent);
+            unexpected += usize::from(receipt.kind != "chat.updated");
+        }
+        tokio::time::sleep(GAP).await;
+        while receipts.try_recv().is_ok() {
+            series.extra += 1;
+        }
+        if round == 0 {
+            continue;
+        }
+        series.latencies.extend(latencies);
+        series.missing += waiting;
+        series.unexpected += unexpected;
+        series.refused += usize::from(!accepted);
+    }
+    series
+}
+
+/// Opens `count` connections with `connect`, `CONNECTING` at a time.
+async fn open_all<T, F>(count: usize, connect: impl Fn() -> F) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    futures::stream::iter(0..count).map(|_| connect()).buffer_unordered(CONNECTING).collect().await
+}
+
+async fn server_latency(server: &mut Madoguchi, subscribers: usize, events: usize) -> Series {
+    let (url, token) = (server.ws_url(), server.token.clone());
+    let sockets = open_all(subscribers, || graphql_subscriber(&url, &token)).await;
+    tokio::time::sleep(SETTLE).await;
+    let (sender, mut receipts) = mpsc::unbounded_channel();
+    let readers: Vec<JoinHandle<()>> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(subscriber, mut ws)| {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                while let Received::Message(message) = ws.next().await {
+                    if message["type"] == "next" {
+                        let at = Instant::now();
+                        let kind = message["payload"]["data"]["chatEvents"]["kind"].as_str().unwrap_or_default();
+                        let _ = sender.send(Receipt { subscriber, at, kind: kind.to_owned() });
+                    }
+                }
+            })
+        })
+        .collect();
+    let series = measure(&mut receipts, subscribers, events, async || {
+        let (body, signature) = server.next_webhook();
+        server.app.deliver_line_raw(&server.channel.id, &body, Some(&signature)).await == 200
+    })
+    .await;
+    close(readers).await;
+    series
+}
+
+async fn floor_latency(floor: &Floor, subscribers: usize, events: usize) -> Series {
+    let sockets = open_all(subscribers, || plain_subscriber(&floor.url)).await;
+    floor.wait_for_receivers(subscribers).await;
+    let (sender, mut receipts) = mpsc::unbounded_channel();
+    let readers: Vec<JoinHandle<()>> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(subscriber, mut socket)| {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = socket.next().await {
+                    if let Message::Text(text) = message {
+                        // Decoded as the GraphQL client decodes, for the same client cost.
+                        let message: Value = serde_json::from_str(&text).expect("json message");
+                        let at = Instant::now();
+                        let kind = message["payload"]["data"]["chatEvents"]["kind"].as_str().unwrap_or_default();
+                        let _ = sender.send(Receipt { subscriber, at, kind: kind.to_owned() });
+                    }
+                }
+            })
+        })
+        .collect();
+    let payload = Utf8Bytes::from_static(FLOOR_PAYLOAD);
+    let series = measure(&mut receipts, subscribers, events, async || floor.sender.send(payload.clone()).is_ok()).await;
+    close(readers).await;
+    floor.wait_for_receivers(0).await;
+    series
+}
+
+/// Drops the connections and gives the server a moment to tidy up.
+async fn close(readers: Vec<JoinHandle<()>>) {
+    for reader in &readers {
+        reader.abort();
+    }
+    for reader in readers {
+        let _ = reader.await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// A child process holding idle client connections.
+struct Clients {
+    child: tokio::process::Child,
+    /// The child's own resident-memory growth from opening the connections.
+    client_bytes: u64,
+}
+
+impl Clients {
+    /// Runs this binary again as `count` clients of `url` and waits until
+    /// all are connected (and, for GraphQL, subscribed and answered a ping).
+    async fn open(mode: &str, url: &str, token: &str, count: usize) -> Self {
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("current executable"))
+            .env(CHILD_MODE, mode)
+            .env(CHILD_URL, url)
+            .env(CHILD_TOKEN, token)
+            .env(CHILD_COUNT, count.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("child process starts");
+        let stdout = child.stdout.take().expect("child stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).await.expect("child reports");
+        let mut numbers = line.split_whitespace().skip(1).map(|value| value.parse::<u64>().expect("a number"));
+        let (before, after) = (numbers.next().expect("rss before"), numbers.next().expect("rss after"));
+        Self { child, client_bytes: after.saturating_sub(before) }
+    }
+
+    async fn close(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The body of the child process: opens the connections, reports its
+/// resident memory before and after, and holds them until stdin closes.
+async fn run_clients(mode: &str) {
+    let url = std::env::var(CHILD_URL).expect("child url");
+    let token = std::env::var(CHILD_TOKEN).expect("child token");
+    let count: usize = std::env::var(CHILD_COUNT).expect("child count").parse().expect("child count");
+    let before = resident_bytes("self");
+    let (graphql, plain) = if mode == "graphql" {
+        (open_all(count, || graphql_subscriber(&url, &token)).await, Vec::new())
+    } else {
+        (Vec::new(), open_all(count, || plain_subscriber(&url)).await)
+    };
+    let after = resident_bytes("self");
+    println!("ready {before} {after}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // Blocking read on a thread of its own: tokio's stdin needs a feature the workspace does not enable.
+    let _ = tokio::task::spawn_blocking(|| std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())).await;
+    drop((graphql, plain));
+}
+
+/// Resident memory per idle connection: the server side (this process) and
+/// the client side (the child process).
+struct Memory {
+    server_bytes: f64,
+    client_bytes: f64,
+}
+
+/// Measures this process's growth while a child opens `IDLE` connections.
+async fn idle_memory(mode: &str, url: &str, token: &str, registered: impl AsyncFnOnce()) -> (Memory, Clients) {
+    let before = resident_bytes("self");
+    let clients = Clients::open(mode, url, token, IDLE).await;
+    registered().await;
+    let after = resident_bytes("self");
+    let memory = Memory {
+        server_bytes: after.saturating_sub(before) as f64 / IDLE as f64,
+        client_bytes: clients.client_bytes as f64 / IDLE as f64,
+    };
+    (memory, clients)
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Ok(mode) = std::env::var(CHILD_MODE) {
+        run_clients(&mode).await;
+        return;
+    }
+    let quick = std::env::args().any(|argument| argument == "--quick");
+    let events = std::env::var("MADOGUCHI_BENCH_EVENTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|&value: &usize| value > 0)
+        .unwrap_or(if quick { 10 } else { 50 });
+    let counts: Vec<usize> = SUBSCRIBER_COUNTS.into_iter().filter(|&count| !quick || count <= 100).collect();
+    println!(
+        "webhook → subscriber latency: {events} webhooks per row (after 1 warm-up), {GAP:?} apart, to one existing chat; \
+         subscription `{QUERY}`; database pool {POOL}"
+    );
+
+    let floor = Floor::start().await;
+    let mut servers = Vec::new();
+    for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
+        match Madoguchi::start(name, backend).await {
+            Some(server) => servers.push(server),
+            None => println!("{name}: PostgreSQL is not reachable, skipped"),
+        }
+    }
+
+    // Memory first, on a process that has not yet freed connection buffers
+    // the allocator could hand out again, and with every set of idle clients
+    // kept open until all are measured for the same reason.
+    let mut held = Vec::new();
+    let mut memory = Vec::new();
+    let (floor_memory, clients) =
+        idle_memory("plain", &floor.url, "", async || floor.wait_for_receivers(IDLE).await).await;
+    held.push(clients);
+    for server in &servers {
+        // One subscription first, so one-off initialisation is not counted.
+        drop(graphql_subscriber(&server.ws_url(), &server.token).await);
+        tokio::time::sleep(SETTLE).await;
+        let (server_memory, clients) = idle_memory("graphql", &server.ws_url(), &server.token, async || {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+        .await;
+        memory.push((server.name, server_memory));
+        held.push(clients);
+    }
+    for clients in held {
+        clients.close().await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut rows = Vec::new();
+    for &subscribers in &counts {
+        let mut cells = Vec::new();
+        for server in &mut servers {
+            let series = server_latency(server, subscribers, events).await;
+            if let Some(anomalies) = series.anomalies() {
+                println!("{} S={subscribers}: {anomalies}", server.name);
+            }
+            cells.push(series.cells());
+        }
+        let series = floor_latency(&floor, subscribers, events).await;
+        if let Some(anomalies) = series.anomalies() {
+            println!("floor S={subscribers}: {anomalies}");
+        }
+        rows.push((subscribers, cells, series.cells()));
+    }
+
+    println!();
+    let mut header = format!("{:>5}", "S");
+    for server in &servers {
+        header.push_str(&format!(" | {:>11} | {:>11}", format!("{} p50", server.name), "p99"));
+    }
+    header.push_str(&format!(" | {:>11} | {:>11}", "floor p50", "p99"));
+    println!("{header}");
+    println!("{}", "-".repeat(header.len()));
+    for (subscribers, cells, floor_cells) in rows {
+        println!("{subscribers:>5} | {} | {floor_cells}", cells.join(" | "));
+    }
+    println!();
+    println!("resident memory per idle subscription ({IDLE} open; clients in a separate process):");
+    for (name, memory) in memory.iter().map(|(name, memory)| (*name, memory)).chain([("floor", &floor_memory)]) {
+        println!(
+            "{name:<8} server side {:>8.0} B/subscription | client side {:>8.0} B/connection",
+            memory.server_bytes, memory.client_bytes
+        );
+    }
+    for server in servers {
+        server.app.stop().await.expect("server stops");
+    }
+    floor.stop().await;
+}

@@ -1,0 +1,308 @@
+//! Benchmark: how fast the real server acknowledges signed LINE webhooks, on
+//! SQLite and on PostgreSQL, next to a floor — a bare axum handler that
+//! verifies the same signature and inserts one row into the same kind of
+//! database.
+//!
+//! `cargo bench -p madoguchi-tests --bench webhooks [-- --quick]`.
+//! `MADOGUCHI_BENCH_EVENTS` (default 2000, 200 with `--quick`) and
+//! `MADOGUCHI_BENCH_CONCURRENCY` (default 16) change the size.
+#![allow(clippy::print_stdout)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use futures::StreamExt;
+use madoguchi_channels::line::signature::{sign, verify_signature};
+use madoguchi_tests::line::{CHANNEL_SECRET, text_event};
+use madoguchi_tests::{Backend, TestDatabase, spawn_app_with};
+use sea_orm::sqlx::postgres::{PgPool, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Events sent before measuring, so connections, caches and the pool are warm.
+const WARMUP: usize = 100;
+/// How many consumers the events come from.
+const USERS: usize = 50;
+/// Database pool size for the server and the floor alike (the server's
+/// documented default).
+const POOL: u32 = 10;
+
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    events: usize,
+    concurrency: usize,
+}
+
+impl Config {
+    fn from_environment() -> Self {
+        let quick = std::env::args().any(|argument| argument == "--quick");
+        let number = |name: &str, default: usize| {
+            std::env::var(name).ok().and_then(|value| value.parse().ok()).filter(|&value| value > 0).unwrap_or(default)
+        };
+        Self {
+            events: number("MADOGUCHI_BENCH_EVENTS", if quick { 200 } else { 2_000 }),
+            concurrency: number("MADOGUCHI_BENCH_CONCURRENCY", 16),
+        }
+    }
+}
+
+/// A signed webhook body, prepared before the clock starts.
+struct Delivery {
+    body: Bytes,
+    signature: String,
+}
+
+/// Returns one body per index in `range`, each with one text event from one
+/// of `USERS` consumers and a unique message id and webhookEventId.
+fn deliveries(destination: &str, range: std::ops::Range<usize>) -> Vec<Delivery> {
+    range
+        .map(|index| {
+            let user = format!("U{:032x}", index % USERS);
+            let event =
+                text_event(&user, &format!("{index:012}"), &format!("message {index}"), &format!("reply-{index}"));
+            let body = serde_json::to_vec(&json!({"destination": destination, "events": [event]})).expect("json body");
+            let signature = sign(CHANNEL_SECRET.as_bytes(), &body);
+            Delivery { body: body.into(), signature }
+        })
+        .collect()
+}
+
+/// What one pass over a set of deliveries measured.
+struct Run {
+    wall: Duration,
+    latencies: Vec<Duration>,
+    failures: usize,
+}
+
+impl Run {
+    fn events_per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, fraction: f64) -> f64 {
+        let rank = ((fraction * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[rank - 1].as_secs_f64() * 1e3
+    }
+}
+
+/// Posts every delivery to `url`, `concurrency` at a time, and times each
+/// from send to status.
+async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], concurrency: usize) -> Run {
+    let started = Instant::now();
+    let results: Vec<(Duration, Option<u16>)> = futures::stream::iter(deliveries)
+        .map(|delivery| async move {
+            let sent = Instant::now();
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-line-signature", &delivery.signature)
+                .body(delivery.body.clone())
+                .send()
+                .await;
+            let elapsed = sent.elapsed();
+            match response {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let _ = response.bytes().await;
+                    (elapsed, Some(status))
+                }
+                Err(_) => (elapsed, None),
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    let failures = results.iter().filter(|(_, status)| *status != Some(200)).count();
+    if let Some((_, status)) = results.iter().find(|(_, status)| *status != Some(200)) {
+        eprintln!("first failure: {}", status.map_or("no response".to_owned(), |status| format!("HTTP {status}")));
+    }
+    let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
+    latencies.sort_unstable();
+    Run { wall, latencies, failures }
+}
+
+/// Measures the real server; `None` when PostgreSQL is wanted but absent.
+async fn measure_server(backend: Backend, config: Config) -> Option<Run> {
+    let app = spawn_app_with(backend, |settings| settings.database_max_connections = POOL).await?;
+    let token = app.login_admin().await;
+    let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
+    let url = app.url(&format!("/webhooks/line/{}", channel.id));
+    let warmup = deliveries(&channel.bot_user_id, 0..WARMUP);
+    let measured = deliveries(&channel.bot_user_id, WARMUP..WARMUP + config.events);
+    let client = reqwest::Client::new();
+    drive(&client, &url, &warmup, config.concurrency).await;
+    let run = drive(&client, &url, &measured, config.concurrency).await;
+    app.stop().await.expect("server stops");
+    Some(run)
+}
+
+/// The floor's database: one table of receipts, unique by event id.
+#[derive(Clone)]
+enum FloorDatabase {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl FloorDatabase {
+    async fn connect(url: &str, backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .expect("sqlite url")
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(15));
+                let pool =
+                    SqlitePoolOptions::new().max_connections(POOL).connect_with(options).await.expect("sqlite pool");
+                sea_orm::sqlx::query(
+                    "CREATE TABLE receipts (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
+                )
+                .execute(&pool)
+                .await
+                .expect("create table");
+                Self::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new().max_connections(POOL).connect(url).await.expect("postgres pool");
+                sea_orm::sqlx::query(
+                    "CREATE TABLE receipts (id BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
+                )
+                .execute(&pool)
+                .await
+                .expect("create table");
+                Self::Postgres(pool)
+            }
+        }
+    }
+
+    async fn insert(&self, event_id: &str, body: &str) -> bool {
+        let result = match self {
+            Self::Sqlite(pool) => {
+                sea_orm::sqlx::query("INSERT INTO receipts (event_id, body) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                    .bind(event_id)
+                    .bind(body)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+            Self::Postgres(pool) => {
+                sea_orm::sqlx::query("INSERT INTO receipts (event_id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(event_id)
+                    .bind(body)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+        };
+        result.is_ok()
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Floor {
+    database: FloorDatabase,
+    secret: Arc<[u8]>,
+}
+
+/// The floor's webhook: verify, find the event id, insert, answer.
+async fn floor_webhook(State(floor): State<Floor>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let signature = headers.get("x-line-signature").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if verify_signature(&floor.secret, &body, signature).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(text) = std::str::from_utf8(&body) else { return StatusCode::BAD_REQUEST };
+    let Ok(parsed) = serde_json::from_str::<Value>(text) else { return StatusCode::BAD_REQUEST };
+    let Some(event_id) = parsed["events"][0]["webhookEventId"].as_str() else { return StatusCode::BAD_REQUEST };
+    if floor.database.insert(event_id, text).await { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
+}
+
+/// Measures the floor on a fresh database of the same kind; `None` when
+/// PostgreSQL is wanted but absent.
+async fn measure_floor(backend: Backend, config: Config) -> Option<Run> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = TestDatabase::create(backend, dir.path()).await?;
+    let pool = FloorDatabase::connect(&database.url, backend).await;
+    let floor = Floor { database: pool.clone(), secret: Arc::from(CHANNEL_SECRET.as_bytes()) };
+    let router = Router::new().route("/webhooks/line/{channel_id}", post(floor_webhook)).with_state(floor);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+    let url = format!("http://{}/webhooks/line/floor", listener.local_addr().expect("address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let destination = "U00000000000000000000000000000000";
+    let warmup = deliveries(destination, 0..WARMUP);
+    let measured = deliveries(destination, WARMUP..WARMUP + config.events);
+    let client = reqwest::Client::new();
+    drive(&client, &url, &warmup, config.concurrency).await;
+    let run = drive(&client, &url, &measured, config.concurrency).await;
+    drop(client);
+    let _ = stop.send(());
+    let _ = server.await;
+    pool.close().await;
+    drop(database);
+    Some(run)
+}
+
+fn cells(run: Option<&Run>) -> String {
+    match run {
+        Some(run) => format!(
+            "{:>10.0} ev/s | {:>8.2} ms | {:>8.2} ms | {:>7}",
+            run.events_per_second(),
+            run.percentile_ms(0.50),
+            run.percentile_ms(0.99),
+            run.failures
+        ),
+        None => format!("{:>15} | {:>11} | {:>11} | {:>7}", "skipped", "-", "-", "-"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Config::from_environment();
+    println!(
+        "webhook acknowledgement: {} events (after {WARMUP} warm-up), concurrency {}, {USERS} users, one event per body, database pool {POOL}",
+        config.events, config.concurrency
+    );
+    let mut rows = Vec::new();
+    for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
+        let server = measure_server(backend, config).await;
+        let floor = measure_floor(backend, config).await;
+        if server.is_none() {
+            println!("{name}: PostgreSQL is not reachable, column skipped");
+        }
+        rows.push((name, server, floor));
+    }
+    println!();
+    println!(
+        "{:<8} | {:>15} | {:>11} | {:>11} | {:>7} | {:>15} | {:>11} | {:>11} | {:>7}",
+        "backend", "server", "p50", "p99", "non-200", "floor", "p50", "p99", "non-200"
+    );
+    println!("{}", "-".repeat(126));
+    for (name, server, floor) in &rows {
+        println!("{name:<8} | {} | {}", cells(server.as_ref()), cells(floor.as_ref()));
+    }
+}
