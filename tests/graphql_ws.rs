@@ -46,12 +46,12 @@ impl GraphqlWs {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})).await;
     }
 
-    /// Returns the next message or close, waiting at most 10 seconds.
+    /// Returns the next message or close, waiting at most 30 seconds.
     pub async fn next(&mut self) -> Received {
         loop {
-            let item = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+            let item = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
                 .await
-                .expect("nothing received from the websocket in 10 s");
+                .expect("nothing received from the websocket in 30 s");
             match item {
                 Some(Ok(Message::Text(text))) => {
                     let value: Value = serde_json::from_str(&text).expect("json message");

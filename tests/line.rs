@@ -120,18 +120,19 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most ten seconds.
+/// Polls `check` until it returns `Some`, for at most 30 seconds (generous:
+/// only a failing test waits that long, and CI machines are busy).
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s");
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 30 s");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -52,7 +52,9 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
 /// readers are woken only once the transaction has committed.
 #[derive(Debug)]
 pub struct Write<'a> {
+    // Declared first so the transaction ends before the gate opens.
     tx: DatabaseTransaction,
+    _gate: Option<tokio::sync::MutexGuard<'a, ()>>,
     log: &'a EventLog,
     job_waker: &'a Notify,
     appended: Vec<(OrganizationId, i64)>,
@@ -60,16 +62,25 @@ pub struct Write<'a> {
 }
 
 impl<'a> Write<'a> {
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
-    pub async fn begin(db: &DatabaseConnection, log: &'a EventLog, job_waker: &'a Notify) -> Result<Self> {
+    /// Begins a write transaction. On SQLite, writers of this process queue
+    /// on `gate` (SQLite has one writer at a time anyway; queueing here beats
+    /// its busy handler's sleeps), and the transaction takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a
+    /// read lock.
+    pub async fn begin(
+        db: &DatabaseConnection,
+        log: &'a EventLog,
+        job_waker: &'a Notify,
+        gate: &'a tokio::sync::Mutex<()>,
+    ) -> Result<Self> {
+        let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+        let gate = if sqlite { Some(gate.lock().await) } else { None };
         let options = TransactionOptions {
-            sqlite_transaction_mode: (db.get_database_backend() == DbBackend::Sqlite)
-                .then_some(SqliteTransactionMode::Immediate),
+            sqlite_transaction_mode: sqlite.then_some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
         let tx = db.begin_with_options(options).await?;
-        Ok(Self { tx, log, job_waker, appended: Vec::new(), enqueued_jobs: false })
+        Ok(Self { tx, _gate: gate, log, job_waker, appended: Vec::new(), enqueued_jobs: false })
     }
 
     /// Appends an event in this transaction and returns its cursor.
@@ -89,12 +100,14 @@ impl<'a> Write<'a> {
     /// Commits, then wakes the readers of every organization written to and
     /// the job workers if jobs were queued.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        for (organization_id, seq) in self.appended {
-            self.log.wake(organization_id, seq);
+        let Self { tx, _gate, log, job_waker, appended, enqueued_jobs } = self;
+        tx.commit().await?;
+        drop(_gate);
+        for (organization_id, seq) in appended {
+            log.wake(organization_id, seq);
         }
-        if self.enqueued_jobs {
-            self.job_waker.notify_waiters();
+        if enqueued_jobs {
+            job_waker.notify_waiters();
         }
         Ok(())
     }

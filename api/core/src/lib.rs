@@ -118,6 +118,7 @@ struct Inner {
     job_workers: usize,
     job_lease: chrono::Duration,
     media_key: [u8; 32],
+    write_gate: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -145,6 +146,7 @@ impl Core {
                 job_workers: config.job_workers,
                 job_lease: config.job_lease,
                 media_key: config.master_key.derive("madoguchi media urls v1"),
+                write_gate: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -176,7 +178,7 @@ impl Core {
 
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
-        Write::begin(&self.inner.db, &self.inner.events, &self.inner.job_waker).await
+        Write::begin(&self.inner.db, &self.inner.events, &self.inner.job_waker, &self.inner.write_gate).await
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
