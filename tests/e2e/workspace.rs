@@ -69,6 +69,25 @@ async fn new_chat(app: &TestApp, team: &Team, user: &str) -> String {
 
 const CLAIM: &str = "mutation($id: ID!) { claimChat(id: $id) { status claimedBy } }";
 
+/// Every query and mutation that names a chat, with variables.
+fn every_chat_operation(chat_id: &str, agent_id: &str) -> Vec<(&'static str, serde_json::Value)> {
+    let chat = json!({"id": chat_id});
+    vec![
+        ("query($id: ID!) { chat(id: $id) { id } }", chat.clone()),
+        ("mutation($id: ID!) { claimChat(id: $id) { id } }", chat.clone()),
+        ("mutation($id: ID!) { completeChat(id: $id) { id } }", chat.clone()),
+        (
+            "mutation($id: ID!, $to: ID!) { transferChat(id: $id, agentId: $to) { id } }",
+            json!({"id": chat_id, "to": agent_id}),
+        ),
+        ("mutation($id: ID!) { releaseChat(id: $id) { id } }", chat.clone()),
+        ("mutation($id: ID!) { markChatRead(id: $id) { id } }", chat.clone()),
+        ("mutation($id: ID!) { setEndUserBlocked(chatId: $id, blocked: true) { id } }", chat.clone()),
+        ("mutation($id: ID!) { sendMessage(chatId: $id, text: \"hi\") { id } }", chat.clone()),
+        ("mutation($id: ID!) { linkChatToContact(chatId: $id, contactId: null) { id } }", chat),
+    ]
+}
+
 on_both_backends!(
     of_two_agents_racing_to_claim_exactly_one_wins,
     only_the_claimer_sends_and_the_lifecycle_holds,
@@ -204,8 +223,8 @@ async fn an_agent_sees_only_the_chats_of_their_channels(backend: Backend) {
     let visible = app.graphql(Some(&team.ann), "{ chats { edges { node { id } } } channels { id } }", json!({})).await;
     assert_eq!(visible["data"]["chats"]["edges"], json!([{"node": {"id": ours}}]));
     assert_eq!(visible["data"]["channels"], json!([{"id": team.channel.id}]));
-    for query in ["query($id: ID!) { chat(id: $id) { id } }", "mutation($id: ID!) { claimChat(id: $id) { id } }"] {
-        assert_eq!(error_code(&app.graphql(Some(&team.ann), query, json!({"id": theirs})).await), "NOT_FOUND");
+    for (query, variables) in every_chat_operation(&theirs, &team.bob_id) {
+        assert_eq!(error_code(&app.graphql(Some(&team.ann), query, variables).await), "NOT_FOUND", "{query}");
     }
 
     // Live: Ann hears about her channel only, and nothing more once removed from it.
@@ -371,14 +390,26 @@ async fn another_tenant_sees_none_of_it(backend: Backend) {
     let team = team(&app).await;
     let chat_id = new_chat(&app, &team, "Uisolated").await;
     let globex = crate::identity::second_tenant(&app).await;
-    for (query, variables) in [
-        ("query($id: ID!) { chat(id: $id) { id } }", json!({"id": chat_id})),
-        ("mutation($id: ID!) { claimChat(id: $id) { id } }", json!({"id": chat_id})),
+    app.graphql(Some(&team.ann), CLAIM, json!({"id": chat_id})).await;
+    for (query, variables) in every_chat_operation(&chat_id, &team.ann_id).into_iter().chain([
         ("query($id: ID!) { channel(id: $id) { id } }", json!({"id": team.channel.id})),
         ("mutation($id: ID!) { setChannelStatus(id: $id, status: DISABLED) { id } }", json!({"id": team.channel.id})),
-    ] {
+        ("mutation($id: ID!) { setChannelAgents(id: $id, agentIds: []) }", json!({"id": team.channel.id})),
+        ("mutation($id: ID!) { reconcilePushUsage(channelId: $id) { pushed } }", json!({"id": team.channel.id})),
+    ]) {
         assert_eq!(error_code(&app.graphql(Some(&globex), query, variables).await), "NOT_FOUND", "{query}");
     }
+    let untouched = app
+        .graphql(
+            Some(&team.admin),
+            "query($id: ID!) { chat(id: $id) { status claimedBy endUser { blocked contactId } } }",
+            json!({"id": chat_id}),
+        )
+        .await;
+    assert_eq!(
+        untouched["data"]["chat"],
+        json!({"status": "IN_PROGRESS", "claimedBy": team.ann_id, "endUser": {"blocked": false, "contactId": null}})
+    );
     let lists = app.graphql(Some(&globex), "{ chats { edges { node { id } } } channels { id } }", json!({})).await;
     assert_eq!(lists["data"], json!({"chats": {"edges": []}, "channels": []}));
     let subscription = GraphqlWs::connect(

@@ -402,10 +402,10 @@ impl<'a> Chats<'a> {
     /// Releases a claim so the chat is `NEW` again (admins).
     pub async fn release(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
         caller.require(Permission::WriteChats)?;
+        let chat = self.visible(caller, id).await?;
         if !caller.is_admin() {
             return Err(Error::permission_denied("only admins release claims"));
         }
-        let chat = self.visible(caller, id).await?;
         if chat.status != ChatStatus::InProgress.as_str() {
             return Err(Error::failed_precondition("the chat is not claimed"));
         }
