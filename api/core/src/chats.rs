@@ -573,18 +573,7 @@ impl<'a> Chats<'a> {
             .filter(chats::Column::Id.eq(chat.id))
             .exec(&*write)
             .await?;
-        let row = messages::Entity::find_by_id(message_id.uuid())
-            .one(&*write)
-            .await?
-            .ok_or_else(|| Error::not_found("message"))?;
-        let attachments = attachments::Entity::find()
-            .filter(attachments::Column::MessageId.eq(message_id.uuid()))
-            .all(&*write)
-            .await?
-            .into_iter()
-            .map(attachment_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let message = message_from_row(row, attachments)?;
+        let message = load_message(&*write, message_id.uuid()).await?;
         append_message_event(
             &mut write,
             chat.organization_id.into(),
@@ -715,6 +704,20 @@ pub(crate) fn preview(text: &str) -> String {
         preview.push('…');
     }
     preview
+}
+
+/// Reads a message with its attachments.
+pub(crate) async fn load_message(db: &impl sea_orm::ConnectionTrait, id: uuid::Uuid) -> Result<Message> {
+    let row = messages::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("message"))?;
+    let attachments = attachments::Entity::find()
+        .filter(attachments::Column::MessageId.eq(id))
+        .order_by_asc(attachments::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(attachment_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    message_from_row(row, attachments)
 }
 
 pub(crate) fn chat_from_rows(row: chats::Model, user: end_users::Model) -> Result<Chat> {

@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use crate::Core;
 use crate::channels::japan_month;
-use crate::chats::{append_message_event, attachment_from_row, message_from_row, preview};
+use crate::chats::{append_message_event, load_message, message_from_row, preview};
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
@@ -306,18 +306,7 @@ impl<'a> LineInbound<'a> {
         } else {
             "chat.updated"
         };
-        let row = messages::Entity::find_by_id(message_id.uuid())
-            .one(&**write)
-            .await?
-            .ok_or_else(|| Error::not_found("message"))?;
-        let attachments = attachments::Entity::find()
-            .filter(attachments::Column::MessageId.eq(message_id.uuid()))
-            .all(&**write)
-            .await?
-            .into_iter()
-            .map(attachment_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let message = message_from_row(row, attachments)?;
+        let message = load_message(&**write, message_id.uuid()).await?;
         append_message_event(
             write,
             channel.organization_id.into(),
@@ -1006,14 +995,7 @@ impl<'a> LineOutbound<'a> {
                 .col_expr(attachments::Column::Error, Expr::value(error.clone())),
         };
         update.exec(&*write).await?;
-        let attachments = attachments::Entity::find()
-            .filter(attachments::Column::MessageId.eq(message.id))
-            .all(&*write)
-            .await?
-            .into_iter()
-            .map(attachment_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let message = message_from_row(message, attachments)?;
+        let message = load_message(&*write, message.id).await?;
         append_message_event(
             &mut write,
             chat.organization_id.into(),
