@@ -1,7 +1,9 @@
 //! The agent workspace: chats an agent may see, their messages, the status
 //! lifecycle with exclusive claims, transfers, blocking, and sending.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,7 +19,7 @@ use crate::Core;
 use crate::auth::{Caller, Permission};
 use crate::db::Write;
 use crate::error::{Error, Result};
-use crate::events::NewEvent;
+use crate::events::{EventStream, NewEvent};
 use crate::ids::{
     AgentId, AttachmentId, ChannelId, ChatId, ContactId, DepartmentId, EndUserId, MessageId, OrganizationId,
 };
@@ -288,6 +290,37 @@ impl<'a> Chats<'a> {
             Some(visible) => visible.contains(&channel_id),
             None => true,
         })
+    }
+
+    /// Follows the organization's event log for a caller, passing on only
+    /// events of channels the caller may see. The visible channels are read
+    /// again whenever associations change, so an agent removed from a
+    /// channel stops receiving its events.
+    pub async fn follow_visible(&self, caller: &Caller, after: Option<i64>) -> Result<EventStream> {
+        caller.require(Permission::ReadChats)?;
+        let core = self.core.clone();
+        let caller = caller.clone();
+        let mut events = core.events().follow_from(caller.organization_id(), after).await?;
+        Ok(Box::pin(async_stream::try_stream! {
+            let visible_now = |core: Core, caller: Caller| async move {
+                Ok::<_, Error>(core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect::<HashSet<_>>()))
+            };
+            let mut visible = visible_now(core.clone(), caller.clone()).await?;
+            while let Some(event) = events.next().await {
+                let event = event?;
+                if event.kind == "channel.agents_changed" {
+                    visible = visible_now(core.clone(), caller.clone()).await?;
+                }
+                let allowed = match (&visible, event.channel_id) {
+                    (None, _) => true,
+                    (Some(channels), Some(channel_id)) => channels.contains(&channel_id),
+                    (Some(_), None) => false,
+                };
+                if allowed {
+                    yield event;
+                }
+            }
+        }))
     }
 
     /// Returns a chat's messages between two times (default: the last 7

@@ -201,6 +201,21 @@ impl EventLog {
         })
     }
 
+    /// Like [`Self::follow`], starting after `after` or, when it is absent,
+    /// at the newest event (only what happens from now on).
+    pub async fn follow_from(
+        self: &Arc<Self>,
+        organization_id: OrganizationId,
+        after: Option<i64>,
+    ) -> Result<EventStream> {
+        let after = match after {
+            Some(cursor) if cursor < 0 => return Err(Error::invalid_argument("malformed cursor")),
+            Some(cursor) => cursor,
+            None => self.head(organization_id).await?,
+        };
+        Ok(self.follow(organization_id, after))
+    }
+
     /// Listens for other processes' wake-ups on PostgreSQL until the task is
     /// dropped; reconnects after errors.
     pub async fn listen_postgres(self: Arc<Self>, pool: sea_orm::sqlx::PgPool) {

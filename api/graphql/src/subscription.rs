@@ -35,12 +35,8 @@ impl OrganizationSubscription {
     ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
         let caller = caller(ctx)?;
         caller.require(Permission::ManageAgents).graphql()?;
-        let core = core(ctx);
-        let organization_id = caller.organization_id();
-        let after = match parse_cursor(after.as_deref()).graphql()? {
-            Some(cursor) => cursor,
-            None => core.events().head(organization_id).await.graphql()?,
-        };
-        Ok(core.events().follow(organization_id, after).map(|event| event.map(Event::from).map_err(to_graphql)))
+        let after = parse_cursor(after.as_deref()).graphql()?;
+        let events = core(ctx).events().follow_from(caller.organization_id(), after).await.graphql()?;
+        Ok(events.map(|event| event.map(Event::from).map_err(to_graphql)))
     }
 }

@@ -1,23 +1,21 @@
 //! The agent workspace over GraphQL: channels (admins), chats, messages,
 //! contacts, and the live subscriptions that never miss an event.
 
-use std::collections::HashSet;
 use std::io::Read;
 
 use async_graphql::{Context, ID, InputObject, Object, Result, Subscription, Upload};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use futures::{Stream, StreamExt};
-use madoguchi_core::auth::{Caller, Email, Permission};
+use madoguchi_core::auth::Email;
 use madoguchi_core::channels::{
     CreateLineChannel, Icon, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
 };
 use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, PageRequest};
 use madoguchi_core::contacts::{ContactFields, Phone};
-use madoguchi_core::events::Event as LogEvent;
 use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
 use madoguchi_core::organizations::Name;
-use madoguchi_core::{Core, Error, kinds};
+use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::subscription::parse_cursor;
@@ -364,37 +362,6 @@ impl MessageEvent {
     }
 }
 
-/// Follows the event log for a subscriber, checking per event that the
-/// caller may still see the event's channel; the visible channels are read
-/// again whenever associations change.
-fn visible_events(core: Core, caller: Caller, after: i64) -> impl Stream<Item = madoguchi_core::Result<LogEvent>> {
-    async_stream::try_stream! {
-        let mut visible: Option<HashSet<ChannelId>> = core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect());
-        let mut events = core.events().follow(caller.organization_id(), after);
-        while let Some(event) = events.next().await {
-            let event = event?;
-            if event.kind == "channel.agents_changed" {
-                visible = core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect());
-            }
-            let allowed = match (&visible, event.channel_id) {
-                (None, _) => true,
-                (Some(channels), Some(channel_id)) => channels.contains(&channel_id),
-                (Some(_), None) => false,
-            };
-            if allowed {
-                yield event;
-            }
-        }
-    }
-}
-
-async fn start_cursor(core: &Core, caller: &Caller, after: Option<String>) -> Result<i64> {
-    Ok(match parse_cursor(after.as_deref()).graphql()? {
-        Some(cursor) => cursor,
-        None => core.events().head(caller.organization_id()).await.graphql()?,
-    })
-}
-
 #[derive(Default, Debug)]
 pub struct WorkspaceSubscription;
 
@@ -408,11 +375,9 @@ impl WorkspaceSubscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
-        let caller = caller(ctx)?;
-        caller.require(Permission::ReadChats).graphql()?;
-        let core = core(ctx).clone();
-        let after = start_cursor(&core, &caller, after).await?;
-        Ok(visible_events(core, caller, after)
+        let after = parse_cursor(after.as_deref()).graphql()?;
+        let events = core(ctx).chats().follow_visible(&caller(ctx)?, after).await.graphql()?;
+        Ok(events
             .filter_map(|event| async move {
                 match event {
                     Ok(event) if event.kind.starts_with("chat.") || event.kind.starts_with("end_user.") => {
@@ -441,10 +406,10 @@ impl WorkspaceSubscription {
     ) -> Result<impl Stream<Item = Result<MessageEvent>> + use<>> {
         let caller = caller(ctx)?;
         let chat_id = ChatId::parse(&chat_id).graphql()?;
-        let core = core(ctx).clone();
-        core.chats().get(&caller, chat_id).await.graphql()?;
-        let after = start_cursor(&core, &caller, after).await?;
-        Ok(visible_events(core, caller, after)
+        let after = parse_cursor(after.as_deref()).graphql()?;
+        core(ctx).chats().get(&caller, chat_id).await.graphql()?;
+        let events = core(ctx).chats().follow_visible(&caller, after).await.graphql()?;
+        Ok(events
             .filter_map(move |event| async move {
                 match event {
                     Ok(event) if event.kind.starts_with("message.") && event.chat_id == Some(chat_id) => {

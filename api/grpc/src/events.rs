@@ -34,16 +34,10 @@ impl pb::event_service_server::EventService for EventApi {
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let caller = caller(&request)?;
         caller.require(Permission::ReadEvents).status()?;
-        let organization_id = caller.organization_id();
-        let after = match request.get_ref().after_cursor {
-            Some(cursor) if cursor < 0 => return Err(Status::invalid_argument("malformed cursor")),
-            Some(cursor) => cursor,
-            None => self.core.events().head(organization_id).await.status()?,
-        };
-        let stream =
-            self.core.events().follow(organization_id, after).map(|event| {
-                event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status)
-            });
+        let after = request.get_ref().after_cursor;
+        let events = self.core.events().follow_from(caller.organization_id(), after).await.status()?;
+        let stream = events
+            .map(|event| event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status));
         Ok(Response::new(Box::pin(stream)))
     }
 }
