@@ -11,12 +11,12 @@ use madoguchi_channels::line::client::LineEndpoints;
 use madoguchi_core::auth::TokenSettings;
 use madoguchi_core::secrets::MasterKey;
 use madoguchi_core::{Core, CoreConfig, FirstOrganization};
-use madoguchi_graphql::{Limits, build_schema};
+use madoguchi_graphql::{Limits, Schemas};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{HttpState, router};
+use crate::http::{HttpState, RouterOptions, router};
 use crate::settings::Settings;
 
 /// A built server: connected, migrated, listening, not yet serving.
@@ -63,7 +63,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stopping = CancellationToken::new();
         let sessions = TaskTracker::new();
-        let schema = build_schema(
+        let schemas = Schemas::build(
             self.core.clone(),
             Limits {
                 max_depth: self.settings.graphql_max_depth,
@@ -74,9 +74,15 @@ impl Application {
         );
         let (http_addr, grpc_addr) = (self.http_addr(), self.grpc_addr());
         let state =
-            HttpState { core: self.core.clone(), schema, shutdown: stopping.clone(), sessions: sessions.clone() };
-        let http = axum::serve(self.http_listener, router(state, self.settings.body_limit_bytes))
-            .with_graceful_shutdown(stopping.clone().cancelled_owned());
+            HttpState { core: self.core.clone(), schemas, shutdown: stopping.clone(), sessions: sessions.clone() };
+        let http = axum::serve(
+            self.http_listener,
+            router(
+                state,
+                RouterOptions { body_limit: self.settings.body_limit_bytes, graphiql: self.settings.graphiql },
+            ),
+        )
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
         let grpc_router = madoguchi_grpc::routes(self.core.clone()).await?;
         let grpc =
             axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());

@@ -2,29 +2,29 @@
 //! (graphql-transport-ws, authenticated in `connection_init`),
 //! `/webhooks/…`, `/livez`, `/readyz` and `/metrics`.
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, ErrorExtensions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use madoguchi_core::Core;
-use madoguchi_graphql::{Authentication, MadoguchiSchema, authenticate_bearer, authenticate_session};
+use madoguchi_graphql::{Authentication, Schemas, authenticate_bearer, authenticate_session};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::telemetry;
+use crate::{graphiql, telemetry};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
     pub core: Core,
-    pub schema: MadoguchiSchema,
+    pub schemas: Schemas,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// WebSocket sessions, awaited on shutdown.
@@ -37,16 +37,29 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
+/// What shapes the router besides the shared state.
+#[derive(Clone, Copy, Debug)]
+pub struct RouterOptions {
+    /// Largest request body on `/graphql`.
+    pub body_limit: usize,
+    /// Whether `GET /graphql` serves the GraphiQL page.
+    pub graphiql: bool,
+}
+
 /// Builds the router.
-pub fn router(state: HttpState, body_limit: usize) -> Router {
+pub fn router(state: HttpState, options: RouterOptions) -> Router {
+    let RouterOptions { body_limit, graphiql } = options;
     let webhooks = madoguchi_webhooks::routes(state.core.clone());
+    let graphql = if graphiql { get(graphiql::page).post(graphql) } else { post(graphql) };
+    let pages = if graphiql { graphiql::routes() } else { Router::new() };
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", graphql)
         .route("/graphql/ws", get(graphql_ws))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { telemetry::metrics().render() }))
         .route("/media/{token}", get(media))
+        .merge(pages)
         .with_state(state)
         .nest("/webhooks", webhooks)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -55,14 +68,12 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
         .layer(axum::middleware::from_fn(telemetry::record_http_metrics))
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
-}
-
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let authentication = authenticate_bearer(&state.core, authorization).await;
-    let mut response = state.schema.execute(request.into_inner().data(authentication)).await;
+    let request = request.into_inner();
+    let schema = state.schemas.for_query(&request.query, request.operation_name.as_deref());
+    let mut response = schema.execute(request.data(authentication)).await;
     for error in &mut response.errors {
         let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
         if !has_code {
@@ -116,7 +127,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
     let input = stream.take_until(state.shutdown.clone().cancelled_owned());
     let core = state.core.clone();
     let (expiry_sender, expiry) = tokio::sync::oneshot::channel::<DateTime<Utc>>();
-    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schema.clone(), protocol)
+    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schemas.operations().clone(), protocol)
         .on_connection_init(move |payload| async move {
             let authorization = payload
                 .get("authorization")

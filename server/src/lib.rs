@@ -8,11 +8,13 @@
 //!   works) and reports the bound addresses; `run_until_stopped` serves until
 //!   a shutdown future resolves, then drains.
 //! - [`http`]: the axum router: GraphQL, its WebSocket, webhooks, probes, metrics.
+//! - [`graphiql`]: the GraphiQL page and its assets, built into the binary.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`cli`]: the commands (`serve`, `migrate`, `export-schema`, `api-key …`).
 
 pub mod application;
 pub mod cli;
+pub mod graphiql;
 pub mod http;
 pub mod settings;
 pub mod telemetry;

@@ -34,6 +34,9 @@ pub struct Settings {
     pub token_issuer: String,
     pub token_audience: String,
     pub graphql_introspection: bool,
+    /// Whether `GET /graphql` serves the GraphiQL page (switch off in
+    /// production if wanted; its assets are built into the binary).
+    pub graphiql: bool,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     pub graphql_max_aliases: usize,
@@ -81,6 +84,7 @@ impl Default for Settings {
             token_issuer: "madoguchi".into(),
             token_audience: "madoguchi-agents".into(),
             graphql_introspection: true,
+            graphiql: true,
             graphql_max_depth: 12,
             graphql_max_complexity: 1_000,
             graphql_max_aliases: 30,

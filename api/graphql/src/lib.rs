@@ -20,4 +20,4 @@ pub mod workspace;
 pub mod workspace_types;
 
 pub use context::{Authentication, authenticate_bearer, authenticate_session};
-pub use schema::{Limits, MadoguchiSchema, build_schema};
+pub use schema::{Limits, MadoguchiSchema, Schemas, build_schema};
