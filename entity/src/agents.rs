@@ -15,6 +15,9 @@ pub struct Model {
     pub active: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Sessions carry the version they were issued at; raising it revokes
+    /// every session issued before (deactivation, role or password change).
+    pub token_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

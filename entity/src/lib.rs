@@ -23,6 +23,7 @@ pub mod messages;
 pub mod organizations;
 pub mod passcodes;
 pub mod push_usage;
+pub mod rate_limits;
 pub mod ticket_chats;
 pub mod ticket_classifications;
 pub mod tickets;

@@ -25,6 +25,8 @@ pub struct Model {
     pub reply_token_used_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The delivery job whose attempt holds the message while it is `SENDING`.
+    pub delivery_job_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

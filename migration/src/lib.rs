@@ -13,6 +13,7 @@ mod m20261122_000002_create_channels;
 mod m20261122_000003_create_chats;
 mod m20261122_000004_create_tickets;
 mod m20261122_000005_create_log_and_queue;
+mod m20261201_000001_add_review_fixes;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_chats::Migration),
             Box::new(m20261122_000004_create_tickets::Migration),
             Box::new(m20261122_000005_create_log_and_queue::Migration),
+            Box::new(m20261201_000001_add_review_fixes::Migration),
         ]
     }
 }

@@ -67,6 +67,7 @@ on_both_backends!(
     bad_signatures_bodies_and_channels_get_clear_errors_and_store_nothing,
     a_redelivered_event_is_stored_once,
     replies_wait_unsent_and_leave_joined_on_the_next_token,
+    a_reply_whose_answer_was_lost_is_unconfirmed_and_never_sent_again,
     pushes_carry_a_stable_retry_key_and_count_against_the_plan,
     auto_mode_replies_when_it_can_and_pushes_otherwise,
     media_is_fetched_once_line_has_prepared_it,
@@ -191,6 +192,36 @@ async fn replies_wait_unsent_and_leave_joined_on_the_next_token(backend: Backend
     })
     .await;
     assert!(app.line.requests_to("/v2/bot/message/push").is_empty(), "reply mode never pushes");
+}
+
+async fn a_reply_whose_answer_was_lost_is_unconfirmed_and_never_sent_again(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let chat_id = first_chat(&app, &admin, &channel, "Ulost", "reply-1").await;
+    claim(&app, &admin, &chat_id).await;
+
+    // LINE takes the reply, but its answer never arrives (a 500 after the fact).
+    app.line.fail_next_after_taking_effect("/v2/bot/message/reply", 500);
+    send(&app, &admin, &chat_id, "did this arrive?").await;
+    let states = eventually(|| async {
+        let states = delivery_states(&app, &admin, &chat_id).await;
+        states.iter().any(|(_, state)| state == "UNCONFIRMED").then_some(states)
+    })
+    .await;
+    assert_eq!(states, vec![("did this arrive?".to_owned(), "UNCONFIRMED".to_owned())]);
+    let shown = messages(&app, &admin, &chat_id).await;
+    let outbound = shown.iter().find(|m| m["direction"] == "OUTBOUND").unwrap();
+    assert!(outbound["deliveryError"].as_str().unwrap_or_default().contains("may or may not have reached"));
+    assert_eq!(app.line.replied("reply-1").len(), 1, "LINE got it once");
+
+    // A new token does not send it blindly again; a new answer does leave.
+    assert_eq!(app.deliver_line(&channel, vec![text_event("Ulost", "m2", "yes it did", "reply-2")]).await, 200);
+    send(&app, &admin, &chat_id, "good").await;
+    let replied =
+        eventually(|| async { Some(app.line.replied("reply-2")).filter(|messages| !messages.is_empty()) }).await;
+    assert_eq!(replied, vec![json!({"type": "text", "text": "good"})]);
+    assert_eq!(app.line.requests_to("/v2/bot/message/reply").len(), 2);
 }
 
 async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Backend) {

@@ -22,5 +22,6 @@ mod grpc;
 mod identity;
 mod lifecycle;
 mod line;
+mod races;
 mod subscriptions;
 mod workspace;

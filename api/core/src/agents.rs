@@ -207,6 +207,7 @@ impl<'a> Agents<'a> {
             active: Set(true),
             created_at: Set(now),
             updated_at: Set(now),
+            token_version: Set(0),
         }
         .insert(&*write)
         .await

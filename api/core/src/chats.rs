@@ -577,6 +577,7 @@ impl<'a> Chats<'a> {
             reply_token_used_at: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
+            delivery_job_id: Set(None),
         }
         .insert(&*write)
         .await?;
@@ -833,7 +834,7 @@ pub(crate) async fn append_message_event(
     kind: &'static str,
     message: &Message,
     now: DateTime<Utc>,
-) -> Result<i64> {
+) -> Result<()> {
     let payload = json!({
         "messageId": message.id,
         "chatId": message.chat_id,

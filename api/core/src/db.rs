@@ -57,7 +57,8 @@ pub struct Write<'a> {
     _gate: Option<tokio::sync::MutexGuard<'a, ()>>,
     log: &'a EventLog,
     job_waker: &'a Notify,
-    appended: Vec<(OrganizationId, i64)>,
+    /// Appended at commit, in order (see [`EventLog::append_all`]).
+    pending: Vec<(OrganizationId, NewEvent)>,
     enqueued_jobs: bool,
 }
 
@@ -80,14 +81,14 @@ impl<'a> Write<'a> {
             ..Default::default()
         };
         let tx = db.begin_with_options(options).await?;
-        Ok(Self { tx, _gate: gate, log, job_waker, appended: Vec::new(), enqueued_jobs: false })
+        Ok(Self { tx, _gate: gate, log, job_waker, pending: Vec::new(), enqueued_jobs: false })
     }
 
-    /// Appends an event in this transaction and returns its cursor.
-    pub async fn append(&mut self, organization_id: OrganizationId, event: NewEvent) -> Result<i64> {
-        let seq = self.log.append(&self.tx, organization_id, event).await?;
-        self.appended.push((organization_id, seq));
-        Ok(seq)
+    /// Appends an event in this transaction. It is written at commit, after
+    /// every other change of the transaction, and gets its cursor then.
+    pub async fn append(&mut self, organization_id: OrganizationId, event: NewEvent) -> Result<()> {
+        self.pending.push((organization_id, event));
+        Ok(())
     }
 
     /// Queues a job in this transaction; workers are woken on commit.
@@ -97,14 +98,28 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
-    /// Commits, then wakes the readers of every organization written to and
-    /// the job workers if jobs were queued.
+    /// Writes the transaction's events (organizations in id order, so two
+    /// writers lock organization rows in one order), commits, then wakes the
+    /// readers of every organization written to, sessions if identities
+    /// changed, and the job workers if jobs were queued.
     pub async fn commit(self) -> Result<()> {
-        let Self { tx, _gate, log, job_waker, appended, enqueued_jobs } = self;
+        let Self { tx, _gate, log, job_waker, pending, enqueued_jobs } = self;
+        let identity = pending.iter().any(|(_, event)| crate::events::is_identity_kind(event.kind));
+        let mut by_organization: std::collections::BTreeMap<OrganizationId, Vec<NewEvent>> = Default::default();
+        for (organization_id, event) in pending {
+            by_organization.entry(organization_id).or_default().push(event);
+        }
+        let mut heads = Vec::with_capacity(by_organization.len());
+        for (organization_id, events) in by_organization {
+            heads.push((organization_id, log.append_all(&tx, organization_id, events).await?));
+        }
         tx.commit().await?;
         drop(_gate);
-        for (organization_id, seq) in appended {
+        for (organization_id, seq) in heads {
             log.wake(organization_id, seq);
+        }
+        if identity {
+            log.wake_identity();
         }
         if enqueued_jobs {
             job_waker.notify_waiters();

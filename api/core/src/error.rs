@@ -52,6 +52,9 @@ pub struct Error {
     message: String,
     #[source]
     source: Option<Source>,
+    /// A transaction lost to another (a serialization failure or deadlock on
+    /// PostgreSQL): the whole transaction may simply be tried again.
+    transient: bool,
 }
 
 /// The result of a use case.
@@ -60,7 +63,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Returns an error with a code and a message meant for the caller.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), source: None }
+        Self { code, message: message.into(), source: None, transient: false }
     }
 
     /// Returns `NotFound` for a kind of object (`"chat"` → "chat not found").
@@ -98,7 +101,12 @@ impl Error {
 
     /// Returns an `Internal` error; the cause is kept for the logs only.
     pub fn internal(source: impl Into<Source>) -> Self {
-        Self { code: ErrorCode::Internal, message: "internal error".into(), source: Some(source.into()) }
+        Self {
+            code: ErrorCode::Internal,
+            message: "internal error".into(),
+            source: Some(source.into()),
+            transient: false,
+        }
     }
 
     /// Attaches a cause kept for the logs.
@@ -116,14 +124,44 @@ impl Error {
         &self.message
     }
 
+    /// Whether the transaction that failed lost a race with another one (a
+    /// serialization failure or a deadlock) and may be run again as a whole.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
     /// Returns the internal cause, for logging.
     pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.source.as_deref()
     }
 }
 
+/// PostgreSQL's `serialization_failure` and `deadlock_detected`.
+const TRANSIENT_SQLSTATES: [&str; 2] = ["40001", "40P01"];
+
+fn is_transient(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Conn(RuntimeErr::SqlxError(error))
+    | DbErr::Exec(RuntimeErr::SqlxError(error))
+    | DbErr::Query(RuntimeErr::SqlxError(error))) = error
+    else {
+        return false;
+    };
+    match &**error {
+        sea_orm::sqlx::Error::Database(database) => {
+            database.code().is_some_and(|code| TRANSIENT_SQLSTATES.contains(&code.as_ref()))
+        }
+        _ => false,
+    }
+}
+
 impl From<sea_orm::DbErr> for Error {
     fn from(error: sea_orm::DbErr) -> Self {
+        if is_transient(&error) {
+            let mut transient = Self::unavailable("the database is busy; try again").with_source(error);
+            transient.transient = true;
+            return transient;
+        }
         match error.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::conflict("already exists").with_source(error),
             Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {

@@ -40,6 +40,21 @@ const SAFETY_POLL: Duration = Duration::from_secs(5);
 /// How many events a reader takes from the table at once.
 const READ_BATCH: u64 = 200;
 
+/// How many events one insert statement carries.
+const INSERT_CHUNK: usize = 500;
+
+/// Whether an event changes who may do what: sessions and streams check
+/// their caller again after one (see [`EventLog::identity_changes`]).
+pub(crate) fn is_identity_kind(kind: &str) -> bool {
+    kind.starts_with("agent.") || kind.starts_with("api_key.") || kind.starts_with("organization.")
+}
+
+/// The notification payload: `organization:seq`, with `:identity` when the
+/// events it announces change who may do what.
+fn notification(organization_id: OrganizationId, seq: i64, identity: bool) -> String {
+    if identity { format!("{organization_id}:{seq}:identity") } else { format!("{organization_id}:{seq}") }
+}
+
 /// An event as read from the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -87,48 +102,67 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
 pub struct EventLog {
     db: DatabaseConnection,
     wakers: Mutex<HashMap<OrganizationId, watch::Sender<i64>>>,
+    /// Advanced whenever an identity event commits, here or (through the
+    /// PostgreSQL notification) on another replica.
+    identity: watch::Sender<u64>,
 }
 
 impl EventLog {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, wakers: Mutex::new(HashMap::new()) }
+        Self { db, wakers: Mutex::new(HashMap::new()), identity: watch::channel(0).0 }
     }
 
-    pub(crate) async fn append(
+    /// Appends a transaction's events of one organization, in order: one
+    /// counter advance for all of them, one multi-row insert, and on
+    /// PostgreSQL one notification. Called at commit, after every other
+    /// write of the transaction, so the organization row is always the last
+    /// lock a writer takes (one lock order, no deadlocks against it) and is
+    /// held only for the end of the transaction. Returns the newest cursor.
+    pub(crate) async fn append_all(
         &self,
         tx: &DatabaseTransaction,
         organization_id: OrganizationId,
-        event: NewEvent,
+        events: Vec<NewEvent>,
     ) -> Result<i64> {
+        let count = events.len() as i64;
         let advance = Query::update()
             .table("organizations")
-            .value("event_seq", Expr::col("event_seq").add(1))
+            .value("event_seq", Expr::col("event_seq").add(count))
             .and_where(Expr::col("id").eq(organization_id.uuid()))
             .returning(Query::returning().column("event_seq"))
             .to_owned();
-        let seq: i64 =
+        let last: i64 =
             tx.query_one(&advance).await?.ok_or_else(|| Error::not_found("organization"))?.try_get("", "event_seq")?;
-        events::Entity::insert(events::ActiveModel {
-            organization_id: Set(organization_id.uuid()),
-            seq: Set(seq),
-            kind: Set(event.kind.to_owned()),
-            channel_id: Set(event.channel_id.map(Into::into)),
-            chat_id: Set(event.chat_id.map(Into::into)),
-            payload: Set(event.payload),
-            created_at: Set(event.at),
-            ..Default::default()
-        })
-        .exec_without_returning(tx)
-        .await?;
+        let identity = events.iter().any(|event| is_identity_kind(event.kind));
+        let rows: Vec<events::ActiveModel> = events
+            .into_iter()
+            .zip(last - count + 1..)
+            .map(|(event, seq)| events::ActiveModel {
+                organization_id: Set(organization_id.uuid()),
+                seq: Set(seq),
+                kind: Set(event.kind.to_owned()),
+                channel_id: Set(event.channel_id.map(Into::into)),
+                chat_id: Set(event.chat_id.map(Into::into)),
+                payload: Set(event.payload),
+                created_at: Set(event.at),
+                ..Default::default()
+            })
+            .collect();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            // Well under SQLite's limit on bound parameters per statement.
+            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+            events::Entity::insert_many(chunk).exec_without_returning(tx).await?;
+        }
         if tx.get_database_backend() == DbBackend::Postgres {
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
-                [POSTGRES_CHANNEL.into(), format!("{organization_id}:{seq}").into()],
+                [POSTGRES_CHANNEL.into(), notification(organization_id, last, identity).into()],
             ))
             .await?;
         }
-        Ok(seq)
+        Ok(last)
     }
 
     fn sender(&self, organization_id: OrganizationId) -> watch::Sender<i64> {
@@ -145,6 +179,18 @@ impl EventLog {
             }
             newer
         });
+    }
+
+    /// Tells long-lived sessions and streams that an agent, an API key or an
+    /// organization changed: each checks its caller again (one lookup per
+    /// session per change, none while nothing changes).
+    pub fn wake_identity(&self) {
+        self.identity.send_modify(|generation| *generation += 1);
+    }
+
+    /// Returns a receiver that changes after every identity change.
+    pub fn identity_changes(&self) -> watch::Receiver<u64> {
+        self.identity.subscribe()
     }
 
     /// Returns a receiver that changes whenever the organization's log grows.
@@ -238,11 +284,24 @@ impl EventLog {
     }
 
     fn wake_from_notification(&self, payload: &str) {
-        let parsed = payload
-            .split_once(':')
-            .and_then(|(organization, seq)| Some((OrganizationId::parse(organization).ok()?, seq.parse().ok()?)));
+        let mut parts = payload.split(':');
+        let parsed = (|| {
+            let organization_id = OrganizationId::parse(parts.next()?).ok()?;
+            let seq = parts.next()?.parse().ok()?;
+            let identity = match parts.next() {
+                None => false,
+                Some("identity") => true,
+                Some(_) => return None,
+            };
+            Some((organization_id, seq, identity))
+        })();
         match parsed {
-            Some((organization_id, seq)) => self.wake(organization_id, seq),
+            Some((organization_id, seq, identity)) => {
+                self.wake(organization_id, seq);
+                if identity {
+                    self.wake_identity();
+                }
+            }
             None => tracing::warn!(payload, "ignoring a malformed event notification"),
         }
     }

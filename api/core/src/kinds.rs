@@ -110,7 +110,13 @@ string_enum!(
         Pending => "PENDING",
         /// Waiting for the customer's next reply token (LINE reply mode).
         Unsent => "UNSENT",
+        /// Handed to the provider; its answer has not come back yet.
+        Sending => "SENDING",
         Sent => "SENT",
+        /// The provider's answer was lost (a timeout, a server error): the
+        /// message may or may not have reached the customer. It is not sent
+        /// again by itself; the agent may send it again.
+        Unconfirmed => "UNCONFIRMED",
         Failed => "FAILED",
     }
 );

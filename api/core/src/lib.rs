@@ -48,6 +48,9 @@ use tokio::sync::Notify;
 
 pub use error::{Error, ErrorCode, Result};
 
+/// How many times a transaction that lost a race is run in all.
+const TRANSACTION_ATTEMPTS: u64 = 5;
+
 use crate::auth::{Email, Password, TokenSettings, Tokens};
 use crate::blobs::{BlobStore, DirectoryBlobStore};
 use crate::clock::{Clock, SystemClock};
@@ -174,6 +177,33 @@ impl Core {
 
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// Runs `transaction` again when it lost a race with another one (a
+    /// serialization failure or a deadlock on PostgreSQL), a few times with a
+    /// short random pause, before giving up with `UNAVAILABLE`. The closure
+    /// must run its whole transaction each time.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut transaction: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt: u64 = 1;
+        loop {
+            match transaction().await {
+                Err(error) if error.is_transient() && attempt < TRANSACTION_ATTEMPTS => {
+                    tracing::debug!(attempt, cause = ?error.cause(), "a transaction lost a race; running it again");
+                    let pause = rand::random_range(1..=20 * attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    attempt += 1;
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(attempt, cause = ?error.cause(), "a transaction kept losing races; giving up");
+                    return Err(error);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Begins a write transaction whose events wake readers on commit.

@@ -35,6 +35,10 @@ pub(crate) const JOB_REPLY: &str = "line.reply";
 pub(crate) const JOB_PUSH: &str = "line.push";
 pub(crate) const JOB_RECONCILE_QUOTA: &str = "line.reconcile_quota";
 
+/// What an agent is told of a message whose delivery outcome is unknown.
+const UNCONFIRMED: &str =
+    "LINE's answer was lost: the message may or may not have reached the customer; send it again if needed";
+
 /// How many times a push is tried before it is marked failed.
 const MAX_PUSH_ATTEMPTS: i32 = 8;
 /// How many times media is asked for while LINE is still preparing it.
@@ -103,19 +107,31 @@ impl<'a> LineInbound<'a> {
         if webhook.events.is_empty() {
             return Ok(WebhookOutcome::Accepted { stored: 0, duplicates: 0 });
         }
+        // One lock order for every delivery: consumers in id order (each
+        // consumer's own events keep theirs), so two deliveries touching the
+        // same consumers never wait on each other in a cycle.
+        let mut events: Vec<&Event> = webhook.events.iter().collect();
+        events.sort_by(|a, b| consumer_of(a).cmp(&consumer_of(b)));
+        let (stored, duplicates) = self.core.retrying(|| self.store(&channel, &events)).await?;
+        Ok(WebhookOutcome::Accepted { stored, duplicates })
+    }
+
+    /// Stores a delivery's events in one transaction; returns how many were
+    /// new and how many seen before.
+    async fn store(&self, channel: &channels::Model, events: &[&Event]) -> Result<(usize, usize)> {
         let now = self.core.now();
         let mut write = self.core.write().await?;
         let (mut stored, mut duplicates) = (0, 0);
-        for event in &webhook.events {
-            if self.record_receipt(&write, &channel, event, now).await? {
-                self.apply(&mut write, &channel, event, now).await?;
+        for event in events {
+            if self.record_receipt(&write, channel, event, now).await? {
+                self.apply(&mut write, channel, event, now).await?;
                 stored += 1;
             } else {
                 duplicates += 1;
             }
         }
         write.commit().await?;
-        Ok(WebhookOutcome::Accepted { stored, duplicates })
+        Ok((stored, duplicates))
     }
 
     /// Records the receipt; returns `false` when the event was seen before.
@@ -229,6 +245,7 @@ impl<'a> LineInbound<'a> {
             reply_token_used_at: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
+            delivery_job_id: Set(None),
         })
         .on_conflict(
             OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned(),
@@ -384,8 +401,10 @@ impl<'a> LineInbound<'a> {
         if let Some(user) = find().one(&**write).await? {
             return Ok(user);
         }
+        // Insert or get: a concurrent delivery for the same new consumer
+        // waits here for the other's commit, then finds its row.
         let id = EndUserId::generate();
-        end_users::Entity::insert(end_users::ActiveModel {
+        let inserted = end_users::Entity::insert(end_users::ActiveModel {
             id: Set(id.uuid()),
             organization_id: Set(channel.organization_id),
             channel_id: Set(channel.id),
@@ -399,12 +418,17 @@ impl<'a> LineInbound<'a> {
             created_at: Set(now),
             updated_at: Set(now),
         })
+        .on_conflict(
+            OnConflict::columns([end_users::Column::ChannelId, end_users::Column::ExternalId]).do_nothing().to_owned(),
+        )
         .exec_without_returning(&**write)
         .await?;
-        let mut job = NewJob::new(JOB_FETCH_PROFILE, json!({"endUserId": id}), now);
-        job.organization_id = Some(channel.organization_id.into());
-        job.channel_id = Some(channel.id.into());
-        write.enqueue(job, now).await?;
+        if inserted == 1 {
+            let mut job = NewJob::new(JOB_FETCH_PROFILE, json!({"endUserId": id}), now);
+            job.organization_id = Some(channel.organization_id.into());
+            job.channel_id = Some(channel.id.into());
+            write.enqueue(job, now).await?;
+        }
         find().one(&**write).await?.ok_or_else(|| Error::not_found("end user"))
     }
 
@@ -424,7 +448,7 @@ impl<'a> LineInbound<'a> {
         if let Some(chat) = find().one(&**write).await? {
             return Ok((chat, false));
         }
-        chats::Entity::insert(chats::ActiveModel {
+        let inserted = chats::Entity::insert(chats::ActiveModel {
             id: Set(ChatId::generate().uuid()),
             organization_id: Set(channel.organization_id),
             channel_id: Set(channel.id),
@@ -444,9 +468,10 @@ impl<'a> LineInbound<'a> {
             created_at: Set(now),
             updated_at: Set(now),
         })
+        .on_conflict(OnConflict::columns([chats::Column::ChannelId, chats::Column::EndUserId]).do_nothing().to_owned())
         .exec_without_returning(&**write)
         .await?;
-        Ok((find().one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?, true))
+        Ok((find().one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?, inserted == 1))
     }
 
     /// Links the end user to a contact when `text` is a valid, unused,
@@ -682,6 +707,12 @@ impl<'a> LineOutbound<'a> {
     /// Runs a `line.reply` job: sends the chat's waiting reply messages on
     /// its newest fresh token (at most one call of 5 objects); what does not
     /// fit, or has no token, waits as `UNSENT` for the next one.
+    ///
+    /// The messages are claimed (`SENDING`, held by this job) and the token
+    /// taken in one transaction of conditional updates, so two reply jobs of
+    /// one chat never send the same answers: the second finds them claimed.
+    /// An attempt whose answer from LINE was lost leaves them `UNCONFIRMED`
+    /// rather than sending them blindly again.
     pub(crate) async fn run_reply(&self, job: &jobs::Model) -> Result<Outcome> {
         let chat_id = ChatId::parse(job.payload["chatId"].as_str().unwrap_or_default())?;
         let now = self.core.now();
@@ -692,8 +723,79 @@ impl<'a> LineOutbound<'a> {
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("channel"))?;
-        let waiting = messages::Entity::find()
+        // An earlier attempt of this job stopped while LINE had the messages.
+        let interrupted = messages::Entity::find()
             .filter(messages::Column::ChatId.eq(chat.id))
+            .filter(messages::Column::DeliveryJobId.eq(job.id))
+            .filter(messages::Column::DeliveryState.eq(DeliveryState::Sending.as_str()))
+            .all(self.core.db())
+            .await?;
+        self.set_states(&chat, &interrupted, DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
+
+        let waiting = self.waiting_replies(chat.id).await?;
+        if waiting.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        if channel.status != ChannelStatus::Active.as_str() {
+            self.set_states(&chat, &waiting, DeliveryState::Failed, Some("the channel is not active"), now).await?;
+            return Ok(Outcome::Done);
+        }
+        let mut outbound = Vec::with_capacity(waiting.len());
+        for message in &waiting {
+            outbound.push(QueuedMessage { id: message.id, message: self.outbound_message(message, now).await? });
+        }
+        let first = batch_messages(outbound).into_iter().next().expect("waiting is not empty");
+        let batch: Vec<_> = waiting.iter().filter(|m| first.source_ids().any(|id| *id == m.id)).cloned().collect();
+        let Some((token_message, claimed)) = self.claim_reply(job, &chat, &batch, now).await? else {
+            // Another delivery holds some of these answers or took the token:
+            // look again once it is done.
+            return Ok(Outcome::RetryAt(now + Duration::milliseconds(200), "another reply is in flight".into()));
+        };
+        let Some(token_message) = token_message else {
+            self.set_states(&chat, &only_pending(&waiting), DeliveryState::Unsent, None, now).await?;
+            return Ok(Outcome::Done);
+        };
+        let token = self.core.channels().line_token(&channel)?;
+        let reply_token = token_message.reply_token.clone().unwrap_or_default();
+        match self.core.line().reply(&token, &reply_token, &first.outbound()).await {
+            Ok(_) => {
+                self.set_states(&chat, &claimed, DeliveryState::Sent, None, now).await?;
+                let rest: Vec<_> = waiting.iter().filter(|m| !claimed.iter().any(|c| c.id == m.id)).cloned().collect();
+                self.set_states(&chat, &only_pending(&rest), DeliveryState::Unsent, None, now).await?;
+                Ok(Outcome::Done)
+            }
+            Err(error) if error.is_invalid_reply_token() => {
+                // The token died early; the next one may still be fresh.
+                self.set_states(&chat, &claimed, DeliveryState::Unsent, None, now).await?;
+                let another = self.fresh_reply_token(self.core.db(), chat_id, now).await?.is_some();
+                Ok(if another { Outcome::RetryAt(now, error.to_string()) } else { Outcome::Done })
+            }
+            Err(error) if error.outcome_unknown() => {
+                tracing::warn!(chat = %chat.id, %error, "a line reply's outcome is unknown; marking it unconfirmed");
+                self.set_states(&chat, &claimed, DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
+                Ok(Outcome::Done)
+            }
+            Err(error) if error.is_retryable() => {
+                // Refused without effect (429): the token is still good.
+                messages::Entity::update_many()
+                    .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                    .filter(messages::Column::Id.eq(token_message.id))
+                    .exec(self.core.db())
+                    .await?;
+                self.set_states(&chat, &claimed, DeliveryState::Unsent, None, now).await?;
+                Ok(retry_later(&error, job, now))
+            }
+            Err(error) => {
+                self.set_states(&chat, &claimed, DeliveryState::Failed, Some(&error.to_string()), now).await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Returns a chat's outbound reply messages waiting to leave, oldest first.
+    async fn waiting_replies(&self, chat_id: uuid::Uuid) -> Result<Vec<messages::Model>> {
+        Ok(messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat_id))
             .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
             .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
             .filter(
@@ -703,72 +805,70 @@ impl<'a> LineOutbound<'a> {
             .order_by_asc(messages::Column::CreatedAt)
             .order_by_asc(messages::Column::Id)
             .all(self.core.db())
-            .await?;
-        if waiting.is_empty() {
-            return Ok(Outcome::Done);
-        }
-        if channel.status != ChannelStatus::Active.as_str() {
-            self.set_states(&chat, &waiting, DeliveryState::Failed, Some("the channel is not active"), now).await?;
-            return Ok(Outcome::Done);
-        }
-        let Some(token_message) = self.fresh_reply_token(self.core.db(), chat_id, now).await? else {
-            self.set_states(&chat, &only_pending(&waiting), DeliveryState::Unsent, None, now).await?;
-            return Ok(Outcome::Done);
+            .await?)
+    }
+
+    /// In one transaction, takes the chat's freshest reply token and claims
+    /// `batch` for this job (`SENDING`). Returns `None` when another delivery
+    /// won either race (nothing changed), `Some((None, _))` when no fresh
+    /// token exists (nothing changed), else the token's message and the
+    /// claimed rows as they now stand.
+    async fn claim_reply(
+        &self,
+        job: &jobs::Model,
+        chat: &chats::Model,
+        batch: &[messages::Model],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Option<messages::Model>, Vec<messages::Model>)>> {
+        let mut write = self.core.write().await?;
+        let Some(token_message) = self.fresh_reply_token(&*write, chat.id.into(), now).await? else {
+            return Ok(Some((None, Vec::new())));
         };
         let taken = messages::Entity::update_many()
             .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(now))
             .filter(messages::Column::Id.eq(token_message.id))
             .filter(messages::Column::ReplyTokenUsedAt.is_null())
-            .exec(self.core.db())
+            .exec(&*write)
             .await?;
         if taken.rows_affected != 1 {
-            // Another worker took this token; look again right away.
-            return Ok(Outcome::RetryAt(now, "reply token taken by another worker".into()));
+            return Ok(None);
         }
-        let mut outbound = Vec::with_capacity(waiting.len());
-        for message in &waiting {
-            outbound.push(QueuedMessage { id: message.id, message: self.outbound_message(message, now).await? });
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|message| message.id).collect();
+        let claimed = messages::Entity::update_many()
+            .col_expr(messages::Column::DeliveryState, Expr::value(DeliveryState::Sending.as_str()))
+            .col_expr(messages::Column::DeliveryJobId, Expr::value(job.id))
+            .col_expr(messages::Column::DeliveryError, Expr::value(Option::<String>::None))
+            .filter(messages::Column::ChatId.eq(chat.id))
+            .filter(messages::Column::Id.is_in(ids.clone()))
+            .filter(
+                messages::Column::DeliveryState
+                    .is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
+            )
+            .exec(&*write)
+            .await?;
+        if claimed.rows_affected != ids.len() as u64 {
+            // Dropping the transaction rolls the token back too.
+            return Ok(None);
         }
-        let queued = outbound;
-        let first = batch_messages(queued).into_iter().next().expect("waiting is not empty");
-        let token = self.core.channels().line_token(&channel)?;
-        let reply_token = token_message.reply_token.clone().unwrap_or_default();
-        match self.core.line().reply(&token, &reply_token, &first.outbound()).await {
-            Ok(_) => {
-                let sent: Vec<_> = first.source_ids().copied().collect();
-                let sent_rows: Vec<_> = waiting.iter().filter(|m| sent.contains(&m.id)).cloned().collect();
-                let rest: Vec<_> = waiting.iter().filter(|m| !sent.contains(&m.id)).cloned().collect();
-                self.set_states(&chat, &sent_rows, DeliveryState::Sent, None, now).await?;
-                self.set_states(&chat, &only_pending(&rest), DeliveryState::Unsent, None, now).await?;
-                Ok(Outcome::Done)
-            }
-            Err(error) if error.is_invalid_reply_token() => {
-                // The token died early; the next one may still be fresh.
-                self.set_states(&chat, &only_pending(&waiting), DeliveryState::Unsent, None, now).await?;
-                let another = self.fresh_reply_token(self.core.db(), chat_id, now).await?.is_some();
-                Ok(if another { Outcome::RetryAt(now, error.to_string()) } else { Outcome::Done })
-            }
-            Err(error) if error.is_retryable() => {
-                // Unused by LINE if it failed: a reused token is refused anyway,
-                // so trying again cannot send twice.
-                messages::Entity::update_many()
-                    .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(messages::Column::Id.eq(token_message.id))
-                    .exec(self.core.db())
-                    .await?;
-                let delay = error
-                    .retry_after()
-                    .map(|d| Duration::seconds(d.as_secs() as i64))
-                    .unwrap_or_else(|| backoff(job.attempts));
-                Ok(Outcome::RetryAt(now + delay, error.to_string()))
-            }
-            Err(error) => {
-                let failed: Vec<_> =
-                    waiting.iter().filter(|m| first.source_ids().any(|id| *id == m.id)).cloned().collect();
-                self.set_states(&chat, &failed, DeliveryState::Failed, Some(&error.to_string()), now).await?;
-                Ok(Outcome::Done)
-            }
+        let mut rows = Vec::with_capacity(batch.len());
+        for message in batch {
+            let row = messages::Entity::find_by_id(message.id)
+                .one(&*write)
+                .await?
+                .ok_or_else(|| Error::not_found("message"))?;
+            append_message_event(
+                &mut write,
+                chat.organization_id.into(),
+                chat.channel_id.into(),
+                "message.delivery_changed",
+                &message_from_row(row.clone(), Vec::new())?,
+                now,
+            )
+            .await?;
+            rows.push(row);
         }
+        write.commit().await?;
+        Ok(Some((Some(token_message), rows)))
     }
 
     /// Runs a `line.push` job: pushes one message with the retry key chosen
@@ -809,13 +909,7 @@ impl<'a> LineOutbound<'a> {
                 crate::jobs::enqueue(self.core.db(), reconcile, now).await?;
                 Ok(Outcome::Done)
             }
-            Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => {
-                let delay = error
-                    .retry_after()
-                    .map(|d| Duration::seconds(d.as_secs() as i64))
-                    .unwrap_or_else(|| backoff(job.attempts));
-                Ok(Outcome::RetryAt(now + delay, error.to_string()))
-            }
+            Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => Ok(retry_later(&error, job, now)),
             Err(error) => {
                 self.release_push(self.core.db(), channel.id, &month).await?;
                 self.set_states(&chat, &[message], DeliveryState::Failed, Some(&error.to_string()), now).await?;
@@ -1013,12 +1107,25 @@ impl<'a> LineOutbound<'a> {
     }
 }
 
+/// The consumer an event is about, for ordering a delivery's events.
+fn consumer_of(event: &Event) -> Option<&str> {
+    match &event.source {
+        Some(Source::User { user_id, .. }) => user_id.as_deref(),
+        _ => None,
+    }
+}
+
 fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
     rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
 }
 
+/// The longest wait a `Retry-After` from LINE may impose on a job.
+const RETRY_AFTER_CEILING: Duration = Duration::minutes(10);
+
 fn retry_later(error: &LineError, job: &jobs::Model, now: DateTime<Utc>) -> Outcome {
-    let delay =
-        error.retry_after().map(|d| Duration::seconds(d.as_secs() as i64)).unwrap_or_else(|| backoff(job.attempts));
+    let delay = error
+        .retry_after()
+        .map(|d| Duration::seconds(Ord::min(d.as_secs(), RETRY_AFTER_CEILING.num_seconds() as u64) as i64))
+        .unwrap_or_else(|| backoff(job.attempts));
     Outcome::RetryAt(now + delay, error.to_string())
 }

@@ -129,6 +129,7 @@ impl<'a> Organizations<'a> {
             active: Set(true),
             created_at: Set(now),
             updated_at: Set(now),
+            token_version: Set(0),
         }
         .insert(&*write)
         .await?;
@@ -259,7 +260,7 @@ async fn append_department_event(
     kind: &'static str,
     department: &Department,
     now: DateTime<Utc>,
-) -> Result<i64> {
+) -> Result<()> {
     write
         .append(
             department.organization_id,

@@ -37,7 +37,7 @@ mirror_enum!(LinePlan, kinds::LinePlan { Free, Light, Standard });
 mirror_enum!(ChatStatus, kinds::ChatStatus { New, InProgress, Completed });
 mirror_enum!(MessageDirection, kinds::MessageDirection { Inbound, Outbound });
 mirror_enum!(MessageKind, kinds::MessageKind { Text, Image, Video, Audio, File, Sticker, Location, Unknown });
-mirror_enum!(DeliveryState, kinds::DeliveryState { Received, Pending, Unsent, Sent, Failed });
+mirror_enum!(DeliveryState, kinds::DeliveryState { Received, Pending, Unsent, Sending, Sent, Unconfirmed, Failed });
 mirror_enum!(DeliveryMethod, kinds::DeliveryMethod { Reply, Push });
 mirror_enum!(AttachmentStatus, kinds::AttachmentStatus { Pending, Ready, Failed });
 

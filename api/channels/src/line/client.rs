@@ -555,6 +555,20 @@ impl LineError {
         }
     }
 
+    /// Whether LINE may have acted on the request although no success came
+    /// back: the answer was lost (a timeout or a connection cut after the
+    /// request left), LINE failed on its side (5xx), or a success had a body
+    /// we could not read. A refusal (4xx, 429) or a connection that never
+    /// opened means nothing was done.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => status.is_server_error(),
+            Self::Transport(error) => !error.is_connect() && !error.is_builder(),
+            Self::Decode { .. } => true,
+            Self::InvalidId { .. } | Self::ContentTooLarge { .. } => false,
+        }
+    }
+
     /// Returns how long LINE asked to wait before trying again.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -1,0 +1,218 @@
+//! Rules that concurrent requests race on, raced for real against the
+//! running server, many rounds, on SQLite and PostgreSQL: what was answered,
+//! what was stored and what reached the fake LINE are counted.
+
+use std::collections::HashMap;
+
+use futures::future::join_all;
+use madoguchi_entity::{chats, end_users, messages};
+use madoguchi_tests::line::{TestChannel, eventually, follow_event, text_event};
+use madoguchi_tests::{Backend, TestApp, spawn_app};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 4;
+
+on_both_backends!(
+    concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once,
+    waiting_answers_leave_once_even_when_reply_jobs_race,
+);
+
+async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
+    let end_user = end_users::Entity::find()
+        .filter(end_users::Column::ChannelId.eq(uuid(&channel.id)))
+        .filter(end_users::Column::ExternalId.eq(user))
+        .one(app.core.db())
+        .await
+        .unwrap()?;
+    chats::Entity::find().filter(chats::Column::EndUserId.eq(end_user.id)).one(app.core.db()).await.unwrap()
+}
+
+fn uuid(id: &str) -> uuid::Uuid {
+    id.parse().unwrap_or_else(|_| panic!("not a uuid id: {id}"))
+}
+
+async fn inbound_with_external_id(app: &TestApp, external_id: &str) -> u64 {
+    messages::Entity::find().filter(messages::Column::ExternalId.eq(external_id)).count(app.core.db()).await.unwrap()
+}
+
+/// Per round, all at once: 20 new customers' follow and first message in
+/// two deliveries each; 10 messages of existing customers delivered 4 times
+/// each; 4 deliveries carrying a message for each of those 10 customers,
+/// half naming them in reverse order; and an agent claiming their chats.
+async fn concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    for round in 0..ROUNDS {
+        let existing: Vec<String> = (0..10).map(|n| format!("Uexisting{round}x{n}")).collect();
+        for user in &existing {
+            let event = text_event(user, &format!("hello-{user}"), "hello", &format!("r-hello-{user}"));
+            assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+        }
+        let mut chat_ids = Vec::new();
+        for user in &existing {
+            chat_ids.push(chat_of(&app, &channel, user).await.expect("an existing chat").id);
+        }
+
+        let mut deliveries: Vec<Vec<Value>> = Vec::new();
+        let new_customers: Vec<String> = (0..20).map(|n| format!("Unew{round}x{n}")).collect();
+        for user in &new_customers {
+            deliveries.push(vec![follow_event(user, &format!("01FOLLOW{user}"), true)]);
+            deliveries.push(vec![text_event(user, &format!("first-{user}"), "first message", &format!("r-{user}"))]);
+        }
+        // Each message alone, four times; and all ten together, four times,
+        // in alternating orders.
+        for user in &existing {
+            for _ in 0..4 {
+                deliveries.push(vec![text_event(user, &format!("again-{user}"), "again", &format!("r-again-{user}"))]);
+            }
+        }
+        let together: Vec<Value> = existing
+            .iter()
+            .map(|user| text_event(user, &format!("together-{user}"), "together", &format!("r-together-{user}")))
+            .collect();
+        for copy in 0..4 {
+            let mut events = together.clone();
+            if copy % 2 == 1 {
+                events.reverse();
+            }
+            deliveries.push(events);
+        }
+        let delivery_count = deliveries.len();
+
+        let webhooks = join_all(deliveries.into_iter().map(|events| app.deliver_line(&channel, events)));
+        let claims = join_all(chat_ids.iter().map(|chat_id| {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!) { claimChat(id: $id) { status } }",
+                json!({"id": chat_id.to_string()}),
+            )
+        }));
+        let (statuses, claims) = tokio::join!(webhooks, claims);
+
+        let mut answered: HashMap<u16, usize> = HashMap::new();
+        for status in &statuses {
+            *answered.entry(*status).or_default() += 1;
+        }
+        assert_eq!(answered, HashMap::from([(200, delivery_count)]), "round {round}: every delivery answered 200");
+        for claim in &claims {
+            assert!(claim["errors"].is_null(), "round {round}: a claim failed: {claim}");
+        }
+        for user in &new_customers {
+            let chat =
+                chat_of(&app, &channel, user).await.unwrap_or_else(|| panic!("round {round}: {user} has no chat"));
+            let stored = messages::Entity::find()
+                .filter(messages::Column::ChatId.eq(chat.id))
+                .count(app.core.db())
+                .await
+                .unwrap();
+            assert_eq!(stored, 1, "round {round}: {user}'s first message stored once");
+            let end_users = end_users::Entity::find()
+                .filter(end_users::Column::ExternalId.eq(user.as_str()))
+                .count(app.core.db())
+                .await
+                .unwrap();
+            assert_eq!(end_users, 1, "round {round}: one end user for {user}");
+        }
+        for user in &existing {
+            assert_eq!(inbound_with_external_id(&app, &format!("again-{user}")).await, 1, "round {round}: {user}");
+            assert_eq!(inbound_with_external_id(&app, &format!("together-{user}")).await, 1, "round {round}: {user}");
+        }
+    }
+}
+
+/// Per round: five customers, each with two answers waiting for a token,
+/// then one delivery carrying two messages (two fresh tokens) per customer,
+/// so two reply jobs per chat run at once. Each answer reaches LINE once.
+async fn waiting_answers_leave_once_even_when_reply_jobs_race(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let send = |chat_id: String, text: String| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let sent = app
+                .graphql(
+                    Some(&admin),
+                    "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id } }",
+                    json!({"id": chat_id, "text": text}),
+                )
+                .await;
+            assert!(sent["errors"].is_null(), "{sent}");
+        }
+    };
+    for round in 0..ROUNDS {
+        let users: Vec<String> = (0..5).map(|n| format!("Uwait{round}x{n}")).collect();
+        // A first message whose token is spent by the time anyone answers.
+        app.line.set_reply_token_ttl(std::time::Duration::ZERO);
+        let mut chat_ids = Vec::new();
+        for user in &users {
+            let event = text_event(user, &format!("hi-{user}"), "hi", &format!("spent-{user}"));
+            assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+            let chat = chat_of(&app, &channel, user).await.expect("a chat");
+            chat_ids.push(chat.id.to_string());
+        }
+        for chat_id in &chat_ids {
+            app.graphql(Some(&admin), "mutation($id: ID!) { claimChat(id: $id) { id } }", json!({"id": chat_id})).await;
+            send(chat_id.clone(), format!("{chat_id} answer one")).await;
+            send(chat_id.clone(), format!("{chat_id} answer two")).await;
+        }
+        // Both answers of every chat wait as UNSENT.
+        eventually(|| async {
+            let mut waiting = 0;
+            for chat_id in &chat_ids {
+                waiting += messages::Entity::find()
+                    .filter(messages::Column::ChatId.eq(uuid(chat_id)))
+                    .filter(messages::Column::DeliveryState.eq("UNSENT"))
+                    .count(app.core.db())
+                    .await
+                    .unwrap();
+            }
+            (waiting == 10).then_some(())
+        })
+        .await;
+
+        app.line.set_reply_token_ttl(std::time::Duration::from_secs(60));
+        let mut events = Vec::new();
+        for user in &users {
+            for n in 0..2 {
+                events.push(text_event(user, &format!("more-{user}-{n}"), "more", &format!("fresh-{user}-{n}")));
+            }
+        }
+        assert_eq!(app.deliver_line(&channel, events).await, 200);
+        eventually(|| async {
+            let mut sent = 0;
+            for chat_id in &chat_ids {
+                sent += messages::Entity::find()
+                    .filter(messages::Column::ChatId.eq(uuid(chat_id)))
+                    .filter(messages::Column::DeliveryState.eq("SENT"))
+                    .count(app.core.db())
+                    .await
+                    .unwrap();
+            }
+            (sent == 10).then_some(())
+        })
+        .await;
+        // Let any second job finish before counting.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let mut delivered: HashMap<String, usize> = HashMap::new();
+        for user in &users {
+            for n in 0..2 {
+                for message in app.line.replied(&format!("fresh-{user}-{n}")) {
+                    for line in message["text"].as_str().unwrap_or_default().lines() {
+                        *delivered.entry(line.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for chat_id in &chat_ids {
+            for answer in ["one", "two"] {
+                let text = format!("{chat_id} answer {answer}");
+                assert_eq!(delivered.get(&text), Some(&1), "round {round}: {text:?} reached LINE once: {delivered:?}");
+            }
+        }
+    }
+}
