@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use madoguchi_core::Core;
+use madoguchi_core::auth::Caller;
 use madoguchi_graphql::{Authentication, Schemas, authenticate_bearer, authenticate_session};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -126,7 +127,8 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
     let (outgoing, mut to_send) = futures::channel::mpsc::channel::<Message>(64);
     let input = stream.take_until(state.shutdown.clone().cancelled_owned());
     let core = state.core.clone();
-    let (expiry_sender, expiry) = tokio::sync::oneshot::channel::<DateTime<Utc>>();
+    // The session's expiry and caller, once `connection_init` is accepted.
+    let (session_sender, accepted) = tokio::sync::oneshot::channel::<(DateTime<Utc>, Caller)>();
     let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schemas.operations().clone(), protocol)
         .on_connection_init(move |payload| async move {
             let authorization = payload
@@ -135,11 +137,11 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                 .and_then(|value| value.as_str())
                 .map(str::to_owned);
             let (authentication, expires_at) = authenticate_session(&core, authorization.as_deref()).await;
-            if let Some(expires_at) = expires_at {
-                let _ = expiry_sender.send(expires_at);
-            }
             match authentication {
                 Authentication::Authenticated(caller) => {
+                    if let Some(expires_at) = expires_at {
+                        let _ = session_sender.send((expires_at, caller.clone()));
+                    }
                     let mut data = Data::default();
                     data.insert(Authentication::Authenticated(caller));
                     Ok(data)
@@ -151,24 +153,41 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
             }
         })
         .serve();
+    let core = state.core.clone();
     let forward = async move {
         let mut acknowledged = false;
-        // The connection closes when the session token expires.
+        // The connection closes when the session token expires, or when the
+        // session stops holding (the agent deactivated, demoted, or their
+        // password changed), checked after every identity change.
         let session_end = async {
-            match expiry.await {
-                Ok(expires_at) => {
-                    let left = (expires_at - Utc::now()).to_std().unwrap_or_default();
-                    tokio::time::sleep(left).await;
+            let Ok((expires_at, caller)) = accepted.await else { return std::future::pending().await };
+            let mut identity = core.events().identity_changes();
+            identity.borrow_and_update();
+            let left = (expires_at - core.now()).to_std().unwrap_or_default();
+            let expiry = tokio::time::sleep(left);
+            tokio::pin!(expiry);
+            loop {
+                tokio::select! {
+                    _ = &mut expiry => return "session expired",
+                    changed = identity.changed() => {
+                        if changed.is_err() {
+                            return std::future::pending().await;
+                        }
+                        if let Err(error) = core.still_authorized(&caller).await
+                            && error.code() == madoguchi_core::ErrorCode::Unauthenticated
+                        {
+                            return "session revoked";
+                        }
+                    }
                 }
-                Err(_) => std::future::pending().await,
             }
         };
         tokio::pin!(session_end);
         loop {
             let message = tokio::select! {
                 message = to_send.next() => message,
-                _ = &mut session_end => {
-                    let frame = CloseFrame { code: 4401, reason: "session expired".into() };
+                reason = &mut session_end => {
+                    let frame = CloseFrame { code: 4401, reason: reason.into() };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     return;
                 }

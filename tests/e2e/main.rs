@@ -23,5 +23,6 @@ mod identity;
 mod lifecycle;
 mod line;
 mod races;
+mod sessions;
 mod subscriptions;
 mod workspace;

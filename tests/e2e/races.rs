@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use futures::future::join_all;
 use madoguchi_entity::{chats, end_users, messages};
 use madoguchi_tests::line::{TestChannel, eventually, follow_event, text_event};
-use madoguchi_tests::{Backend, TestApp, spawn_app};
+use madoguchi_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ const ROUNDS: usize = 4;
 on_both_backends!(
     concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once,
     waiting_answers_leave_once_even_when_reply_jobs_race,
+    two_admins_demoting_each_other_at_once_leave_one_admin,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -213,6 +214,56 @@ async fn waiting_answers_leave_once_even_when_reply_jobs_race(backend: Backend) 
                 let text = format!("{chat_id} answer {answer}");
                 assert_eq!(delivered.get(&text), Some(&1), "round {round}: {text:?} reached LINE once: {delivered:?}");
             }
+        }
+    }
+}
+
+/// Per round: the remaining admin makes a second one, then each demotes the
+/// other at the same moment. One organization always keeps an active admin.
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let password = "a long admin password";
+    let first = app.login_admin().await;
+    let me = |token: String| {
+        let app = &app;
+        async move { app.graphql(Some(&token), "{ me { id } }", json!({})).await["data"]["me"]["id"].clone() }
+    };
+    let mut survivor = (ADMIN_EMAIL.to_owned(), ADMIN_PASSWORD.to_owned(), me(first.clone()).await);
+    for round in 0..ROUNDS * 2 {
+        let token = app.login(&survivor.0, &survivor.1).await;
+        let email = format!("admin{round}@acme.example");
+        let created = app
+            .graphql(
+                Some(&token),
+                "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+                json!({"input": {"email": email, "name": "Admin", "role": "ADMIN", "password": password}}),
+            )
+            .await;
+        let other_id = created["data"]["createAgent"]["id"].clone();
+        let other = app.login(&email, password).await;
+        let demote = |token: String, id: Value| {
+            let app = &app;
+            async move {
+                app.graphql(
+                    Some(&token),
+                    "mutation($id: ID!) { updateAgent(id: $id, input: {role: AGENT}) { id } }",
+                    json!({"id": id}),
+                )
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(demote(token, other_id.clone()), demote(other, survivor.2.clone()));
+        let succeeded = [&a, &b].iter().filter(|answer| answer["errors"].is_null()).count();
+        assert_eq!(succeeded, 1, "round {round}: exactly one demotion wins: {a} {b}");
+        let admins = madoguchi_entity::agents::Entity::find()
+            .filter(madoguchi_entity::agents::Column::Role.eq("ADMIN"))
+            .filter(madoguchi_entity::agents::Column::Active.eq(true))
+            .count(app.core.db())
+            .await
+            .unwrap();
+        assert_eq!(admins, 1, "round {round}: one active admin remains");
+        if b["errors"].is_null() {
+            survivor = (email, password.to_owned(), other_id);
         }
     }
 }

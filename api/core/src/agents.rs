@@ -109,6 +109,7 @@ impl<'a> Agents<'a> {
             organization_id: agent.organization_id.into(),
             agent_id: agent.id.into(),
             role: Role::parse(&agent.role)?,
+            session_version: agent.token_version,
         };
         let token = self.core.tokens().issue(&caller, self.core.now())?;
         let agent = self.load(caller.organization_id, caller.agent_id).await?;
@@ -124,14 +125,40 @@ impl<'a> Agents<'a> {
     /// Like [`Self::authenticate`], also returning when the token expires
     /// (long-lived connections close then).
     pub async fn authenticate_session(&self, token: &str) -> Result<(Caller, DateTime<Utc>)> {
-        let (organization_id, agent_id, expires_at) = self.core.tokens().verify(token)?;
+        let verified = self.core.tokens().verify(token)?;
+        let agent = self.current(verified.organization_id, verified.agent_id, verified.version).await?;
+        let caller = AgentCaller {
+            organization_id: verified.organization_id,
+            agent_id: verified.agent_id,
+            role: Role::parse(&agent.role)?,
+            session_version: verified.version,
+        };
+        Ok((Caller::Agent(caller), verified.expires_at))
+    }
+
+    /// Returns the agent a session stands for while it still does: active,
+    /// and at the token version the session was issued at.
+    async fn current(&self, organization_id: OrganizationId, agent_id: AgentId, version: i32) -> Result<agents::Model> {
         let agent = agents::Entity::find_by_id(agent_id.uuid())
             .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
             .one(self.core.db())
             .await?
             .filter(|agent| agent.active)
             .ok_or_else(|| Error::unauthenticated("invalid session token"))?;
-        Ok((Caller::Agent(AgentCaller { organization_id, agent_id, role: Role::parse(&agent.role)? }), expires_at))
+        if agent.token_version != version {
+            return Err(Error::unauthenticated("session revoked: sign in again"));
+        }
+        Ok(agent)
+    }
+
+    /// Checks that an agent caller's session still holds, with the role it
+    /// was authenticated with (long-lived streams ask after identity changes).
+    pub(crate) async fn still_valid(&self, caller: &AgentCaller) -> Result<()> {
+        let agent = self.current(caller.organization_id, caller.agent_id, caller.session_version).await?;
+        if Role::parse(&agent.role)? != caller.role {
+            return Err(Error::unauthenticated("session revoked: sign in again"));
+        }
+        Ok(())
     }
 
     /// Returns the calling agent.
@@ -250,17 +277,31 @@ impl<'a> Agents<'a> {
             && existing.active
             && (command.role.is_some_and(|role| role != Role::Admin) || command.active == Some(false));
         if loses_admin {
-            let active_admins = agents::Entity::find()
+            // The active admins' rows are locked (in id order) before they are
+            // counted, so two admins demoting each other at once are
+            // serialised and the second sees one admin left. SQLite has one
+            // writer at a time anyway.
+            let mut admins = agents::Entity::find()
                 .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
                 .filter(agents::Column::Role.eq(Role::Admin.as_str()))
                 .filter(agents::Column::Active.eq(true))
-                .count(&*write)
-                .await?;
-            if active_admins <= 1 {
+                .order_by_asc(agents::Column::Id);
+            if self.core.backend() == sea_orm::DbBackend::Postgres {
+                admins = sea_orm::QuerySelect::lock_exclusive(admins);
+            }
+            let active_admins = admins.all(&*write).await?;
+            if active_admins.len() <= 1 || !active_admins.iter().any(|admin| admin.id == existing.id) {
                 return Err(Error::failed_precondition("the last active admin cannot be demoted or deactivated"));
             }
         }
-        let mut row: agents::ActiveModel = existing.into();
+        // Deactivation, a new role or a new password revokes every session.
+        let revokes = command.role.is_some_and(|role| role.as_str() != existing.role)
+            || command.active == Some(false)
+            || password_hash.is_some();
+        let mut row: agents::ActiveModel = existing.clone().into();
+        if revokes {
+            row.token_version = Set(existing.token_version + 1);
+        }
         if let Some(name) = command.name {
             row.name = Set(name.as_str().to_owned());
         }

@@ -115,6 +115,19 @@ impl<'a> ApiKeys<'a> {
         Ok(row.into())
     }
 
+    /// Checks that an API key caller's key is still in force.
+    pub(crate) async fn still_valid(&self, caller: &crate::auth::ApiKeyCaller) -> Result<()> {
+        let row = api_keys::Entity::find_by_id(caller.api_key_id.uuid())
+            .filter(api_keys::Column::OrganizationId.eq(caller.organization_id.uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::unauthenticated("invalid api key"))?;
+        if row.revoked_at.is_some() {
+            return Err(Error::unauthenticated("api key revoked"));
+        }
+        Ok(())
+    }
+
     /// Turns a presented key into a caller; records when it was last used.
     pub async fn authenticate(&self, presented: &str) -> Result<Caller> {
         let invalid = || Error::unauthenticated("invalid api key");

@@ -144,6 +144,9 @@ pub struct AgentCaller {
     pub organization_id: OrganizationId,
     pub agent_id: AgentId,
     pub role: Role,
+    /// The agent's token version the session was issued at; a session whose
+    /// agent has moved on (deactivated, role or password changed) is revoked.
+    pub session_version: i32,
 }
 
 /// An authenticated partner system.
@@ -347,6 +350,9 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    /// The agent's token version at issue.
+    #[serde(default)]
+    ver: i32,
 }
 
 /// A session token and when it expires.
@@ -395,14 +401,16 @@ impl Tokens {
             aud: self.settings.audience.clone(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            ver: agent.session_version,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)?;
         Ok(SessionToken { token: Secret::new(token), expires_at })
     }
 
-    /// Returns the organization and agent a valid token names, and when it expires.
-    pub(crate) fn verify(&self, token: &str) -> Result<(OrganizationId, AgentId, DateTime<Utc>)> {
+    /// Returns what a valid token says: its organization, agent, token
+    /// version and expiry.
+    pub(crate) fn verify(&self, token: &str) -> Result<VerifiedToken> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
             let message = match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "session token expired",
@@ -411,8 +419,22 @@ impl Tokens {
             Error::unauthenticated(message).with_source(error)
         })?;
         let expires_at = DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_default();
-        Ok((data.claims.org.into(), data.claims.sub.into(), expires_at))
+        Ok(VerifiedToken {
+            organization_id: data.claims.org.into(),
+            agent_id: data.claims.sub.into(),
+            version: data.claims.ver,
+            expires_at,
+        })
     }
+}
+
+/// What a valid session token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VerifiedToken {
+    pub organization_id: OrganizationId,
+    pub agent_id: AgentId,
+    pub version: i32,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The parts of an API key as presented: `mdg_<prefix>_<secret>`.
@@ -452,7 +474,12 @@ mod tests {
     use super::*;
 
     fn agent() -> AgentCaller {
-        AgentCaller { organization_id: OrganizationId::generate(), agent_id: AgentId::generate(), role: Role::Agent }
+        AgentCaller {
+            organization_id: OrganizationId::generate(),
+            agent_id: AgentId::generate(),
+            role: Role::Agent,
+            session_version: 3,
+        }
     }
 
     #[test]
@@ -460,7 +487,10 @@ mod tests {
         let tokens = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let agent = agent();
         let session = tokens.issue(&agent, Utc::now()).unwrap();
-        let (organization_id, agent_id, expires_at) = tokens.verify(session.token.expose()).unwrap();
+        let verified = tokens.verify(session.token.expose()).unwrap();
+        let (organization_id, agent_id, expires_at) =
+            (verified.organization_id, verified.agent_id, verified.expires_at);
+        assert_eq!(verified.version, 3);
         assert_eq!((organization_id, agent_id), (agent.organization_id, agent.agent_id));
         assert_eq!(expires_at.timestamp(), session.expires_at.timestamp());
     }

@@ -296,6 +296,44 @@ impl Core {
         api_keys::ApiKeys::new(self)
     }
 
+    /// Checks that a caller authenticated earlier still holds: the agent is
+    /// active with the same role and session version, the API key is not
+    /// revoked. Long-lived streams ask after every identity change.
+    pub async fn still_authorized(&self, caller: &auth::Caller) -> Result<()> {
+        match caller {
+            auth::Caller::Agent(agent) => self.agents().still_valid(agent).await,
+            auth::Caller::ApiKey(key) => self.api_keys().still_valid(key).await,
+            auth::Caller::Operator { .. } => Ok(()),
+        }
+    }
+
+    /// Ends `stream` with `UNAUTHENTICATED` as soon as `caller` no longer
+    /// holds (see [`Self::still_authorized`]): checked when it starts and
+    /// after every identity change, never while nothing changes.
+    pub fn while_authorized(&self, caller: auth::Caller, stream: events::EventStream) -> events::EventStream {
+        use futures::StreamExt;
+        let core = self.clone();
+        Box::pin(async_stream::try_stream! {
+            let mut identity = core.events().identity_changes();
+            identity.borrow_and_update();
+            core.still_authorized(&caller).await?;
+            let mut stream = stream;
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    changed = identity.changed() => changed.is_ok().then_some(None),
+                    event = stream.next() => event.map(Some),
+                };
+                match next {
+                    // An identity changed; `None` when the core itself is gone.
+                    Some(None) => core.still_authorized(&caller).await?,
+                    Some(Some(event)) => yield event?,
+                    None => break,
+                }
+            }
+        })
+    }
+
     /// Checks that the database answers.
     pub async fn ready(&self) -> Result<()> {
         self.inner.db.ping().await.map_err(|error| Error::unavailable("database unavailable").with_source(error))

@@ -36,6 +36,8 @@ impl pb::event_service_server::EventService for EventApi {
         caller.require(Permission::ReadEvents).status()?;
         let after = request.get_ref().after_cursor;
         let events = self.core.events().follow_from(caller.organization_id(), after).await.status()?;
+        // A revoked key's stream ends with UNAUTHENTICATED.
+        let events = self.core.while_authorized(caller, events);
         let stream = events
             .map(|event| event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status));
         Ok(Response::new(Box::pin(stream)))

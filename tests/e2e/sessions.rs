@@ -1,0 +1,133 @@
+//! Sessions end when what they stand for does: a deactivated or demoted
+//! agent, a changed password, a revoked API key — on requests, open
+//! WebSockets and gRPC streams alike.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use madoguchi_grpc::pb;
+use madoguchi_grpc::pb::event_service_client::EventServiceClient;
+use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
+use madoguchi_tests::{Backend, TestApp, error_code, spawn_app};
+use serde_json::json;
+
+use crate::grpc::{api_key, with_key};
+
+on_both_backends!(
+    a_password_change_revokes_the_sessions_issued_before_it,
+    a_deactivated_agents_open_subscription_is_closed,
+    a_demoted_admins_session_and_subscription_end,
+    a_revoked_keys_event_stream_ends_unauthenticated,
+);
+
+const ME: &str = "{ me { email role } }";
+const CHAT_EVENTS: &str = "subscription { chatEvents { cursor kind } }";
+
+async fn create_agent(app: &TestApp, admin: &str, email: &str, role: &str) -> String {
+    let created = app
+        .graphql(
+            Some(admin),
+            "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+            json!({"input": {"email": email, "name": "Someone", "role": role, "password": "a long first password"}}),
+        )
+        .await;
+    created["data"]["createAgent"]["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
+}
+
+async fn update_agent(app: &TestApp, admin: &str, id: &str, input: serde_json::Value) {
+    let updated = app
+        .graphql(
+            Some(admin),
+            "mutation($id: ID!, $input: UpdateAgentInput!) { updateAgent(id: $id, input: $input) { id } }",
+            json!({"id": id, "input": input}),
+        )
+        .await;
+    assert!(updated["errors"].is_null(), "{updated}");
+}
+
+async fn subscribed(app: &TestApp, token: &str) -> GraphqlWs {
+    let url = format!("ws://{}/graphql/ws", app.http);
+    let mut ws = GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {token}")})).await.unwrap();
+    ws.subscribe("1", CHAT_EVENTS, json!({})).await;
+    assert!(ws.is_quiet_for(Duration::from_millis(200)).await, "no event yet");
+    ws
+}
+
+async fn a_password_change_revokes_the_sessions_issued_before_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let id = create_agent(&app, &admin, "pat@acme.example", "AGENT").await;
+    let before = app.login("pat@acme.example", "a long first password").await;
+    assert!(app.graphql(Some(&before), ME, json!({})).await["errors"].is_null());
+
+    update_agent(&app, &admin, &id, json!({"password": "a long second password"})).await;
+    let refused = app.graphql(Some(&before), ME, json!({})).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
+    let after = app.login("pat@acme.example", "a long second password").await;
+    assert_eq!(app.graphql(Some(&after), ME, json!({})).await["data"]["me"]["email"], "pat@acme.example");
+
+    // A change that revokes nothing (a new name) keeps the session.
+    update_agent(&app, &admin, &id, json!({"name": "Pat"})).await;
+    assert!(app.graphql(Some(&after), ME, json!({})).await["errors"].is_null());
+}
+
+async fn a_deactivated_agents_open_subscription_is_closed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let id = create_agent(&app, &admin, "dee@acme.example", "AGENT").await;
+    let token = app.login("dee@acme.example", "a long first password").await;
+    let mut ws = subscribed(&app, &token).await;
+    let mut bystander = subscribed(&app, &admin).await;
+
+    update_agent(&app, &admin, &id, json!({"active": false})).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4401)));
+    assert!(bystander.is_quiet_for(Duration::from_millis(300)).await, "the admin's socket stays open");
+    assert_eq!(error_code(&app.graphql(Some(&token), ME, json!({})).await), "UNAUTHENTICATED");
+}
+
+async fn a_demoted_admins_session_and_subscription_end(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let id = create_agent(&app, &admin, "ada@acme.example", "ADMIN").await;
+    let token = app.login("ada@acme.example", "a long first password").await;
+    let mut ws = subscribed(&app, &token).await;
+
+    update_agent(&app, &admin, &id, json!({"role": "AGENT"})).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4401)));
+    assert_eq!(error_code(&app.graphql(Some(&token), ME, json!({})).await), "UNAUTHENTICATED");
+    let again = app.login("ada@acme.example", "a long first password").await;
+    assert_eq!(app.graphql(Some(&again), ME, json!({})).await["data"]["me"]["role"], "AGENT");
+}
+
+async fn a_revoked_keys_event_stream_ends_unauthenticated(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let (key, key_id) = api_key(&app, &admin, &["events:read"]).await;
+    let mut client = EventServiceClient::new(app.grpc_channel().await);
+    let mut stream = client
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &key))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let revoked =
+        app.graphql(Some(&admin), "mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({"id": key_id})).await;
+    assert!(revoked["errors"].is_null(), "{revoked}");
+    // What follows the revocation is never delivered to the revoked key.
+    let created = app.graphql(Some(&admin), "mutation { createDepartment(name: \"Later\") { id } }", json!({})).await;
+    assert!(created["errors"].is_null(), "{created}");
+    let mut delivered = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(response)) => delivered.push(response.event.unwrap().kind),
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(ended.map(|status| status.code()), Some(tonic::Code::Unauthenticated));
+    assert!(!delivered.contains(&"department.created".to_owned()), "{delivered:?}");
+}
