@@ -23,6 +23,7 @@ mod identity;
 mod lifecycle;
 mod line;
 mod races;
+mod scale;
 mod sessions;
 mod subscriptions;
 mod workspace;

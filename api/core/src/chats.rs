@@ -12,6 +12,7 @@ use madoguchi_entity::{agents, attachments, channel_agents, chats, contacts, end
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use serde_json::json;
 
@@ -235,14 +236,14 @@ impl<'a> Chats<'a> {
             if let Some(name) = &filter.customer_name {
                 contact_condition = contact_condition.add(contacts::Column::Name.contains(name.trim()));
             }
-            let contact_ids: Vec<uuid::Uuid> = contacts::Entity::find()
+            // Sub-selects, not id lists: the statement stays the same size
+            // however many contacts or consumers match.
+            let contact_ids = contacts::Entity::find()
+                .select_only()
+                .column(contacts::Column::Id)
                 .filter(contact_condition)
-                .all(self.core.db())
-                .await?
-                .into_iter()
-                .map(|c| c.id)
-                .collect();
-            let mut either = Condition::any().add(end_users::Column::ContactId.is_in(contact_ids));
+                .into_query();
+            let mut either = Condition::any().add(Expr::col(end_users::Column::ContactId).in_subquery(contact_ids));
             if let (Some(name), None) = (&filter.customer_name, &filter.phone) {
                 either = either.add(end_users::Column::DisplayName.contains(name.trim()));
             }
@@ -250,9 +251,8 @@ impl<'a> Chats<'a> {
             filters_users = true;
         }
         if filters_users {
-            let ids: Vec<uuid::Uuid> =
-                end_users::Entity::find().filter(users).all(self.core.db()).await?.into_iter().map(|u| u.id).collect();
-            condition = condition.add(chats::Column::EndUserId.is_in(ids));
+            let ids = end_users::Entity::find().select_only().column(end_users::Column::Id).filter(users).into_query();
+            condition = condition.add(Expr::col(chats::Column::EndUserId).in_subquery(ids));
         }
         if let Some(after) = &page.after {
             let (at, id) = decode_cursor(after)?;

@@ -12,7 +12,10 @@ use madoguchi_entity::{
     attachments, channels, chats, end_users, jobs, messages, passcodes, push_usage, webhook_receipts,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+};
 use serde_json::json;
 use sha2::Digest;
 
@@ -356,15 +359,15 @@ impl<'a> LineInbound<'a> {
         message_id: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let chat_ids: Vec<uuid::Uuid> = chats::Entity::find()
+        // One indexed lookup through a sub-select, however many chats the
+        // channel has.
+        let chat_ids = chats::Entity::find()
+            .select_only()
+            .column(chats::Column::Id)
             .filter(chats::Column::ChannelId.eq(channel.id))
-            .all(&**write)
-            .await?
-            .into_iter()
-            .map(|chat| chat.id)
-            .collect();
+            .into_query();
         let Some(row) = messages::Entity::find()
-            .filter(messages::Column::ChatId.is_in(chat_ids))
+            .filter(Expr::col((messages::Entity, messages::Column::ChatId)).in_subquery(chat_ids))
             .filter(messages::Column::ExternalId.eq(message_id))
             .one(&**write)
             .await?
