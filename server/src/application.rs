@@ -83,7 +83,7 @@ impl Application {
             ),
         )
         .with_graceful_shutdown(stopping.clone().cancelled_owned());
-        let grpc_router = madoguchi_grpc::routes(self.core.clone()).await?;
+        let grpc_router = crate::panics::guard_grpc(madoguchi_grpc::routes(self.core.clone()).await?);
         let grpc =
             axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Aborted however this function ends, even when its future is dropped.

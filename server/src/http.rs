@@ -53,7 +53,7 @@ pub fn router(state: HttpState, options: RouterOptions) -> Router {
     let webhooks = madoguchi_webhooks::routes(state.core.clone());
     let graphql = if graphiql { get(graphiql::page).post(graphql) } else { post(graphql) };
     let pages = if graphiql { graphiql::routes() } else { Router::new() };
-    Router::new()
+    let router = Router::new()
         .route("/graphql", graphql)
         .route("/graphql/ws", get(graphql_ws))
         .route("/livez", get(|| async { "ok" }))
@@ -66,7 +66,8 @@ pub fn router(state: HttpState, options: RouterOptions) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         // Streams (GraphQL multipart, JSON) are cut off too, not only extractors.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
-        .layer(axum::middleware::from_fn(telemetry::record_http_metrics))
+        .layer(axum::middleware::from_fn(telemetry::record_http_metrics));
+    crate::panics::guard_http(router)
 }
 
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {

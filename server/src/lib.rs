@@ -9,6 +9,7 @@
 //!   a shutdown future resolves, then drains.
 //! - [`http`]: the axum router: GraphQL, its WebSocket, webhooks, probes, metrics.
 //! - [`graphiql`]: the GraphiQL page and its assets, built into the binary.
+//! - [`panics`]: the catch-panic layer, the last line behind input checks.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`cli`]: the commands (`serve`, `migrate`, `export-schema`, `api-key …`).
 
@@ -16,6 +17,7 @@ pub mod application;
 pub mod cli;
 pub mod graphiql;
 pub mod http;
+pub mod panics;
 pub mod settings;
 pub mod telemetry;
 

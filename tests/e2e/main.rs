@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 mod graphiql;
 mod grpc;
 mod identity;
+mod input;
 mod lifecycle;
 mod line;
 mod races;

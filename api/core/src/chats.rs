@@ -30,6 +30,8 @@ use crate::kinds::{
 
 /// The largest page of chats a caller may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100;
+/// What `chat.messages` covers when no `from` is given: the week before `to`.
+pub const DEFAULT_MESSAGE_WINDOW: Duration = Duration::days(7);
 /// The longest text an agent may send (LINE's limit, in UTF-16 code units).
 pub const MAX_TEXT_LENGTH: usize = 5_000;
 
@@ -334,8 +336,10 @@ impl<'a> Chats<'a> {
     ) -> Result<Vec<Message>> {
         caller.require(Permission::ReadChats)?;
         self.visible(caller, id).await?;
+        let from = from.map(|from| crate::clock::supported_instant(from, "from")).transpose()?;
+        let to = to.map(|to| crate::clock::supported_instant(to, "to")).transpose()?;
         let to = to.unwrap_or_else(|| self.core.now() + Duration::seconds(1));
-        let from = from.unwrap_or(to - Duration::days(7));
+        let from = from.unwrap_or(to - DEFAULT_MESSAGE_WINDOW);
         if from > to {
             return Err(Error::invalid_argument("from must not be after to"));
         }

@@ -16,6 +16,11 @@ use crate::events::NewEvent;
 use crate::ids::{ChatId, ContactId, OrganizationId};
 use crate::organizations::Name;
 
+/// How long a passcode lives when the agent gives no lifetime, in minutes.
+pub const DEFAULT_PASSCODE_MINUTES: i64 = 30;
+/// The longest a passcode may live, in minutes (7 days).
+pub const MAX_PASSCODE_MINUTES: i64 = 7 * 24 * 60;
+
 /// A customer record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Contact {
@@ -228,12 +233,14 @@ impl<'a> Contacts<'a> {
         &self,
         caller: &Caller,
         contact_id: ContactId,
-        valid_for: Duration,
+        valid_minutes: Option<i64>,
     ) -> Result<IssuedPasscode> {
         caller.require(Permission::WriteChats)?;
-        if valid_for <= Duration::zero() || valid_for > Duration::days(7) {
-            return Err(Error::invalid_argument("a passcode is valid for up to 7 days"));
+        let valid_minutes = valid_minutes.unwrap_or(DEFAULT_PASSCODE_MINUTES);
+        if !(1..=MAX_PASSCODE_MINUTES).contains(&valid_minutes) {
+            return Err(Error::invalid_argument("a passcode is valid for 1 minute up to 7 days"));
         }
+        let valid_for = Duration::minutes(valid_minutes);
         let organization_id = caller.organization_id();
         self.find(organization_id, contact_id).await?;
         let now = self.core.now();

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use async_graphql::{Context, ID, InputObject, Object, Result, Subscription, Upload};
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use madoguchi_core::auth::Email;
 use madoguchi_core::channels::{
@@ -312,11 +312,10 @@ impl WorkspaceMutation {
         &self,
         ctx: &Context<'_>,
         contact_id: ID,
-        #[graphql(default = 30)] valid_minutes: i64,
+        #[graphql(desc = "30 when not given; at most 10080 (7 days)")] valid_minutes: Option<i64>,
     ) -> Result<Passcode> {
         let contact_id = ContactId::parse(&contact_id).graphql()?;
-        let valid_for = Duration::minutes(valid_minutes);
-        core(ctx).contacts().issue_passcode(&caller(ctx)?, contact_id, valid_for).await.graphql().map(Into::into)
+        core(ctx).contacts().issue_passcode(&caller(ctx)?, contact_id, valid_minutes).await.graphql().map(Into::into)
     }
 }
 
