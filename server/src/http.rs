@@ -92,10 +92,14 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: Gr
 async fn media(State(state): State<HttpState>, axum::extract::Path(token): axum::extract::Path<String>) -> Response {
     match state.core.media().open(&token).await {
         Ok(media) => {
+            let disposition = content_disposition(media.inline, media.file_name.as_deref());
             let headers = [
                 (header::CONTENT_TYPE, media.content_type),
+                (header::CONTENT_DISPOSITION, disposition),
                 (header::CACHE_CONTROL, "private, max-age=300".to_owned()),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                // Even if a browser renders it, it runs nothing and reaches nothing.
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_owned()),
             ];
             (headers, media.bytes).into_response()
         }
@@ -105,6 +109,26 @@ async fn media(State(state): State<HttpState>, axum::extract::Path(token): axum:
         }
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `inline`, or `attachment` with the file's name (RFC 6266: an ASCII
+/// fallback and the UTF-8 name percent-encoded).
+fn content_disposition(inline: bool, file_name: Option<&str>) -> String {
+    if inline {
+        return "inline".to_owned();
+    }
+    let Some(name) = file_name.filter(|name| !name.is_empty()) else { return "attachment".to_owned() };
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' }).collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {

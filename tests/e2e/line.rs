@@ -76,6 +76,7 @@ on_both_backends!(
     connecting_shows_the_setup_and_never_the_secrets,
     wrong_credentials_are_refused_and_nothing_is_stored,
     a_disabled_channel_records_nothing_and_a_deleted_one_is_gone,
+    a_file_of_any_type_is_served_as_a_download_never_in_place,
 );
 
 async fn a_line_message_becomes_a_chat_and_the_answer_leaves_on_its_reply_token(backend: Backend) {
@@ -503,6 +504,8 @@ async fn an_image_is_sent_from_our_media_url_and_media_downloads_need_the_signed
     let downloaded = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(downloaded.status(), 200);
     assert_eq!(downloaded.headers()["content-type"], "image/jpeg");
+    assert_eq!(downloaded.headers()["content-disposition"], "inline");
+    assert_eq!(downloaded.headers()["x-content-type-options"], "nosniff");
     assert_eq!(downloaded.bytes().await.unwrap().as_ref(), inbound_jpeg.as_slice());
     let mut forged = path.to_owned();
     forged.replace_range(forged.len() - 3.., "AAA");
@@ -552,4 +555,41 @@ async fn an_image_is_sent_from_our_media_url_and_media_downloads_need_the_signed
         .await
         .unwrap();
     assert_eq!(error_code(&refused), "INVALID_ARGUMENT");
+}
+
+async fn a_file_of_any_type_is_served_as_a_download_never_in_place(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let html = b"<html><script>fetch('/graphql')</script></html>".to_vec();
+    app.line.set_content("file1", html.clone(), "text/html", 0);
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": 1_790_000_000_000i64,
+        "webhookEventId": "01EVENTfile1", "deliveryContext": {"isRedelivery": false},
+        "source": {"type": "user", "userId": "Ufile"}, "replyToken": "r-file",
+        "message": {"id": "file1", "type": "file", "fileName": "請求書 <1>.html", "fileSize": html.len()}
+    });
+    assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+    let chat_id = chats(&app, &admin).await[0]["id"].as_str().unwrap().to_owned();
+    let url = eventually(|| async {
+        let response = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID!) { chat(id: $id) { messages { attachments { url } } } }",
+                json!({"id": chat_id}),
+            )
+            .await;
+        response["data"]["chat"]["messages"][0]["attachments"][0]["url"].as_str().map(str::to_owned)
+    })
+    .await;
+    let path = url.strip_prefix("https://madoguchi.test").expect("a public URL");
+    let downloaded = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
+    let headers = downloaded.headers().clone();
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(disposition.starts_with("attachment; filename=\""), "{disposition}");
+    assert!(disposition.contains("filename*=UTF-8''%E8%AB%8B%E6%B1%82%E6%9B%B8%20%3C1%3E.html"), "{disposition}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-security-policy"], "default-src 'none'; sandbox");
+    assert_eq!(downloaded.bytes().await.unwrap().as_ref(), html.as_slice());
 }

@@ -359,6 +359,19 @@ async fn content_not_ready_is_reported_until_line_has_it() {
 }
 
 #[tokio::test]
+async fn content_over_a_per_call_limit_is_refused_and_under_it_arrives() {
+    let line = line().await;
+    line.fake.set_content("m1", vec![7u8; 4096], "image/jpeg", 0);
+
+    let error = line.client.content_within(&line.token, "m1", 4095).await.unwrap_err();
+    assert!(matches!(error, LineError::ContentTooLarge { limit: 4095 }), "{error:?}");
+    let ContentOutcome::Ready(content) = line.client.content_within(&line.token, "m1", 4096).await.unwrap() else {
+        panic!("ready content expected");
+    };
+    assert_eq!(content.bytes.len(), 4096);
+}
+
+#[tokio::test]
 async fn content_larger_than_the_limit_is_refused() {
     let line = line().await;
     line.fake.set_content("m1", vec![7u8; 2048], "image/jpeg", 0);

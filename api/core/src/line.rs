@@ -1053,7 +1053,7 @@ impl<'a> LineOutbound<'a> {
         let token = self.core.channels().line_token(&channel)?;
         let kind = MessageKind::parse(&attachment.kind)?;
         let external_id = message.external_id.clone().unwrap_or_default();
-        let outcome = match self.core.line().content(&token, &external_id).await {
+        let outcome = match self.core.line().content_within(&token, &external_id, media_limit(kind)).await {
             Ok(ContentOutcome::NotReady) if job.attempts < MAX_CONTENT_ATTEMPTS => {
                 return Ok(Outcome::RetryAt(
                     now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2),

@@ -30,6 +30,29 @@ pub struct Media {
     pub bytes: Bytes,
     pub content_type: String,
     pub file_name: Option<String>,
+    /// Whether a browser may show it in place: only the image, audio and
+    /// video types the product accepts. Anything else (HTML, SVG, a PDF, …)
+    /// is served as a download, so it can never run on the API's origin.
+    pub inline: bool,
+}
+
+/// The types shown in place; every other type is served as an attachment.
+const INLINE_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "audio/ogg",
+    "audio/x-m4a",
+    "audio/m4a",
+    "audio/mp4",
+    "audio/aac",
+    "video/mp4",
+    "video/3gpp",
+];
+
+/// Returns whether media of `content_type` may be shown in place.
+pub fn served_inline(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    INLINE_TYPES.contains(&essence.as_str())
 }
 
 /// Media URL use cases.
@@ -87,9 +110,11 @@ impl<'a> MediaLinks<'a> {
         }
         let attachment = attachments::Entity::find_by_id(id).one(self.core.db()).await?.ok_or_else(gone)?;
         let key = attachment.blob_key.ok_or_else(gone)?;
+        let content_type = attachment.content_type.unwrap_or_else(|| "application/octet-stream".into());
         Ok(Media {
             bytes: self.core.blobs().get(&key).await?,
-            content_type: attachment.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            inline: served_inline(&content_type),
+            content_type,
             file_name: attachment.file_name,
         })
     }
@@ -102,5 +127,20 @@ impl<'a> MediaLinks<'a> {
         let mut mac = self.mac();
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_inline;
+
+    #[test]
+    fn only_accepted_media_types_are_shown_in_place() {
+        assert!(served_inline("image/jpeg"));
+        assert!(served_inline("IMAGE/PNG; charset=binary"));
+        assert!(served_inline("video/mp4"));
+        for other in ["text/html", "image/svg+xml", "application/pdf", "text/plain", "application/octet-stream", ""] {
+            assert!(!served_inline(other), "{other}");
+        }
     }
 }

@@ -193,6 +193,19 @@ impl LineClient {
     /// LINE answers 202 while a video or audio is still being prepared: that is
     /// [`ContentOutcome::NotReady`], to be asked again later.
     pub async fn content(&self, token: &AccessToken, message_id: &str) -> Result<ContentOutcome, LineError> {
+        self.content_within(token, message_id, self.max_content_length).await
+    }
+
+    /// Like [`Self::content`], refusing content over `limit` bytes (or the
+    /// client's own limit, whichever is smaller) while it streams in: a
+    /// declared length over it is refused before the body is read, and the
+    /// download stops at the first chunk past it.
+    pub async fn content_within(
+        &self,
+        token: &AccessToken,
+        message_id: &str,
+        limit: u64,
+    ) -> Result<ContentOutcome, LineError> {
         let message_id = path_id("message id", message_id)?;
         let url = api_url(&self.endpoints.data_base, &["v2", "bot", "message", message_id, "content"]);
         let mut response = self.send(self.http.get(url), token, self.content_timeout).await?;
@@ -202,7 +215,7 @@ impl LineClient {
         if !response.status().is_success() {
             return Err(error_from(response).await);
         }
-        let limit = self.max_content_length;
+        let limit = limit.min(self.max_content_length);
         let declared =
             header(response.headers(), CONTENT_LENGTH.as_str()).and_then(|length| length.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit) {
