@@ -75,14 +75,13 @@ impl Application {
         let (http_addr, grpc_addr) = (self.http_addr(), self.grpc_addr());
         let state =
             HttpState { core: self.core.clone(), schemas, shutdown: stopping.clone(), sessions: sessions.clone() };
-        let http = axum::serve(
-            self.http_listener,
-            router(
-                state,
-                RouterOptions { body_limit: self.settings.body_limit_bytes, graphiql: self.settings.graphiql },
-            ),
-        )
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        let router = router(
+            state,
+            RouterOptions { body_limit: self.settings.body_limit_bytes, graphiql: self.settings.graphiql },
+        );
+        // The peer's address reaches handlers (sign-in limits per address).
+        let http = axum::serve(self.http_listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stopping.clone().cancelled_owned());
         let grpc_router = crate::panics::guard_grpc(madoguchi_grpc::routes(self.core.clone()).await?);
         let grpc =
             axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());

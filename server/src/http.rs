@@ -7,15 +7,17 @@ use async_graphql::{Data, ErrorExtensions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
+
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use madoguchi_core::Core;
 use madoguchi_core::auth::Caller;
-use madoguchi_graphql::{Authentication, Schemas, authenticate_bearer, authenticate_session};
+use madoguchi_graphql::{Authentication, ClientAddress, Schemas, authenticate_bearer, authenticate_session};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,22 +72,54 @@ pub fn router(state: HttpState, options: RouterOptions) -> Router {
     crate::panics::guard_http(router)
 }
 
-async fn graphql(State(state): State<HttpState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+/// Runs one GraphQL request. The caller is authenticated from the headers
+/// before the body is read, so a multipart upload from someone who may not
+/// upload is refused without parsing (or spooling) a byte of it.
+async fn graphql(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let authentication = authenticate_bearer(&state.core, authorization).await;
-    let request = request.into_inner();
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+    if multipart && !matches!(authentication, Authentication::Authenticated(_)) {
+        let message = match &authentication {
+            Authentication::Failed(message) => message.clone(),
+            _ => "uploads need a session: send authorization: Bearer <token>".to_owned(),
+        };
+        let error = async_graphql::ServerError::new(message, None);
+        let mut response = async_graphql::Response::from_errors(vec![error]);
+        set_code(&mut response, "UNAUTHENTICATED");
+        return (StatusCode::UNAUTHORIZED, GraphQLResponse::from(response)).into_response();
+    }
+    let request =
+        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await {
+            Ok(request) => request.into_inner(),
+            Err(rejection) => return rejection.into_response(),
+        };
     let schema = state.schemas.for_query(&request.query, request.operation_name.as_deref());
-    let mut response = schema.execute(request.data(authentication)).await;
+    let request = request.data(authentication).data(ClientAddress(peer.ip()));
+    let mut response = schema.execute(request).await;
+    // Parse, validation and limit errors come from async-graphql itself.
+    set_code(&mut response, "INVALID_ARGUMENT");
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Gives every error of `response` that has no code the code `code`.
+fn set_code(response: &mut async_graphql::Response, code: &'static str) {
     for error in &mut response.errors {
         let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
         if !has_code {
-            // Parse, validation and limit errors come from async-graphql itself.
-            let code = async_graphql::Error::new(error.message.clone())
-                .extend_with(|_, extensions| extensions.set("code", "INVALID_ARGUMENT"));
-            error.extensions = code.extensions;
+            let coded = async_graphql::Error::new(error.message.clone())
+                .extend_with(|_, extensions| extensions.set("code", code));
+            error.extensions = coded.extensions;
         }
     }
-    response.into()
 }
 
 /// Serves media behind an unguessable, expiring token (see `core::media`).

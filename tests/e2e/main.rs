@@ -17,6 +17,7 @@ macro_rules! on_both_backends {
     )*};
 }
 
+mod abuse;
 mod graphiql;
 mod grpc;
 mod identity;

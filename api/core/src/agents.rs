@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{agent_departments, agents, departments, organizations};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 
 use crate::Core;
@@ -17,6 +19,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
 use crate::organizations::{Name, PortalName};
+use crate::rate_limits::{self, Limit, count_attempt};
+use crate::secrets::Secret;
 
 /// An agent as the API shows it (never with its password hash).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,9 +60,22 @@ pub struct UpdateAgent {
 #[derive(Clone, Debug)]
 pub struct Login {
     pub email: Email,
-    pub password: String,
+    /// `Debug` prints `***`.
+    pub password: Secret<String>,
     pub portal: Option<PortalName>,
+    /// Where the attempt comes from, when the surface knows: attempts are
+    /// limited per address as well as per account.
+    pub client_address: Option<std::net::IpAddr>,
 }
+
+/// Sign-in attempts allowed per account (email) in one window, successful
+/// ones included; a success clears the account's count.
+const ACCOUNT_ATTEMPTS: Limit = Limit { max: 10, window: chrono::Duration::minutes(15) };
+/// Sign-in attempts allowed per client address in one window.
+const ADDRESS_ATTEMPTS: Limit = Limit { max: 100, window: chrono::Duration::minutes(15) };
+/// How many portals sharing one email are tried with the password when no
+/// portal is named; past that the portal must be named.
+const MAX_PORTALS_TRIED: usize = 5;
 
 /// A logged-in agent's session.
 #[derive(Clone, Debug)]
@@ -79,8 +96,21 @@ impl<'a> Agents<'a> {
     }
 
     /// Checks an email and password and returns a session token.
+    ///
+    /// Each attempt is counted before the password is checked, per account
+    /// and per client address (see [`ACCOUNT_ATTEMPTS`], [`ADDRESS_ATTEMPTS`]),
+    /// so racing guesses cannot pass a limit. An unknown email costs the same
+    /// hashing as a known one, and an email used in several portals is only
+    /// said to be so to someone whose password matches more than one.
     pub async fn login(&self, login: Login) -> Result<Session> {
         let invalid = || Error::unauthenticated("invalid email or password");
+        if let Some(address) = login.client_address {
+            let key = format!("login:address:{address}");
+            count_attempt(self.core, &key, ADDRESS_ATTEMPTS, "too many sign-in attempts from this address").await?;
+        }
+        let account_key = format!("login:account:{}", login.email.as_str());
+        count_attempt(self.core, &account_key, ACCOUNT_ATTEMPTS, "too many sign-in attempts for this account").await?;
+
         let mut query = agents::Entity::find().filter(agents::Column::Email.eq(login.email.as_str()));
         if let Some(portal) = &login.portal {
             let organization = organizations::Entity::find()
@@ -89,22 +119,29 @@ impl<'a> Agents<'a> {
                 .await?;
             query = query.filter(agents::Column::OrganizationId.eq(organization.map(|o| o.id).unwrap_or_default()));
         }
-        let candidates = query.all(self.core.db()).await?;
-        let agent = match candidates.as_slice() {
-            [agent] => agent.clone(),
-            [] => {
-                // Spend the same time as a real check, so timing does not reveal
-                // which emails exist.
-                verify_against_dummy(login.password).await;
-                return Err(invalid());
-            }
-            _ => {
-                return Err(Error::invalid_argument("this email belongs to several portals: give the portal name"));
-            }
-        };
-        if !verify_password(agent.password_hash.clone(), login.password).await || !agent.active {
+        let candidates =
+            query.order_by_asc(agents::Column::Id).limit(MAX_PORTALS_TRIED as u64 + 1).all(self.core.db()).await?;
+        if candidates.is_empty() {
+            // Spend the same time as a real check, so timing does not reveal
+            // which emails exist.
+            verify_against_dummy(login.password).await?;
             return Err(invalid());
         }
+        if candidates.len() > MAX_PORTALS_TRIED {
+            return Err(Error::invalid_argument("give the portal name to sign in"));
+        }
+        let mut matching = Vec::new();
+        for candidate in candidates {
+            if verify_password(candidate.password_hash.clone(), login.password.clone()).await? && candidate.active {
+                matching.push(candidate);
+            }
+        }
+        let agent = match matching.as_slice() {
+            [agent] => agent.clone(),
+            [] => return Err(invalid()),
+            _ => return Err(Error::invalid_argument("this email belongs to several portals: give the portal name")),
+        };
+        rate_limits::clear(self.core, &account_key).await?;
         let caller = AgentCaller {
             organization_id: agent.organization_id.into(),
             agent_id: agent.id.into(),

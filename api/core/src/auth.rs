@@ -283,37 +283,56 @@ impl Password {
     }
 }
 
+/// How long a password check waits for a free hashing slot before the
+/// caller is told to come back.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs an argon2 computation (19 MiB, tens of milliseconds) on the
+/// blocking pool, at most one per core at a time: a flood of sign-ins queues
+/// here instead of taking gigabytes of memory, and past a short wait is
+/// refused with `UNAVAILABLE`.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores.max(2))
+    });
+    let _slot = tokio::time::timeout(HASHING_WAIT, slots.acquire())
+        .await
+        .map_err(|_| Error::unavailable("too many password checks at once; try again"))?
+        .map_err(Error::internal)?;
+    tokio::task::spawn_blocking(work).await.map_err(Error::internal)
+}
+
 /// Hashes a password with argon2id off the async threads.
 pub(crate) async fn hash_password(password: &Password) -> Result<String> {
     let password = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         use argon2::password_hash::PasswordHasher;
         argon2::Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))
     })
-    .await
-    .map_err(Error::internal)?
+    .await?
 }
 
 /// Checks a password against a stored hash off the async threads.
-pub(crate) async fn verify_password(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+pub(crate) async fn verify_password(hash: String, password: Secret<String>) -> Result<bool> {
+    hashing(move || {
         use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
         PasswordHash::new(&hash)
-            .map(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| argon2::Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
-    .unwrap_or(false)
 }
 
 /// Checks a password against the hash of a random string, so that an
 /// unknown email costs as much time as a known one.
-pub(crate) async fn verify_against_dummy(password: String) {
+pub(crate) async fn verify_against_dummy(password: Secret<String>) -> Result<()> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let _ = tokio::task::spawn_blocking(move || {
+    hashing(move || {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
         let hash = DUMMY.get_or_init(|| {
             argon2::Argon2::default()
@@ -322,10 +341,10 @@ pub(crate) async fn verify_against_dummy(password: String) {
                 .unwrap_or_default()
         });
         if let Ok(parsed) = PasswordHash::new(hash) {
-            let _ = argon2::Argon2::default().verify_password(password.as_bytes(), &parsed);
+            let _ = argon2::Argon2::default().verify_password(password.expose().as_bytes(), &parsed);
         }
     })
-    .await;
+    .await
 }
 
 /// Settings for session tokens.

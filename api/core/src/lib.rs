@@ -35,6 +35,7 @@ pub mod kinds;
 pub mod line;
 pub mod media;
 pub mod organizations;
+pub(crate) mod rate_limits;
 pub mod secrets;
 
 use std::path::PathBuf;

@@ -68,3 +68,8 @@ impl<T> OrGraphql<T> for madoguchi_core::Result<T> {
         self.map_err(to_graphql)
     }
 }
+
+/// The address a request came from, when the HTTP surface knows it; the
+/// sign-in limits count attempts per address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);

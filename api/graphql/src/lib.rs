@@ -19,5 +19,5 @@ pub mod types;
 pub mod workspace;
 pub mod workspace_types;
 
-pub use context::{Authentication, authenticate_bearer, authenticate_session};
+pub use context::{Authentication, ClientAddress, authenticate_bearer, authenticate_session};
 pub use schema::{Limits, MadoguchiSchema, Schemas, build_schema};

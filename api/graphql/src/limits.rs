@@ -1,6 +1,7 @@
 //! Limits async-graphql does not have built in: the number of aliases in one
 //! operation (many aliases of one expensive field multiply its cost while
-//! staying shallow).
+//! staying shallow), and one `login` per request (aliases would otherwise
+//! multiply password guesses).
 
 use std::sync::Arc;
 
@@ -36,6 +37,55 @@ impl Extension for AliasLimit {
     }
 }
 
+/// Refuses documents that ask for `login` more than once.
+#[derive(Clone, Copy, Debug)]
+pub struct OneLoginPerRequest;
+
+impl ExtensionFactory for OneLoginPerRequest {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for OneLoginPerRequest {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if count_fields_named(&document, "login") > 1 {
+            return Err(ServerError::new("one login per request", None));
+        }
+        Ok(document)
+    }
+}
+
+/// Returns how many fields called `name` a document selects, aliased or not,
+/// fragments included.
+pub fn count_fields_named(document: &ExecutableDocument, name: &str) -> usize {
+    fn in_set(set: &SelectionSet, name: &str) -> usize {
+        set.items
+            .iter()
+            .map(|selection| match &selection.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.name.node.as_str() == name) + in_set(&field.node.selection_set.node, name)
+                }
+                Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node, name),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let operations: usize =
+        document.operations.iter().map(|(_, operation)| in_set(&operation.node.selection_set.node, name)).sum();
+    let fragments: usize =
+        document.fragments.values().map(|fragment| in_set(&fragment.node.selection_set.node, name)).sum();
+    operations + fragments
+}
+
 /// Returns how many aliased fields a document has, fragments included.
 pub fn count_aliases(document: &ExecutableDocument) -> usize {
     let operations: usize =
@@ -66,5 +116,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(count_aliases(&document), 4);
+    }
+
+    #[test]
+    fn logins_are_counted_under_aliases_and_in_fragments() {
+        let count = |query: &str| count_fields_named(&async_graphql::parser::parse_query(query).unwrap(), "login");
+        assert_eq!(count("mutation { login(input: {}) { token } }"), 1);
+        assert_eq!(count("mutation { a: login(input: {}) { token } b: login(input: {}) { token } }"), 2);
+        assert_eq!(
+            count("mutation { a: login(input: {}) { token } ...F } fragment F on Mutation { login { token } }"),
+            2
+        );
+        assert_eq!(count("query { me { id } }"), 0);
     }
 }

@@ -5,14 +5,15 @@ use madoguchi_core::agents::{CreateAgent, Login, UpdateAgent};
 use madoguchi_core::auth::{Email, Password, Scopes};
 use madoguchi_core::ids::{AgentId, ApiKeyId, DepartmentId};
 use madoguchi_core::organizations::{Name, PortalName};
+use madoguchi_core::secrets::Secret;
 
-use crate::context::{OrGraphql, caller, core};
+use crate::context::{ClientAddress, OrGraphql, caller, core};
 use crate::types::{Agent, AgentRole, ApiKey, CreatedApiKey, Department, Session};
 
 #[derive(Default, Debug)]
 pub struct OrganizationMutation;
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct LoginInput {
     pub email: String,
     pub password: String,
@@ -20,7 +21,7 @@ pub struct LoginInput {
     pub portal: Option<String>,
 }
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct CreateAgentInput {
     pub email: String,
     pub name: String,
@@ -30,13 +31,48 @@ pub struct CreateAgentInput {
     pub department_ids: Vec<ID>,
 }
 
-#[derive(InputObject, Debug, Default)]
+#[derive(InputObject, Default)]
 pub struct UpdateAgentInput {
     pub name: Option<String>,
     pub role: Option<AgentRole>,
     pub active: Option<bool>,
     pub password: Option<String>,
     pub department_ids: Option<Vec<ID>>,
+}
+
+// Passwords never reach a log through `Debug`.
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput")
+            .field("email", &self.email)
+            .field("password", &"***")
+            .field("portal", &self.portal)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreateAgentInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateAgentInput")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password", &"***")
+            .field("department_ids", &self.department_ids)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UpdateAgentInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateAgentInput")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("department_ids", &self.department_ids)
+            .finish()
+    }
 }
 
 fn department_ids(ids: &[ID]) -> madoguchi_core::Result<Vec<DepartmentId>> {
@@ -77,8 +113,9 @@ impl OrganizationMutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<Session> {
         let login = Login {
             email: Email::parse(&input.email).graphql()?,
-            password: input.password,
+            password: Secret::new(input.password),
             portal: input.portal.as_deref().map(PortalName::parse).transpose().graphql()?,
+            client_address: ctx.data_opt::<ClientAddress>().map(|address| address.0),
         };
         core(ctx).agents().login(login).await.graphql().map(Into::into)
     }
@@ -120,5 +157,27 @@ impl OrganizationMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let id = ApiKeyId::parse(&id).graphql()?;
         core(ctx).api_keys().revoke(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_carrying_passwords_print_them_masked() {
+        let login = LoginInput { email: "a@b.example".into(), password: "hunter2 hunter2".into(), portal: None };
+        let create = CreateAgentInput {
+            email: "a@b.example".into(),
+            name: "A".into(),
+            role: AgentRole::Agent,
+            password: "hunter2 hunter2".into(),
+            department_ids: Vec::new(),
+        };
+        let update = UpdateAgentInput { password: Some("hunter2 hunter2".into()), ..Default::default() };
+        for printed in [format!("{login:?}"), format!("{create:?}"), format!("{update:?}")] {
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(printed.contains("***"), "{printed}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use madoguchi_core::Core;
 
 use async_graphql::{MergedObject, MergedSubscription};
 
-use crate::limits::AliasLimit;
+use crate::limits::{AliasLimit, OneLoginPerRequest};
 
 use crate::mutation::OrganizationMutation;
 use crate::query::OrganizationQuery;
@@ -118,7 +118,8 @@ pub fn build_schema(core: Core, limits: Limits) -> MadoguchiSchema {
         .data(core)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(AliasLimit(limits.max_aliases));
+        .extension(AliasLimit(limits.max_aliases))
+        .extension(OneLoginPerRequest);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

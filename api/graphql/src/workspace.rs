@@ -107,7 +107,7 @@ impl WorkspaceQuery {
     }
 }
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct CreateLineChannelInput {
     pub name: String,
     /// JPEG or PNG, at most 1 MB (GraphQL multipart upload).
@@ -120,7 +120,7 @@ pub struct CreateLineChannelInput {
     pub plan: LinePlan,
 }
 
-#[derive(InputObject, Debug, Default)]
+#[derive(InputObject, Default)]
 pub struct UpdateLineChannelInput {
     pub name: Option<String>,
     pub icon: Option<Upload>,
@@ -130,6 +130,36 @@ pub struct UpdateLineChannelInput {
     pub department_id: Option<ID>,
     pub mode: Option<LineMode>,
     pub plan: Option<LinePlan>,
+}
+
+// Channel secrets and access tokens never reach a log through `Debug`.
+impl std::fmt::Debug for CreateLineChannelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLineChannelInput")
+            .field("name", &self.name)
+            .field("icon", &self.icon.is_some())
+            .field("channel_id", &self.channel_id)
+            .field("channel_secret", &"***")
+            .field("channel_access_token", &"***")
+            .field("department_id", &self.department_id)
+            .field("mode", &self.mode)
+            .field("plan", &self.plan)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UpdateLineChannelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateLineChannelInput")
+            .field("name", &self.name)
+            .field("icon", &self.icon.is_some())
+            .field("channel_secret", &self.channel_secret.as_ref().map(|_| "***"))
+            .field("channel_access_token", &self.channel_access_token.as_ref().map(|_| "***"))
+            .field("department_id", &self.department_id)
+            .field("mode", &self.mode)
+            .field("plan", &self.plan)
+            .finish()
+    }
 }
 
 #[derive(InputObject, Debug, Default)]
