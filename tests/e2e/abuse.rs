@@ -17,6 +17,7 @@ on_both_backends!(
     one_address_is_limited_across_accounts,
     an_email_in_several_portals_is_not_revealed_by_a_wrong_password,
     an_upload_without_a_session_is_refused_before_its_body_is_read,
+    passcode_guesses_are_limited_per_customer_and_per_organization,
 );
 
 const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { token } }";
@@ -109,4 +110,66 @@ async fn an_upload_without_a_session_is_refused_before_its_body_is_read(backend:
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("UNAUTHENTICATED"), "{answer}");
+}
+
+async fn issue_passcode(app: &TestApp, admin: &str, name: &str) -> (String, String) {
+    let contact = app
+        .graphql(
+            Some(admin),
+            "mutation($name: String) { createContact(input: {name: $name}) { id } }",
+            json!({"name": name}),
+        )
+        .await;
+    let contact_id = contact["data"]["createContact"]["id"].as_str().unwrap_or_else(|| panic!("{contact}")).to_owned();
+    let issued = app
+        .graphql(
+            Some(admin),
+            "mutation($id: ID!) { issuePasscode(contactId: $id) { code } }",
+            json!({"id": contact_id}),
+        )
+        .await;
+    (contact_id, issued["data"]["issuePasscode"]["code"].as_str().unwrap_or_else(|| panic!("{issued}")).to_owned())
+}
+
+async fn linked_contact(app: &TestApp, admin: &str, user: &str) -> Value {
+    let chats = app
+        .graphql(
+            Some(admin),
+            "query($user: String) { chats(filter: {customerId: $user}) { edges { node { endUser { contactId } } } } }",
+            json!({"user": user}),
+        )
+        .await;
+    chats["data"]["chats"]["edges"][0]["node"]["endUser"]["contactId"].clone()
+}
+
+/// The `n`th passcode-shaped message that is none of the `real` codes.
+fn wrong_code(n: usize, real: &[&str]) -> String {
+    (n..).map(|k| format!("@999-{:03}", k % 1000)).find(|code| !real.contains(&code.as_str())).expect("a free code")
+}
+
+async fn passcode_guesses_are_limited_per_customer_and_per_organization(backend: Backend) {
+    use madoguchi_tests::line::text_event;
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+
+    // Five guesses are checked; the sixth message, the right code, is not.
+    let (_, code) = issue_passcode(&app, &admin, "Guessed").await;
+    let mut events: Vec<Value> =
+        (0..5).map(|n| text_event("Uguesser", &format!("g{n}"), &wrong_code(n, &[&code]), "r")).collect();
+    events.push(text_event("Uguesser", "g-right", &code, "r-right"));
+    assert_eq!(app.deliver_line(&channel, events).await, 200);
+    assert!(linked_contact(&app, &admin, "Uguesser").await.is_null(), "the sixth attempt redeemed nothing");
+    // Another customer may still redeem it.
+    assert_eq!(app.deliver_line(&channel, vec![text_event("Uhonest", "h1", &code, "r-h1")]).await, 200);
+    assert!(linked_contact(&app, &admin, "Uhonest").await.is_string(), "a first attempt is checked");
+
+    // A hundred checks per organization per hour, across customers.
+    let (_, second) = issue_passcode(&app, &admin, "Second").await;
+    let events: Vec<Value> = (0..99)
+        .map(|n| text_event(&format!("Ucrowd{n}"), &format!("c{n}"), &wrong_code(n + 10, &[&code, &second]), "r"))
+        .collect();
+    assert_eq!(app.deliver_line(&channel, events).await, 200);
+    assert_eq!(app.deliver_line(&channel, vec![text_event("Ulate", "late", &second, "r-late")]).await, 200);
+    assert!(linked_contact(&app, &admin, "Ulate").await.is_null(), "over the organization's hourly checks");
 }

@@ -42,6 +42,14 @@ pub(crate) const JOB_RECONCILE_QUOTA: &str = "line.reconcile_quota";
 const UNCONFIRMED: &str =
     "LINE's answer was lost: the message may or may not have reached the customer; send it again if needed";
 
+/// Passcode-shaped messages checked per consumer per hour.
+pub(crate) const PASSCODE_ATTEMPTS_PER_END_USER: crate::rate_limits::Limit =
+    crate::rate_limits::Limit { max: 5, window: Duration::hours(1) };
+/// Passcode-shaped messages checked per organization per hour, across all
+/// its consumers.
+pub(crate) const PASSCODE_ATTEMPTS_PER_ORGANIZATION: crate::rate_limits::Limit =
+    crate::rate_limits::Limit { max: 100, window: Duration::hours(1) };
+
 /// How many times a push is tried before it is marked failed.
 const MAX_PUSH_ATTEMPTS: i32 = 8;
 /// How many times media is asked for while LINE is still preparing it.
@@ -488,6 +496,18 @@ impl<'a> LineInbound<'a> {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let Some(code) = crate::contacts::Passcode::recognise(text) else { return Ok(false) };
+        // Guessing is bounded: past either limit a passcode-shaped message is
+        // kept as an ordinary one and redeems nothing.
+        for (key, limit) in [
+            (format!("passcode:end_user:{}", user.id), PASSCODE_ATTEMPTS_PER_END_USER),
+            (format!("passcode:organization:{}", channel.organization_id), PASSCODE_ATTEMPTS_PER_ORGANIZATION),
+        ] {
+            let (allowed, _) = crate::rate_limits::count_attempt_in(&**write, &key, limit, now).await?;
+            if !allowed {
+                tracing::warn!(end_user = %user.id, limit = %key, "passcode attempt over the limit; not checked");
+                return Ok(false);
+            }
+        }
         let Some(passcode) = passcodes::Entity::find()
             .filter(passcodes::Column::OrganizationId.eq(channel.organization_id))
             .filter(passcodes::Column::Code.eq(code.as_str()))

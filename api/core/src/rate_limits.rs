@@ -17,11 +17,14 @@ pub(crate) struct Limit {
     pub window: Duration,
 }
 
-/// Counts one attempt under `key`; refuses it with `RESOURCE_EXHAUSTED`
-/// (saying when to try again, as `refusal` words it) once the window holds
-/// more than `limit.max`.
-pub(crate) async fn count_attempt(core: &Core, key: &str, limit: Limit, refusal: &str) -> Result<()> {
-    let now = core.now();
+/// Counts one attempt under `key` in the caller's transaction; returns
+/// whether it is within `limit`, and when the window ends.
+pub(crate) async fn count_attempt_in(
+    db: &impl ConnectionTrait,
+    key: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<(bool, DateTime<Utc>)> {
     let stale = now - limit.window;
     let sql = "INSERT INTO rate_limits (key, hits, window_started_at, blocked_until) VALUES ($1, 1, $2, NULL) \
                ON CONFLICT (key) DO UPDATE SET \
@@ -29,17 +32,30 @@ pub(crate) async fn count_attempt(core: &Core, key: &str, limit: Limit, refusal:
                window_started_at = CASE WHEN rate_limits.window_started_at <= $3 THEN $2 \
                                         ELSE rate_limits.window_started_at END \
                RETURNING hits, window_started_at";
-    let write = core.write().await?;
-    let statement =
-        Statement::from_sql_and_values(core.backend(), sql, [key.to_owned().into(), now.into(), stale.into()]);
-    let row = write.query_one_raw(statement).await?.ok_or_else(|| Error::internal(std::io::Error::other("no row")))?;
+    let statement = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [key.to_owned().into(), now.into(), stale.into()],
+    );
+    let row = db.query_one_raw(statement).await?.ok_or_else(|| Error::internal(std::io::Error::other("no row")))?;
     let hits: i32 = row.try_get("", "hits")?;
     let started: DateTime<Utc> = row.try_get("", "window_started_at")?;
+    let allowed = hits <= limit.max;
+    if !allowed {
+        let name: Vec<&str> = key.split(':').take(2).collect();
+        metrics::counter!("rate_limited_total", "limit" => name.join(":")).increment(1);
+    }
+    Ok((allowed, started + limit.window))
+}
+
+/// Counts one attempt under `key` in a transaction of its own; refuses it
+/// with `RESOURCE_EXHAUSTED` (saying when to try again, as `refusal` words
+/// it) once the window holds more than `limit.max`.
+pub(crate) async fn count_attempt(core: &Core, key: &str, limit: Limit, refusal: &str) -> Result<()> {
+    let write = core.write().await?;
+    let (allowed, again) = count_attempt_in(&*write, key, limit, core.now()).await?;
     write.commit().await?;
-    if hits > limit.max {
-        let again = started + limit.window;
-        metrics::counter!("rate_limited_total", "limit" => key.split(':').take(2).collect::<Vec<_>>().join(":"))
-            .increment(1);
+    if !allowed {
         return Err(Error::resource_exhausted(format!("{refusal}; try again after {}", again.format("%H:%M UTC"))));
     }
     Ok(())
