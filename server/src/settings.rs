@@ -86,7 +86,7 @@ impl Default for Settings {
             graphql_introspection: true,
             graphiql: true,
             graphql_max_depth: 12,
-            graphql_max_complexity: 1_000,
+            graphql_max_complexity: 5_000,
             graphql_max_aliases: 30,
             body_limit_bytes: 11 * 1024 * 1024,
             shutdown_grace_seconds: 10,

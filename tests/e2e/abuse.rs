@@ -18,6 +18,7 @@ on_both_backends!(
     an_email_in_several_portals_is_not_revealed_by_a_wrong_password,
     an_upload_without_a_session_is_refused_before_its_body_is_read,
     passcode_guesses_are_limited_per_customer_and_per_organization,
+    list_sizes_count_in_a_querys_cost_and_message_pages_are_capped,
 );
 
 const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { token } }";
@@ -172,4 +173,39 @@ async fn passcode_guesses_are_limited_per_customer_and_per_organization(backend:
     assert_eq!(app.deliver_line(&channel, events).await, 200);
     assert_eq!(app.deliver_line(&channel, vec![text_event("Ulate", "late", &second, "r-late")]).await, 200);
     assert!(linked_contact(&app, &admin, "Ulate").await.is_null(), "over the organization's hourly checks");
+}
+
+async fn list_sizes_count_in_a_querys_cost_and_message_pages_are_capped(backend: Backend) {
+    use madoguchi_tests::line::text_event;
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let events: Vec<Value> =
+        (0..150).map(|n| text_event("Uchatty", &format!("m{n:03}"), &format!("message {n:03}"), "r")).collect();
+    assert_eq!(app.deliver_line(&channel, events).await, 200);
+
+    let nested = "{ chats(first: 100) { edges { node { messages(first: 500) { attachments { url } } } } } }";
+    let refused = app.graphql(Some(&admin), nested, json!({})).await;
+    assert_eq!(error_code(&refused), "INVALID_ARGUMENT", "{refused}");
+    assert_eq!(refused["errors"][0]["message"], "Query is too complex.");
+    let usual = "{ chats(first: 50) { edges { cursor node { id status unreadCount lastMessagePreview lastMessageAt \
+                 claimedBy endUser { displayName customerId blocked } } } pageInfo { hasNextPage endCursor } } }";
+    let answer = app.graphql(Some(&admin), usual, json!({})).await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    let chat_id = answer["data"]["chats"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+
+    let page = "query($id: ID!, $first: Int, $to: DateTime) { chat(id: $id) { messages(first: $first, to: $to) { text createdAt attachments { url } } } }";
+    let newest = app.graphql(Some(&admin), page, json!({"id": chat_id})).await;
+    let newest = newest["data"]["chat"]["messages"].as_array().unwrap_or_else(|| panic!("{newest}")).clone();
+    assert_eq!(newest.len(), 100, "a page holds 100 by default");
+    assert_eq!(newest.last().unwrap()["text"], "message 149", "the newest last");
+    let too_many = app.graphql(Some(&admin), page, json!({"id": chat_id, "first": 501})).await;
+    assert_eq!(error_code(&too_many), "INVALID_ARGUMENT", "{too_many}");
+    // The largest page is fine with a light selection; its cost grows with it.
+    let light = "query($id: ID!) { chat(id: $id) { messages(first: 500) { text } } }";
+    let all = app.graphql(Some(&admin), light, json!({"id": chat_id})).await;
+    assert_eq!(all["data"]["chat"]["messages"].as_array().map(Vec::len), Some(150), "{all}");
+    let heavy_page = "query($id: ID!) { chat(id: $id) { messages(first: 500) { id kind direction text deliveryState createdAt attachments { id status contentType url } } } }";
+    let heavy = app.graphql(Some(&admin), heavy_page, json!({"id": chat_id})).await;
+    assert_eq!(heavy["errors"][0]["message"], "Query is too complex.", "{heavy}");
 }

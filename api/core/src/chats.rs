@@ -30,6 +30,12 @@ use crate::kinds::{
 
 /// The largest page of chats a caller may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100;
+/// The page size of `chats` when the caller gives none.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// How many messages `chat.messages` returns when the caller gives no `first`.
+pub const DEFAULT_MESSAGES: u64 = 100;
+/// The most messages one `chat.messages` call returns.
+pub const MAX_MESSAGES: u64 = 500;
 /// What `chat.messages` covers when no `from` is given: the week before `to`.
 pub const DEFAULT_MESSAGE_WINDOW: Duration = Duration::days(7);
 /// The longest text an agent may send (LINE's limit, in UTF-16 code units).
@@ -193,7 +199,7 @@ impl<'a> Chats<'a> {
     /// Lists the chats the caller may see, most recent activity first.
     pub async fn list(&self, caller: &Caller, filter: ChatFilter, page: PageRequest) -> Result<ChatPage> {
         caller.require(Permission::ReadChats)?;
-        let first = page.first.unwrap_or(20);
+        let first = page.first.unwrap_or(DEFAULT_PAGE_SIZE);
         if first == 0 || first > MAX_PAGE_SIZE {
             return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_PAGE_SIZE}")));
         }
@@ -327,14 +333,23 @@ impl<'a> Chats<'a> {
 
     /// Returns a chat's messages between two times (default: the last 7
     /// days), oldest first.
+    /// Returns the newest `first` messages (default [`DEFAULT_MESSAGES`], at
+    /// most [`MAX_MESSAGES`]) between `from` and `to` (by default the week
+    /// before now), oldest first; older ones are read with `to` set to the
+    /// oldest one's time.
     pub async fn messages(
         &self,
         caller: &Caller,
         id: ChatId,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
+        first: Option<u64>,
     ) -> Result<Vec<Message>> {
         caller.require(Permission::ReadChats)?;
+        let first = first.unwrap_or(DEFAULT_MESSAGES);
+        if first == 0 || first > MAX_MESSAGES {
+            return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_MESSAGES}")));
+        }
         self.visible(caller, id).await?;
         let from = from.map(|from| crate::clock::supported_instant(from, "from")).transpose()?;
         let to = to.map(|to| crate::clock::supported_instant(to, "to")).transpose()?;
@@ -343,15 +358,16 @@ impl<'a> Chats<'a> {
         if from > to {
             return Err(Error::invalid_argument("from must not be after to"));
         }
-        let rows = messages::Entity::find()
+        let mut rows = messages::Entity::find()
             .filter(messages::Column::ChatId.eq(id.uuid()))
             .filter(messages::Column::CreatedAt.gte(from))
             .filter(messages::Column::CreatedAt.lte(to))
-            .order_by_asc(messages::Column::CreatedAt)
-            .order_by_asc(messages::Column::Id)
-            .limit(1_000)
+            .order_by_desc(messages::Column::CreatedAt)
+            .order_by_desc(messages::Column::Id)
+            .limit(first)
             .all(self.core.db())
             .await?;
+        rows.reverse();
         self.with_attachments(rows).await
     }
 

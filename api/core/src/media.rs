@@ -82,6 +82,15 @@ impl<'a> MediaLinks<'a> {
         Ok(self.url(attachment_id, self.core.now() + AGENT_LINK_LIFETIME))
     }
 
+    /// Returns an agent's 15-minute download link for an attachment they
+    /// were shown (so already allowed to see), or `None` while it is not
+    /// ready. Computed, not looked up: listing many attachments costs no
+    /// query per link.
+    pub fn agent_url(&self, attachment: &crate::chats::Attachment) -> Option<String> {
+        (attachment.status == AttachmentStatus::Ready)
+            .then(|| self.url(attachment.id, self.core.now() + AGENT_LINK_LIFETIME))
+    }
+
     /// Returns the URL serving an attachment until `expires_at`.
     pub(crate) fn url(&self, attachment_id: AttachmentId, expires_at: DateTime<Utc>) -> String {
         let mut token = Vec::with_capacity(16 + 8 + TAG_LEN);

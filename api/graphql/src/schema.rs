@@ -36,7 +36,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: 12, max_complexity: 1_000, max_aliases: 30, introspection: true }
+        Self { max_depth: 12, max_complexity: 5_000, max_aliases: 30, introspection: true }
     }
 }
 

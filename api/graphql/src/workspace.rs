@@ -72,16 +72,20 @@ impl WorkspaceQuery {
         core(ctx).channels().get(&caller(ctx)?, id).await.graphql().map(Into::into)
     }
 
-    /// Chats the caller may see, most recent activity first.
+    /// Chats the caller may see, most recent activity first; `first` is 20
+    /// by default, at most 100.
+    #[graphql(
+        complexity = "first.unwrap_or(madoguchi_core::chats::DEFAULT_PAGE_SIZE).min(madoguchi_core::chats::MAX_PAGE_SIZE) as usize * child_complexity + 1"
+    )]
     async fn chats(
         &self,
         ctx: &Context<'_>,
         filter: Option<ChatFilterInput>,
-        #[graphql(default = 20)] first: u64,
+        first: Option<u64>,
         after: Option<String>,
     ) -> Result<ChatConnection> {
         let filter = ChatFilter::try_from(filter.unwrap_or_default()).graphql()?;
-        let page = PageRequest { first: Some(first), after };
+        let page = PageRequest { first, after };
         core(ctx).chats().list(&caller(ctx)?, filter, page).await.graphql().map(Into::into)
     }
 

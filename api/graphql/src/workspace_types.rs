@@ -234,15 +234,21 @@ pub struct Chat {
 
 #[ComplexObject]
 impl Chat {
-    /// Messages between `from` and `to`, oldest first; by default the last 7 days.
+    /// The newest `first` messages (100 by default, at most 500) between
+    /// `from` and `to` (by default the last 7 days), oldest first. For older
+    /// ones ask again with `to` set to the oldest one's `createdAt`.
+    #[graphql(
+        complexity = "first.unwrap_or(chats::DEFAULT_MESSAGES).min(chats::MAX_MESSAGES) as usize * child_complexity + 1"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
+        first: Option<u64>,
     ) -> Result<Vec<Message>> {
         let chat_id = ChatId::parse(&self.id).graphql()?;
-        let messages = core(ctx).chats().messages(&caller(ctx)?, chat_id, from, to).await.graphql()?;
+        let messages = core(ctx).chats().messages(&caller(ctx)?, chat_id, from, to, first).await.graphql()?;
         Ok(messages.into_iter().map(Into::into).collect())
     }
 }
@@ -277,8 +283,9 @@ impl From<chats::Chat> for Chat {
 #[derive(SimpleObject, Debug)]
 #[graphql(complex)]
 pub struct Attachment {
+    /// The attachment as core gave it, from a message the caller may see.
     #[graphql(skip)]
-    pub message_id: ID,
+    pub source: chats::Attachment,
     pub id: ID,
     pub kind: MessageKind,
     pub status: AttachmentStatus,
@@ -290,13 +297,8 @@ pub struct Attachment {
 #[ComplexObject]
 impl Attachment {
     /// A download link that works for 15 minutes; only for ready media.
-    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        if self.status != AttachmentStatus::Ready {
-            return Ok(None);
-        }
-        let message_id = madoguchi_core::ids::MessageId::parse(&self.message_id).graphql()?;
-        let attachment_id = madoguchi_core::ids::AttachmentId::parse(&self.id).graphql()?;
-        core(ctx).media().url_for_caller(&caller(ctx)?, message_id, attachment_id).await.graphql().map(Some)
+    async fn url(&self, ctx: &Context<'_>) -> Option<String> {
+        core(ctx).media().agent_url(&self.source)
     }
 }
 
@@ -339,7 +341,7 @@ impl From<chats::Message> for Message {
                 .attachments
                 .into_iter()
                 .map(|attachment| Attachment {
-                    message_id: id(value.id),
+                    source: attachment.clone(),
                     id: id(attachment.id),
                     kind: attachment.kind.into(),
                     status: attachment.status.into(),
