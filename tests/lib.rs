@@ -105,6 +105,8 @@ pub struct TestApp {
     pub line: std::sync::Arc<madoguchi_fakes::FakeLine>,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// The metrics listener (`/metrics`), apart from `http`.
+    pub metrics: SocketAddr,
     pub core: Core,
     pub client: reqwest::Client,
     pub settings: Settings,
@@ -123,6 +125,7 @@ pub fn test_settings(database_url: &str, dir: &std::path::Path) -> Settings {
         data_dir: dir.to_path_buf(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         grpc_addr: ([127, 0, 0, 1], 0).into(),
+        metrics_addr: ([127, 0, 0, 1], 0).into(),
         master_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into())),
         bootstrap_admin_password: Some(Secret::new(ADMIN_PASSWORD.into())),
         bootstrap_portal_name: "acme".into(),
@@ -180,6 +183,7 @@ async fn start(
 ) -> TestApp {
     let application = Application::build(settings.clone()).await.expect("application builds");
     let (http, grpc, core) = (application.http_addr(), application.grpc_addr(), application.core().clone());
+    let metrics = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -188,6 +192,7 @@ async fn start(
         line,
         http,
         grpc,
+        metrics,
         core,
         client: reqwest::Client::new(),
         settings,

@@ -26,6 +26,7 @@ pub struct Application {
     settings: Settings,
     http_listener: TcpListener,
     grpc_listener: TcpListener,
+    metrics_listener: TcpListener,
 }
 
 impl Application {
@@ -42,7 +43,10 @@ impl Application {
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.grpc_addr))?;
-        Ok(Self { core, settings, http_listener, grpc_listener })
+        let metrics_listener = TcpListener::bind(settings.metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.metrics_addr))?;
+        Ok(Self { core, settings, http_listener, grpc_listener, metrics_listener })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -51,6 +55,11 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where Prometheus scrapes `/metrics` (loopback unless configured).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn core(&self) -> &Core {
@@ -85,6 +94,8 @@ impl Application {
         let grpc_router = crate::panics::guard_grpc(madoguchi_grpc::routes(self.core.clone()).await?);
         let grpc =
             axum::serve(self.grpc_listener, grpc_router).with_graceful_shutdown(stopping.clone().cancelled_owned());
+        let metrics = axum::serve(self.metrics_listener, crate::http::metrics_router())
+            .with_graceful_shutdown(stopping.clone().cancelled_owned());
         // Aborted however this function ends, even when its future is dropped.
         let _background = AbortOnDrop(self.core.spawn_background());
 
@@ -97,7 +108,8 @@ impl Application {
         });
         let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
         let served = async {
-            let (http, grpc) = tokio::join!(http.into_future(), grpc.into_future());
+            let (http, grpc, metrics) = tokio::join!(http.into_future(), grpc.into_future(), metrics.into_future());
+            metrics.context("metrics server failed")?;
             sessions.close();
             sessions.wait().await;
             http.context("http server failed")?;
@@ -157,6 +169,13 @@ pub async fn open_core(settings: &Settings) -> anyhow::Result<Core> {
 fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     if let Some(key) = &settings.master_key {
         return Ok(MasterKey::from_base64(key.expose())?);
+    }
+    if settings.database_url.starts_with("postgres") {
+        anyhow::bail!(
+            "set master_key (MADOGUCHI_MASTER_KEY, base64 of 32 bytes, e.g. `openssl rand -base64 32`) when using \
+             PostgreSQL: every replica sharing the database must seal secrets and sign sessions with the same key, \
+             and a key generated into one replica's data_dir would differ from the others'"
+        );
     }
     let path = settings.data_dir.join("master.key");
     if path.exists() {

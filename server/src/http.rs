@@ -1,6 +1,7 @@
 //! The HTTP router: `/graphql` (POST; GraphiQL on GET), `/graphql/ws`
 //! (graphql-transport-ws, authenticated in `connection_init`),
-//! `/webhooks/…`, `/livez`, `/readyz` and `/metrics`.
+//! `/webhooks/…`, `/livez` and `/readyz`; `/metrics` has a listener of its
+//! own (`metrics_addr`, loopback by default).
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, ErrorExtensions};
@@ -40,6 +41,11 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
+/// The router of the metrics listener: `/metrics` alone.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(|| async { telemetry::metrics().render() }))
+}
+
 /// What shapes the router besides the shared state.
 #[derive(Clone, Copy, Debug)]
 pub struct RouterOptions {
@@ -60,7 +66,6 @@ pub fn router(state: HttpState, options: RouterOptions) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { telemetry::metrics().render() }))
         .route("/media/{token}", get(media))
         .merge(pages)
         .with_state(state)

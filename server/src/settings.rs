@@ -23,6 +23,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// gRPC for partner systems.
     pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics`, apart from the public listener.
+    pub metrics_addr: SocketAddr,
     /// The address LINE and WeChat reach us at; webhook URLs are built from it.
     pub public_base_url: String,
     /// Base64 of 32 bytes. Unset: generated once into `data_dir/master.key`.
@@ -78,6 +80,7 @@ impl Default for Settings {
             data_dir: "data".into(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            metrics_addr: ([127, 0, 0, 1], 9464).into(),
             public_base_url: "http://localhost:8080".into(),
             master_key: None,
             session_minutes: 12 * 60,

@@ -12,7 +12,9 @@ use tracing_subscriber::EnvFilter;
 /// Starts logging to standard error; `RUST_LOG` overrides `level`.
 pub fn init_logging(format: &str, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal, never in a file or a pipe.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 

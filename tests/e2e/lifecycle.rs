@@ -16,8 +16,10 @@ async fn probes_and_metrics_answer(backend: Backend) {
         assert_eq!(response.text().await.unwrap(), body);
     }
     app.graphql(None, "{ organization { name } }", json!({})).await;
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Metrics are on their own listener, not the public one.
+    let metrics = app.client.get(format!("http://{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert_eq!(app.client.get(app.url("/metrics")).send().await.unwrap().status(), 404);
     let graphiql = app.client.get(app.url("/graphql")).send().await.unwrap().text().await.unwrap();
     assert!(graphiql.contains("graphiql"));
 }

@@ -77,6 +77,7 @@ on_both_backends!(
     wrong_credentials_are_refused_and_nothing_is_stored,
     a_disabled_channel_records_nothing_and_a_deleted_one_is_gone,
     a_file_of_any_type_is_served_as_a_download_never_in_place,
+    a_body_without_destination_is_accepted_as_older_platforms_send_it,
 );
 
 async fn a_line_message_becomes_a_chat_and_the_answer_leaves_on_its_reply_token(backend: Backend) {
@@ -592,4 +593,21 @@ async fn a_file_of_any_type_is_served_as_a_download_never_in_place(backend: Back
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["content-security-policy"], "default-src 'none'; sandbox");
     assert_eq!(downloaded.bytes().await.unwrap().as_ref(), html.as_slice());
+}
+
+async fn a_body_without_destination_is_accepted_as_older_platforms_send_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let body =
+        serde_json::to_vec(&json!({"events": [text_event("Uold", "m-old", "from an old platform", "r-old")]})).unwrap();
+    let signature = madoguchi_channels::line::signature::sign(CHANNEL_SECRET.as_bytes(), &body);
+    assert_eq!(app.deliver_line_raw(&channel.id, &body, Some(&signature)).await, 200);
+    let chats = chats(&app, &admin).await;
+    assert_eq!(chats.len(), 1, "{chats:?}");
+    assert_eq!(chats[0]["lastMessagePreview"], "from an old platform");
+    // A destination that is not a string is still malformed.
+    let body = br#"{"destination": 7, "events": []}"#;
+    let signature = madoguchi_channels::line::signature::sign(CHANNEL_SECRET.as_bytes(), body);
+    assert_eq!(app.deliver_line_raw(&channel.id, body, Some(&signature)).await, 400);
 }

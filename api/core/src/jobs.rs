@@ -121,7 +121,12 @@ impl<'a> Jobs<'a> {
         let lease = self.core.job_lease();
         let statement =
             Statement::from_sql_and_values(backend, sql, [(now + lease).into(), worker.to_owned().into(), now.into()]);
-        Ok(jobs::Entity::find().from_raw_sql(statement).one(self.core.db()).await?)
+        // Through the write path like every other writer (on SQLite, the
+        // process's writer queue rather than SQLite's busy handler).
+        let write = self.core.write().await?;
+        let job = jobs::Entity::find().from_raw_sql(statement).one(&*write).await?;
+        write.commit().await?;
+        Ok(job)
     }
 
     /// Records what became of a claimed job, unless its lease was lost to
@@ -133,6 +138,7 @@ impl<'a> Jobs<'a> {
             Outcome::RetryAt(at, error) => ("QUEUED", *at, Some(error.clone()), None),
             Outcome::Failed(error) => ("FAILED", job.run_at, Some(error.clone()), Some(now)),
         };
+        let write = self.core.write().await?;
         jobs::Entity::update_many()
             .col_expr(jobs::Column::Status, Expr::value(status))
             .col_expr(jobs::Column::RunAt, Expr::value(run_at))
@@ -143,9 +149,9 @@ impl<'a> Jobs<'a> {
             .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
             .filter(jobs::Column::Id.eq(job.id))
             .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
-            .exec(self.core.db())
+            .exec(&*write)
             .await?;
-        Ok(())
+        write.commit().await
     }
 
     /// Extends a running job's lease while its worker is alive, so the lease
@@ -155,12 +161,17 @@ impl<'a> Jobs<'a> {
         let every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
-            let renewed = jobs::Entity::update_many()
-                .col_expr(jobs::Column::LockedUntil, Expr::value(self.core.now() + lease))
-                .filter(jobs::Column::Id.eq(job.id))
-                .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
-                .exec(self.core.db())
-                .await;
+            let renewed = async {
+                let write = self.core.write().await?;
+                jobs::Entity::update_many()
+                    .col_expr(jobs::Column::LockedUntil, Expr::value(self.core.now() + lease))
+                    .filter(jobs::Column::Id.eq(job.id))
+                    .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
+                    .exec(&*write)
+                    .await?;
+                write.commit().await
+            }
+            .await;
             if let Err(error) = renewed {
                 tracing::warn!(job = %job.id, error = ?error, "cannot renew a job lease");
             }

@@ -5,8 +5,8 @@
 //! known type whose payload does not have the documented shape becomes
 //! [`EventKind::Invalid`], and every event keeps the JSON it came from in
 //! [`Event::raw`], so nothing LINE sends is lost. Only a body that is not JSON or
-//! lacks the envelope (`destination`, `events`, each event's `type` and
-//! `timestamp`) is a [`ParseError`].
+//! lacks the envelope (`events`, each event's `type` and `timestamp`; a
+//! `destination` that is not a string) is a [`ParseError`].
 //!
 //! Fields LINE's schema marks as required but that older bodies lack (the Java
 //! SDK's fixtures have no `webhookEventId`, `deliveryContext`, `quoteToken` or
@@ -28,9 +28,9 @@ pub enum ParseError {
     /// The body is JSON but not an object.
     #[error("webhook body is not a json object")]
     NotAnObject,
-    /// The body has no `destination` string.
-    #[error("webhook body has no destination")]
-    MissingDestination,
+    /// The body's `destination` is there but not a string.
+    #[error("webhook body's destination is not a string")]
+    MalformedDestination,
     /// The body has no `events` array.
     #[error("webhook body has no events array")]
     MissingEvents,
@@ -47,8 +47,10 @@ pub enum ParseError {
 /// A parsed webhook request body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookBody {
-    /// User ID of the bot the events are for (`U` followed by 32 hex digits).
-    pub destination: String,
+    /// User ID of the bot the events are for (`U` followed by 32 hex
+    /// digits); older platform versions and the SDKs' own fixtures leave it
+    /// out, and the webhook URL names the channel anyway.
+    pub destination: Option<String>,
     /// The events in the order LINE sent them; LINE sends an empty list to check
     /// that the webhook URL answers.
     pub events: Vec<Event>,
@@ -61,8 +63,9 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, ParseError> {
         return Err(ParseError::NotAnObject);
     };
     let destination = match envelope.remove("destination") {
-        Some(Value::String(destination)) => destination,
-        _ => return Err(ParseError::MissingDestination),
+        Some(Value::String(destination)) => Some(destination),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ParseError::MalformedDestination),
     };
     let events = match envelope.remove("events") {
         Some(Value::Array(events)) => events,
