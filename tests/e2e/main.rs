@@ -22,6 +22,7 @@ mod graphiql;
 mod grpc;
 mod identity;
 mod input;
+mod jobs;
 mod lifecycle;
 mod line;
 mod races;

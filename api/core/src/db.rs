@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::error::{Error, Result};
 use crate::events::{EventLog, NewEvent};
 use crate::ids::OrganizationId;
-use crate::jobs::{self, NewJob};
+use crate::jobs::{self, Lease, NewJob};
 
 /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///
@@ -60,6 +60,8 @@ pub struct Write<'a> {
     /// Appended at commit, in order (see [`EventLog::append_all`]).
     pending: Vec<(OrganizationId, NewEvent)>,
     enqueued_jobs: bool,
+    /// A job's lease that must still hold for this transaction to commit.
+    fence: Option<Lease>,
 }
 
 impl<'a> Write<'a> {
@@ -81,7 +83,14 @@ impl<'a> Write<'a> {
             ..Default::default()
         };
         let tx = db.begin_with_options(options).await?;
-        Ok(Self { tx, _gate: gate, log, job_waker, pending: Vec::new(), enqueued_jobs: false })
+        Ok(Self { tx, _gate: gate, log, job_waker, pending: Vec::new(), enqueued_jobs: false, fence: None })
+    }
+
+    /// Makes the commit conditional on a job's lease: a worker that lost it
+    /// has this transaction rolled back (`CONFLICT`, lease lost).
+    pub fn fenced_by(mut self, lease: Option<&Lease>) -> Self {
+        self.fence = lease.cloned();
+        self
     }
 
     /// Appends an event in this transaction. It is written at commit, after
@@ -103,7 +112,10 @@ impl<'a> Write<'a> {
     /// readers of every organization written to, sessions if identities
     /// changed, and the job workers if jobs were queued.
     pub async fn commit(self) -> Result<()> {
-        let Self { tx, _gate, log, job_waker, pending, enqueued_jobs } = self;
+        let Self { tx, _gate, log, job_waker, pending, enqueued_jobs, fence } = self;
+        if let Some(lease) = &fence {
+            lease.check(&tx).await?;
+        }
         let identity = pending.iter().any(|(_, event)| crate::events::is_identity_kind(event.kind));
         let mut by_organization: std::collections::BTreeMap<OrganizationId, Vec<NewEvent>> = Default::default();
         for (organization_id, event) in pending {

@@ -55,6 +55,8 @@ pub struct Error {
     /// A transaction lost to another (a serialization failure or deadlock on
     /// PostgreSQL): the whole transaction may simply be tried again.
     transient: bool,
+    /// A job's lease was taken over by another worker: its results are dropped.
+    lease_lost: bool,
 }
 
 /// The result of a use case.
@@ -63,7 +65,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Returns an error with a code and a message meant for the caller.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), source: None, transient: false }
+        Self { code, message: message.into(), source: None, transient: false, lease_lost: false }
     }
 
     /// Returns `NotFound` for a kind of object (`"chat"` → "chat not found").
@@ -106,6 +108,7 @@ impl Error {
             message: "internal error".into(),
             source: Some(source.into()),
             transient: false,
+            lease_lost: false,
         }
     }
 
@@ -122,6 +125,18 @@ impl Error {
     /// Returns the text safe to send to a client.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Returns the error of a job whose lease another worker took over.
+    pub fn lease_lost() -> Self {
+        let mut error = Self::conflict("the job's lease was lost to another worker");
+        error.lease_lost = true;
+        error
+    }
+
+    /// Whether a job's lease was lost (its results must not be applied).
+    pub fn is_lease_lost(&self) -> bool {
+        self.lease_lost
     }
 
     /// Whether the transaction that failed lost a race with another one (a

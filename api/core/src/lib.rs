@@ -268,21 +268,30 @@ impl Core {
         line::LineOutbound::new(self)
     }
 
-    /// Runs one claimed job and returns what became of it.
-    pub(crate) async fn run_job(&self, job: &job_rows::Model) -> jobs::Outcome {
-        let outbound = self.line_outbound();
-        let result = match job.kind.as_str() {
-            line::JOB_REPLY => outbound.run_reply(job).await,
-            line::JOB_PUSH => outbound.run_push(job).await,
-            line::JOB_FETCH_PROFILE => outbound.run_fetch_profile(job).await,
-            line::JOB_DOWNLOAD_CONTENT => outbound.run_download_content(job).await,
-            line::JOB_RECONCILE_QUOTA => outbound.run_reconcile_quota(job).await,
-            other => Ok(jobs::Outcome::Failed(format!("unknown job kind {other}"))),
-        };
-        result.unwrap_or_else(|error| {
-            tracing::error!(job = %job.id, error = %error, cause = ?error.cause(), "job failed with an error");
-            jobs::Outcome::RetryAt(self.now() + jobs::backoff(job.attempts), error.to_string())
-        })
+    /// Runs one claimed job and returns what became of it; its writes are
+    /// fenced by `lease`. An error is retried by the worker within the
+    /// kind's policy.
+    pub(crate) async fn run_job(
+        &self,
+        job: &job_rows::Model,
+        kind: &jobs::JobKind,
+        lease: &jobs::Lease,
+    ) -> Result<jobs::Outcome> {
+        let outbound = line::LineOutbound::fenced(self, lease);
+        let policy = kind.retry_policy();
+        match kind {
+            jobs::JobKind::LineReply { chat_id } => outbound.run_reply(job, *chat_id, policy).await,
+            jobs::JobKind::LinePush { message_id } => outbound.run_push(job, *message_id, policy).await,
+            jobs::JobKind::LineFetchProfile { end_user_id } => {
+                outbound.run_fetch_profile(job, *end_user_id, policy).await
+            }
+            jobs::JobKind::LineDownloadContent { attachment_id } => {
+                outbound.run_download_content(job, *attachment_id, policy).await
+            }
+            jobs::JobKind::LineReconcileQuota { channel_id } => {
+                outbound.run_reconcile_quota(job, *channel_id, policy).await
+            }
+        }
     }
 
     pub fn organizations(&self) -> organizations::Organizations<'_> {

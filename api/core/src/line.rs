@@ -26,17 +26,11 @@ use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
-use crate::jobs::{NewJob, Outcome, backoff};
+use crate::jobs::{JobKind, Lease, NewJob, Outcome, RetryPolicy};
 use crate::kinds::{
     AttachmentStatus, ChannelKind, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan,
     MessageDirection, MessageKind,
 };
-
-pub(crate) const JOB_FETCH_PROFILE: &str = "line.fetch_profile";
-pub(crate) const JOB_DOWNLOAD_CONTENT: &str = "line.download_content";
-pub(crate) const JOB_REPLY: &str = "line.reply";
-pub(crate) const JOB_PUSH: &str = "line.push";
-pub(crate) const JOB_RECONCILE_QUOTA: &str = "line.reconcile_quota";
 
 /// What an agent is told of a message whose delivery outcome is unknown.
 const UNCONFIRMED: &str =
@@ -49,11 +43,6 @@ pub(crate) const PASSCODE_ATTEMPTS_PER_END_USER: crate::rate_limits::Limit =
 /// its consumers.
 pub(crate) const PASSCODE_ATTEMPTS_PER_ORGANIZATION: crate::rate_limits::Limit =
     crate::rate_limits::Limit { max: 100, window: Duration::hours(1) };
-
-/// How many times a push is tried before it is marked failed.
-const MAX_PUSH_ATTEMPTS: i32 = 8;
-/// How many times media is asked for while LINE is still preparing it.
-const MAX_CONTENT_ATTEMPTS: i32 = 40;
 
 /// What became of a webhook delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +282,7 @@ impl<'a> LineInbound<'a> {
             })
             .exec_without_returning(&**write)
             .await?;
-            let mut job = NewJob::new(JOB_DOWNLOAD_CONTENT, json!({"attachmentId": attachment_id}), now);
+            let mut job = NewJob::new(JobKind::LineDownloadContent { attachment_id }, now);
             job.organization_id = Some(channel.organization_id.into());
             job.channel_id = Some(channel.id.into());
             job.message_id = Some(message_id);
@@ -352,7 +341,7 @@ impl<'a> LineInbound<'a> {
             && mode != LineMode::Push
             && self.core.line_outbound().has_waiting(&**write, chat_id).await?
         {
-            let mut job = NewJob::new(JOB_REPLY, json!({"chatId": chat_id}), now);
+            let mut job = NewJob::new(JobKind::LineReply { chat_id }, now);
             job.organization_id = Some(channel.organization_id.into());
             job.channel_id = Some(channel.id.into());
             write.enqueue(job, now).await?;
@@ -435,7 +424,7 @@ impl<'a> LineInbound<'a> {
         .exec_without_returning(&**write)
         .await?;
         if inserted == 1 {
-            let mut job = NewJob::new(JOB_FETCH_PROFILE, json!({"endUserId": id}), now);
+            let mut job = NewJob::new(JobKind::LineFetchProfile { end_user_id: id }, now);
             job.organization_id = Some(channel.organization_id.into());
             job.channel_id = Some(channel.id.into());
             write.enqueue(job, now).await?;
@@ -586,11 +575,24 @@ async fn append_end_user_event(
 #[derive(Debug, Clone, Copy)]
 pub struct LineOutbound<'a> {
     core: &'a Core,
+    /// The lease of the job this runs for: its writes commit only while the
+    /// job still carries it.
+    lease: Option<&'a Lease>,
 }
 
 impl<'a> LineOutbound<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Self { core }
+        Self { core, lease: None }
+    }
+
+    /// For a job's run: every write is fenced by its lease.
+    pub(crate) fn fenced(core: &'a Core, lease: &'a Lease) -> Self {
+        Self { core, lease: Some(lease) }
+    }
+
+    /// Begins a write, fenced by the job's lease when running for one.
+    async fn write(&self) -> Result<Write<'a>> {
+        Ok(self.core.write().await?.fenced_by(self.lease))
     }
 
     /// Chooses how a new message leaves: `REPLY` mode replies, `PUSH` mode
@@ -630,9 +632,9 @@ impl<'a> LineOutbound<'a> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut job = match method {
-            DeliveryMethod::Reply => NewJob::new(JOB_REPLY, json!({"chatId": chat.id}), now),
+            DeliveryMethod::Reply => NewJob::new(JobKind::LineReply { chat_id: chat.id.into() }, now),
             DeliveryMethod::Push => {
-                let mut job = NewJob::new(JOB_PUSH, json!({"messageId": message_id}), now);
+                let mut job = NewJob::new(JobKind::LinePush { message_id }, now);
                 job.retry_key = Some(uuid::Uuid::new_v4());
                 job
             }
@@ -736,8 +738,7 @@ impl<'a> LineOutbound<'a> {
     /// one chat never send the same answers: the second finds them claimed.
     /// An attempt whose answer from LINE was lost leaves them `UNCONFIRMED`
     /// rather than sending them blindly again.
-    pub(crate) async fn run_reply(&self, job: &jobs::Model) -> Result<Outcome> {
-        let chat_id = ChatId::parse(job.payload["chatId"].as_str().unwrap_or_default())?;
+    pub(crate) async fn run_reply(&self, job: &jobs::Model, chat_id: ChatId, policy: RetryPolicy) -> Result<Outcome> {
         let now = self.core.now();
         let Some(chat) = chats::Entity::find_by_id(chat_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
@@ -806,7 +807,7 @@ impl<'a> LineOutbound<'a> {
                     .exec(self.core.db())
                     .await?;
                 self.set_states(&chat, &claimed, DeliveryState::Unsent, None, now).await?;
-                Ok(retry_later(&error, job, now))
+                Ok(retry_later(&error, job, policy, now))
             }
             Err(error) => {
                 self.set_states(&chat, &claimed, DeliveryState::Failed, Some(&error.to_string()), now).await?;
@@ -843,7 +844,7 @@ impl<'a> LineOutbound<'a> {
         batch: &[messages::Model],
         now: DateTime<Utc>,
     ) -> Result<Option<(Option<messages::Model>, Vec<messages::Model>)>> {
-        let mut write = self.core.write().await?;
+        let mut write = self.write().await?;
         let Some(token_message) = self.fresh_reply_token(&*write, chat.id.into(), now).await? else {
             return Ok(Some((None, Vec::new())));
         };
@@ -896,8 +897,12 @@ impl<'a> LineOutbound<'a> {
 
     /// Runs a `line.push` job: pushes one message with the retry key chosen
     /// when it was queued, so a retry after a crash is delivered once.
-    pub(crate) async fn run_push(&self, job: &jobs::Model) -> Result<Outcome> {
-        let message_id = MessageId::parse(job.payload["messageId"].as_str().unwrap_or_default())?;
+    pub(crate) async fn run_push(
+        &self,
+        job: &jobs::Model,
+        message_id: MessageId,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
         let now = self.core.now();
         let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
@@ -924,15 +929,18 @@ impl<'a> LineOutbound<'a> {
             Ok(_) => {
                 self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
                 // Compare with LINE's own count at most once an hour per channel.
-                let mut reconcile = NewJob::new(JOB_RECONCILE_QUOTA, json!({"channelId": channel.id}), now);
+                let kind = JobKind::LineReconcileQuota { channel_id: channel.id.into() };
+                let dedupe_key = format!("{}:{}:{}", kind.name(), channel.id, now.format("%Y-%m-%dT%H"));
+                let mut reconcile = NewJob::new(kind, now);
                 reconcile.organization_id = Some(channel.organization_id.into());
                 reconcile.channel_id = Some(channel.id.into());
-                reconcile.dedupe_key =
-                    Some(format!("{JOB_RECONCILE_QUOTA}:{}:{}", channel.id, now.format("%Y-%m-%dT%H")));
+                reconcile.dedupe_key = Some(dedupe_key);
                 crate::jobs::enqueue(self.core.db(), reconcile, now).await?;
                 Ok(Outcome::Done)
             }
-            Err(error) if error.is_retryable() && job.attempts < MAX_PUSH_ATTEMPTS => Ok(retry_later(&error, job, now)),
+            Err(error) if error.is_retryable() && job.attempts < policy.max_attempts => {
+                Ok(retry_later(&error, job, policy, now))
+            }
             Err(error) => {
                 self.release_push(self.core.db(), channel.id, &month).await?;
                 self.set_states(&chat, &[message], DeliveryState::Failed, Some(&error.to_string()), now).await?;
@@ -979,7 +987,7 @@ impl<'a> LineOutbound<'a> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut write = self.core.write().await?;
+        let mut write = self.write().await?;
         for row in rows {
             let mut update = messages::Entity::update_many()
                 .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
@@ -1009,23 +1017,31 @@ impl<'a> LineOutbound<'a> {
     }
 
     /// Runs a `line.reconcile_quota` job.
-    pub(crate) async fn run_reconcile_quota(&self, job: &jobs::Model) -> Result<Outcome> {
-        let channel_id = ChannelId::parse(job.payload["channelId"].as_str().unwrap_or_default())?;
+    pub(crate) async fn run_reconcile_quota(
+        &self,
+        job: &jobs::Model,
+        channel_id: ChannelId,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
         let Some(channel) = channels::Entity::find_by_id(channel_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
         };
         match self.core.channels().reconcile(&channel).await {
             Ok(()) => Ok(Outcome::Done),
-            Err(error) if job.attempts < 5 => {
-                Ok(Outcome::RetryAt(self.core.now() + backoff(job.attempts), error.to_string()))
+            Err(error) if job.attempts < policy.max_attempts => {
+                Ok(Outcome::RetryAt(self.core.now() + policy.backoff(job.attempts), error.to_string()))
             }
             Err(error) => Ok(Outcome::Failed(error.to_string())),
         }
     }
 
     /// Runs a `line.fetch_profile` job: the consumer's display name and picture.
-    pub(crate) async fn run_fetch_profile(&self, job: &jobs::Model) -> Result<Outcome> {
-        let user_id = EndUserId::parse(job.payload["endUserId"].as_str().unwrap_or_default())?;
+    pub(crate) async fn run_fetch_profile(
+        &self,
+        job: &jobs::Model,
+        user_id: EndUserId,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
         let now = self.core.now();
         let Some(user) = end_users::Entity::find_by_id(user_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
@@ -1037,11 +1053,13 @@ impl<'a> LineOutbound<'a> {
         let token = self.core.channels().line_token(&channel)?;
         let profile = match self.core.line().profile(&token, &user.external_id).await {
             Ok(profile) => profile,
-            Err(error) if error.is_retryable() && job.attempts < 10 => return Ok(retry_later(&error, job, now)),
+            Err(error) if error.is_retryable() && job.attempts < policy.max_attempts => {
+                return Ok(retry_later(&error, job, policy, now));
+            }
             // Not a friend, or gone: nothing to show.
             Err(error) => return Ok(Outcome::Failed(error.to_string())),
         };
-        let mut write = self.core.write().await?;
+        let mut write = self.write().await?;
         end_users::Entity::update_many()
             .col_expr(end_users::Column::DisplayName, Expr::value(profile.display_name))
             .col_expr(end_users::Column::PictureUrl, Expr::value(profile.picture_url))
@@ -1059,8 +1077,12 @@ impl<'a> LineOutbound<'a> {
 
     /// Runs a `line.download_content` job: fetches media into blob storage,
     /// asking again while LINE is still preparing it, within SPEC.md's limits.
-    pub(crate) async fn run_download_content(&self, job: &jobs::Model) -> Result<Outcome> {
-        let attachment_id = AttachmentId::parse(job.payload["attachmentId"].as_str().unwrap_or_default())?;
+    pub(crate) async fn run_download_content(
+        &self,
+        job: &jobs::Model,
+        attachment_id: AttachmentId,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
         let now = self.core.now();
         let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
@@ -1074,7 +1096,7 @@ impl<'a> LineOutbound<'a> {
         let kind = MessageKind::parse(&attachment.kind)?;
         let external_id = message.external_id.clone().unwrap_or_default();
         let outcome = match self.core.line().content_within(&token, &external_id, media_limit(kind)).await {
-            Ok(ContentOutcome::NotReady) if job.attempts < MAX_CONTENT_ATTEMPTS => {
+            Ok(ContentOutcome::NotReady) if job.attempts < policy.max_attempts => {
                 return Ok(Outcome::RetryAt(
                     now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2),
                     "content not ready yet".into(),
@@ -1093,13 +1115,13 @@ impl<'a> LineOutbound<'a> {
                     Ok((key, content_type, content.bytes.len() as i64))
                 }
             }
-            Err(error) if error.is_retryable() && job.attempts < MAX_CONTENT_ATTEMPTS => {
-                return Ok(retry_later(&error, job, now));
+            Err(error) if error.is_retryable() && job.attempts < policy.max_attempts => {
+                return Ok(retry_later(&error, job, policy, now));
             }
             Err(LineError::ContentTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
             Err(error) => Err(error.to_string()),
         };
-        let mut write = self.core.write().await?;
+        let mut write = self.write().await?;
         let mut update = attachments::Entity::update_many().filter(attachments::Column::Id.eq(attachment.id));
         update = match &outcome {
             Ok((key, content_type, size)) => update
@@ -1142,13 +1164,12 @@ fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
     rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
 }
 
-/// The longest wait a `Retry-After` from LINE may impose on a job.
-const RETRY_AFTER_CEILING: Duration = Duration::minutes(10);
-
-fn retry_later(error: &LineError, job: &jobs::Model, now: DateTime<Utc>) -> Outcome {
-    let delay = error
-        .retry_after()
-        .map(|d| Duration::seconds(Ord::min(d.as_secs(), RETRY_AFTER_CEILING.num_seconds() as u64) as i64))
-        .unwrap_or_else(|| backoff(job.attempts));
+/// Retries a job later: when LINE asked (`Retry-After`, capped by the
+/// policy), else after the policy's backoff.
+fn retry_later(error: &LineError, job: &jobs::Model, policy: RetryPolicy, now: DateTime<Utc>) -> Outcome {
+    let delay = match error.retry_after() {
+        Some(asked) => policy.honour_retry_after(asked, job.attempts),
+        None => policy.backoff(job.attempts),
+    };
     Outcome::RetryAt(now + delay, error.to_string())
 }

@@ -20,7 +20,7 @@ use madoguchi_core::{Error, kinds};
 use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::subscription::parse_cursor;
 use crate::workspace_types::{
-    Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, LineMode, LinePlan, Message, Passcode,
+    Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, FailedJob, LineMode, LinePlan, Message, Passcode,
 };
 
 #[derive(Default, Debug)]
@@ -61,6 +61,13 @@ impl TryFrom<ChatFilterInput> for ChatFilter {
 
 #[Object]
 impl WorkspaceQuery {
+    /// Jobs that ended failed, newest first (admins): deliveries, downloads
+    /// and fetches that could not be done, with the error and attempts.
+    async fn failed_jobs(&self, ctx: &Context<'_>, first: Option<u64>) -> Result<Vec<FailedJob>> {
+        let jobs = core(ctx).jobs().failed(&caller(ctx)?, first.unwrap_or(20)).await.graphql()?;
+        Ok(jobs.into_iter().map(Into::into).collect())
+    }
+
     /// The channels the caller may see.
     async fn channels(&self, ctx: &Context<'_>) -> Result<Vec<Channel>> {
         let channels = core(ctx).channels().list(&caller(ctx)?).await.graphql()?;

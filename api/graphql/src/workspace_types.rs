@@ -431,3 +431,33 @@ impl From<contacts::IssuedPasscode> for Passcode {
         Self { code: value.code, contact_id: id(value.contact_id), expires_at: value.expires_at }
     }
 }
+
+/// A job that ended failed.
+#[derive(SimpleObject, Debug)]
+pub struct FailedJob {
+    pub id: ID,
+    /// `line.reply`, `line.push`, `line.fetch_profile`, `line.download_content`, …
+    pub kind: String,
+    pub attempts: i32,
+    /// Why it failed (the last attempt's error).
+    pub error: Option<String>,
+    pub channel_id: Option<ID>,
+    pub message_id: Option<ID>,
+    pub created_at: DateTime<Utc>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl From<madoguchi_core::jobs::FailedJob> for FailedJob {
+    fn from(value: madoguchi_core::jobs::FailedJob) -> Self {
+        Self {
+            id: id(value.id),
+            kind: value.kind,
+            attempts: value.attempts,
+            error: value.error,
+            channel_id: value.channel_id.map(id),
+            message_id: value.message_id.map(id),
+            created_at: value.created_at,
+            failed_at: value.failed_at,
+        }
+    }
+}
