@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use madoguchi_core::Core;
+use madoguchi_core::clock::ManualClock;
 use madoguchi_core::secrets::Secret;
 use madoguchi_server::{Application, Settings};
 use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
@@ -103,6 +104,9 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     /// The fake LINE API this application talks to.
     pub line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+    /// The application's clock: the system's, until a test moves it ahead
+    /// (`clock.advance(…)`) to skip a session's lifetime or a rate window.
+    pub clock: std::sync::Arc<ManualClock>,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
     /// The metrics listener (`/metrics`), apart from `http`.
@@ -154,13 +158,15 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     settings.line_api_base = line.api_base().to_string();
     settings.line_data_base = line.data_base().to_string();
     change(&mut settings);
-    Some(start(settings, backend, database, dir, line).await)
+    let clock = std::sync::Arc::new(ManualClock::following_system());
+    Some(start(settings, clock, backend, database, dir, line).await)
 }
 
 /// What outlives a crashed application: its database, files and fake LINE.
 #[derive(Debug)]
 pub struct Leftovers {
     settings: Settings,
+    clock: std::sync::Arc<ManualClock>,
     backend: Backend,
     database: TestDatabase,
     dir: tempfile::TempDir,
@@ -170,18 +176,19 @@ pub struct Leftovers {
 impl Leftovers {
     /// Starts the application again on the same database.
     pub async fn restart(self) -> TestApp {
-        start(self.settings, self.backend, self.database, self.dir, self.line).await
+        start(self.settings, self.clock, self.backend, self.database, self.dir, self.line).await
     }
 }
 
 async fn start(
     settings: Settings,
+    clock: std::sync::Arc<ManualClock>,
     backend: Backend,
     database: TestDatabase,
     dir: tempfile::TempDir,
     line: std::sync::Arc<madoguchi_fakes::FakeLine>,
 ) -> TestApp {
-    let application = Application::build(settings.clone()).await.expect("application builds");
+    let application = Application::build(settings.clone(), clock.clone()).await.expect("application builds");
     let (http, grpc, core) = (application.http_addr(), application.grpc_addr(), application.core().clone());
     let metrics = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -190,6 +197,7 @@ async fn start(
     }));
     TestApp {
         line,
+        clock,
         http,
         grpc,
         metrics,
@@ -214,7 +222,14 @@ impl TestApp {
         }
         let database = std::mem::replace(&mut self.database, TestDatabase { url: String::new(), postgres: None });
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temporary directory"));
-        Leftovers { settings: self.settings.clone(), backend: self.backend, database, dir, line: self.line.clone() }
+        Leftovers {
+            settings: self.settings.clone(),
+            clock: self.clock.clone(),
+            backend: self.backend,
+            database,
+            dir,
+            line: self.line.clone(),
+        }
     }
 
     /// Starts a second server process on the same database (PostgreSQL).
@@ -223,7 +238,7 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.data_dir = dir.path().to_path_buf();
         let database = TestDatabase { url: self.database.url.clone(), postgres: None };
-        start(settings, self.backend, database, dir, self.line.clone()).await
+        start(settings, self.clock.clone(), self.backend, database, dir, self.line.clone()).await
     }
 
     pub fn url(&self, path: &str) -> String {

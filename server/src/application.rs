@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use madoguchi_channels::line::client::LineEndpoints;
 use madoguchi_core::auth::TokenSettings;
+use madoguchi_core::clock::Clock;
 use madoguchi_core::secrets::MasterKey;
 use madoguchi_core::{Core, CoreConfig, FirstOrganization};
 use madoguchi_graphql::{Limits, Schemas};
@@ -31,11 +33,13 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database, migrates it, creates the first organization
-    /// on an empty database, and binds both listeners (port 0 picks a free port).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// on an empty database, and binds the listeners (port 0 picks a free
+    /// port). Everything time-dependent reads `clock` (the system clock in
+    /// production; tests move a manual one).
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         crate::telemetry::metrics();
-        let core = open_core(&settings).await?;
+        let core = open_core(&settings, clock).await?;
         bootstrap(&core, &settings).await?;
         let http_listener = TcpListener::bind(settings.http_addr)
             .await
@@ -139,13 +143,14 @@ impl Drop for AbortOnDrop {
 }
 
 /// Opens the core with the settings' database and master key.
-pub async fn open_core(settings: &Settings) -> anyhow::Result<Core> {
+pub async fn open_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Core> {
     if settings.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
     }
     let master_key = master_key(settings)?;
     let mut config = CoreConfig::new(settings.database_url.clone(), master_key);
+    config.clock = clock;
     config.max_connections = settings.database_max_connections;
     config.public_base_url = settings.public_base_url.clone();
     config.blob_dir = settings.data_dir.join("blobs");

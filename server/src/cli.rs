@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use madoguchi_core::auth::{Caller, Scopes};
+use madoguchi_core::clock::SystemClock;
 use madoguchi_core::ids::ApiKeyId;
 use madoguchi_core::organizations::{Name, PortalName};
 
@@ -93,17 +95,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init_logging(&settings.log_format, &settings.log_level);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let application = Application::build(settings).await?;
+            let application = Application::build(settings, Arc::new(SystemClock)).await?;
             application.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {
-            open_core(&settings).await?;
+            open_core(&settings, Arc::new(SystemClock)).await?;
             println!("database is up to date");
             Ok(())
         }
         Command::ExportSchema => unreachable!("handled before loading settings"),
         Command::ApiKey(command) => {
-            let core = open_core(&settings).await?;
+            let core = open_core(&settings, Arc::new(SystemClock)).await?;
             match command {
                 ApiKeyCommand::Create { portal, name, scopes } => {
                     let caller = operator(&core, &portal).await?;

@@ -227,8 +227,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
             let Ok((expires_at, caller)) = accepted.await else { return std::future::pending().await };
             let mut identity = core.events().identity_changes();
             identity.borrow_and_update();
-            let left = (expires_at - core.now()).to_std().unwrap_or_default();
-            let expiry = tokio::time::sleep(left);
+            let expiry = core.clock().sleep_until(expires_at);
             tokio::pin!(expiry);
             loop {
                 tokio::select! {

@@ -58,6 +58,10 @@ async fn racing_guesses_for_one_account_stop_at_its_limit(backend: Backend) {
     // Another account is not affected.
     let other = try_login(&app, "nobody@acme.example", "whatever it is").await;
     assert_eq!(error_code(&other), "UNAUTHENTICATED");
+    // Once the 15-minute window has passed, the right password works again.
+    app.clock.advance(chrono::Duration::minutes(16));
+    let right = try_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(right["data"]["login"]["token"].is_string(), "{right}");
 }
 
 async fn one_address_is_limited_across_accounts(backend: Backend) {

@@ -303,7 +303,7 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
 }
 
 async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {
-    let Some(app) = spawn_app_with_window(backend, 2).await else { return };
+    let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
     let channel = app.create_line_channel(&admin, "AUTO", "LIGHT").await;
     let chat_id = first_chat(&app, &admin, &channel, "Uauto", "reply-1").await;
@@ -315,10 +315,15 @@ async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {
     let second = send(&app, &admin, &chat_id, "after the token was used").await;
     assert_eq!(second["data"]["sendMessage"]["deliveryMethod"], "PUSH", "{second}");
     eventually(|| async { Some(()).filter(|_| app.line.pushed_to("Uauto").len() == 1) }).await;
-}
 
-async fn spawn_app_with_window(backend: Backend, seconds: i64) -> Option<TestApp> {
-    madoguchi_tests::spawn_app_with(backend, |settings| settings.line_reply_window_seconds = seconds).await
+    // A fresh token left unused past the reply window (by the server's
+    // clock) is not trusted: the answer is pushed.
+    assert_eq!(app.deliver_line(&channel, vec![text_event("Uauto", "m2", "again", "reply-2")]).await, 200);
+    app.clock.advance(chrono::Duration::seconds(app.settings.line_reply_window_seconds + 1));
+    let late = send(&app, &admin, &chat_id, "after the window").await;
+    assert_eq!(late["data"]["sendMessage"]["deliveryMethod"], "PUSH", "{late}");
+    eventually(|| async { Some(()).filter(|_| app.line.pushed_to("Uauto").len() == 2) }).await;
+    assert!(app.line.replied("reply-2").is_empty());
 }
 
 async fn media_is_fetched_once_line_has_prepared_it(backend: Backend) {

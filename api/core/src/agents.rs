@@ -162,7 +162,7 @@ impl<'a> Agents<'a> {
     /// Like [`Self::authenticate`], also returning when the token expires
     /// (long-lived connections close then).
     pub async fn authenticate_session(&self, token: &str) -> Result<(Caller, DateTime<Utc>)> {
-        let verified = self.core.tokens().verify(token)?;
+        let verified = self.core.tokens().verify(token, self.core.now())?;
         let agent = self.current(verified.organization_id, verified.agent_id, verified.version).await?;
         let caller = AgentCaller {
             organization_id: verified.organization_id,

@@ -402,7 +402,8 @@ impl Tokens {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        // Expiry is judged by the core's clock below, not the system's.
+        validation.validate_exp = false;
         Self {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
@@ -429,15 +430,15 @@ impl Tokens {
 
     /// Returns what a valid token says: its organization, agent, token
     /// version and expiry.
-    pub(crate) fn verify(&self, token: &str) -> Result<VerifiedToken> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
-            let message = match error.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "session token expired",
-                _ => "invalid session token",
-            };
-            Error::unauthenticated(message).with_source(error)
-        })?;
+    /// A token is good until its `exp`, with a few seconds' leeway for
+    /// clocks that differ, as `now` (the core's clock) tells.
+    pub(crate) fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| Error::unauthenticated("invalid session token").with_source(error))?;
         let expires_at = DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_default();
+        if now.timestamp() > data.claims.exp.saturating_add(TOKEN_LEEWAY_SECONDS) {
+            return Err(Error::unauthenticated("session token expired"));
+        }
         Ok(VerifiedToken {
             organization_id: data.claims.org.into(),
             agent_id: data.claims.sub.into(),
@@ -446,6 +447,9 @@ impl Tokens {
         })
     }
 }
+
+/// How many seconds past its `exp` a token is still accepted.
+const TOKEN_LEEWAY_SECONDS: i64 = 5;
 
 /// What a valid session token says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -506,7 +510,7 @@ mod tests {
         let tokens = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let agent = agent();
         let session = tokens.issue(&agent, Utc::now()).unwrap();
-        let verified = tokens.verify(session.token.expose()).unwrap();
+        let verified = tokens.verify(session.token.expose(), Utc::now()).unwrap();
         let (organization_id, agent_id, expires_at) =
             (verified.organization_id, verified.agent_id, verified.expires_at);
         assert_eq!(verified.version, 3);
@@ -518,7 +522,7 @@ mod tests {
     fn an_expired_token_is_rejected() {
         let tokens = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let session = tokens.issue(&agent(), Utc::now() - Duration::days(2)).unwrap();
-        let error = tokens.verify(session.token.expose()).unwrap_err();
+        let error = tokens.verify(session.token.expose(), Utc::now()).unwrap_err();
         assert_eq!(error.code(), crate::ErrorCode::Unauthenticated);
         assert_eq!(error.message(), "session token expired");
     }
@@ -528,11 +532,11 @@ mod tests {
         let ours = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let forged = Tokens::new(&MasterKey::generate(), TokenSettings::default());
         let session = forged.issue(&agent(), Utc::now()).unwrap();
-        assert!(ours.verify(session.token.expose()).is_err());
+        assert!(ours.verify(session.token.expose(), Utc::now()).is_err());
         let key = MasterKey::generate();
         let other_audience = Tokens::new(&key, TokenSettings { audience: "someone-else".into(), ..Default::default() });
         let session = other_audience.issue(&agent(), Utc::now()).unwrap();
-        assert!(Tokens::new(&key, TokenSettings::default()).verify(session.token.expose()).is_err());
+        assert!(Tokens::new(&key, TokenSettings::default()).verify(session.token.expose(), Utc::now()).is_err());
     }
 
     #[test]
@@ -545,7 +549,7 @@ mod tests {
         };
         let claims = serde_json::json!({"sub": Uuid::now_v7(), "org": Uuid::now_v7(), "iss": "madoguchi", "aud": "madoguchi-agents", "iat": 0, "exp": 4_000_000_000i64});
         let unsigned = format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(&claims));
-        assert!(tokens.verify(&unsigned).is_err());
+        assert!(tokens.verify(&unsigned, Utc::now()).is_err());
         let wrong_type = serde_json::json!({"sub": 42, "org": "x", "iss": "madoguchi", "aud": "madoguchi-agents", "iat": 0, "exp": 4_000_000_000i64});
         let signed = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -553,7 +557,7 @@ mod tests {
             &EncodingKey::from_secret(&key.derive("madoguchi session tokens v1")),
         )
         .unwrap();
-        assert!(tokens.verify(&signed).is_err());
+        assert!(tokens.verify(&signed, Utc::now()).is_err());
     }
 
     #[test]

@@ -167,6 +167,12 @@ impl Core {
         self.inner.clock.now()
     }
 
+    /// The clock everything time-dependent reads (session and WebSocket
+    /// expiry, reply windows, quotas, timers); tests move a manual one.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Returns the event log.
     pub fn events(&self) -> &Arc<EventLog> {
         &self.inner.events
