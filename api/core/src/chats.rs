@@ -578,7 +578,7 @@ impl<'a> Chats<'a> {
         };
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        let method = self.core.line_outbound().choose_method(&write, &channel, &chat, now).await?;
+        let method = self.core.delivery().choose_method(&write, &channel, &chat, now).await?;
         messages::ActiveModel {
             id: Set(message_id.uuid()),
             organization_id: Set(chat.organization_id),
@@ -618,7 +618,7 @@ impl<'a> Chats<'a> {
             .insert(&*write)
             .await?;
         }
-        self.core.line_outbound().enqueue_delivery(&mut write, &chat, message_id, method, now).await?;
+        self.core.delivery().enqueue(&mut write, &channel, &chat, message_id, method, now).await?;
         chats::Entity::update_many()
             .col_expr(chats::Column::LastMessageAt, Expr::value(now))
             .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
@@ -628,15 +628,7 @@ impl<'a> Chats<'a> {
             .exec(&*write)
             .await?;
         let message = load_message(&*write, message_id.uuid()).await?;
-        append_message_event(
-            &mut write,
-            chat.organization_id.into(),
-            chat.channel_id.into(),
-            "message.created",
-            &message,
-            now,
-        )
-        .await?;
+        append_chat_message_event(&mut write, &chat, "message.created", &message, now).await?;
         self.append_chat_event(&mut write, id, "chat.updated", now).await?;
         write.commit().await?;
         Ok(message)
@@ -844,6 +836,17 @@ pub(crate) fn chat_payload(chat: &Chat) -> serde_json::Value {
         "endUserId": chat.end_user.id,
         "displayName": chat.end_user.display_name,
     })
+}
+
+/// Appends a message event of `chat`'s channel and organization.
+pub(crate) async fn append_chat_message_event(
+    write: &mut Write<'_>,
+    chat: &chats::Model,
+    kind: &'static str,
+    message: &Message,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    append_message_event(write, chat.organization_id.into(), chat.channel_id.into(), kind, message, now).await
 }
 
 /// Appends a message event carrying the message as it now is.

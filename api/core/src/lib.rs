@@ -12,8 +12,11 @@
 //! - [`auth`]: callers, permissions, tokens, passwords, API key format.
 //! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
 //! - [`channels`], [`chats`], [`contacts`]: channels, the agent workspace, customers.
-//! - [`line`]: LINE webhooks in, LINE deliveries out.
-//! - [`jobs`], [`blobs`]: the durable work queue and media storage.
+//! - [`intake`]: provider-neutral inbound events → receipt, end user, chat, message, jobs.
+//! - [`delivery`]: outbound messages → delivery jobs → states; one strategy per provider.
+//! - [`providers`]: what is each provider's own (LINE: webhook parsing, reply/push, quota, its jobs).
+//! - [`rate_limits`]: attempts counted in the database (sign-ins, passcodes).
+//! - [`jobs`], [`blobs`], [`media`]: the durable typed work queue with fenced leases, media storage and links.
 //! - [`kinds`]: the enumerated values (statuses, kinds, modes).
 //!
 //! Use cases are reached through [`Core`]: `core.agents().create(&caller, command)`.
@@ -27,14 +30,16 @@ pub mod chats;
 pub mod clock;
 pub mod contacts;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod intake;
 pub mod jobs;
 pub mod kinds;
-pub mod line;
 pub mod media;
 pub mod organizations;
+pub mod providers;
 pub(crate) mod rate_limits;
 pub mod secrets;
 
@@ -266,12 +271,19 @@ impl Core {
         jobs::Jobs::new(self)
     }
 
-    pub fn line_inbound(&self) -> line::LineInbound<'_> {
-        line::LineInbound::new(self)
+    /// LINE's webhook (the provider module).
+    pub fn line_inbound(&self) -> providers::line::LineInbound<'_> {
+        providers::line::LineInbound::new(self)
     }
 
-    pub(crate) fn line_outbound(&self) -> line::LineOutbound<'_> {
-        line::LineOutbound::new(self)
+    /// The provider-neutral intake that providers' webhooks record through.
+    pub(crate) fn intake(&self) -> intake::Intake<'_> {
+        intake::Intake::new(self)
+    }
+
+    /// The provider-neutral outbound pipeline.
+    pub(crate) fn delivery(&self) -> delivery::Delivery<'_> {
+        delivery::Delivery::new(self, None)
     }
 
     /// Runs one claimed job and returns what became of it; its writes are
@@ -283,7 +295,7 @@ impl Core {
         kind: &jobs::JobKind,
         lease: &jobs::Lease,
     ) -> Result<jobs::Outcome> {
-        let outbound = line::LineOutbound::fenced(self, lease);
+        let outbound = providers::line::LineOutbound::fenced(self, lease);
         let policy = kind.retry_policy();
         match kind {
             jobs::JobKind::LineReply { chat_id } => outbound.run_reply(job, *chat_id, policy).await,

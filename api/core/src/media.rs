@@ -15,7 +15,29 @@ use crate::Core;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::ids::{AttachmentId, MessageId};
-use crate::kinds::AttachmentStatus;
+use crate::kinds::{AttachmentStatus, MessageKind};
+
+/// Size limits for media, by kind (SPEC.md).
+pub fn media_limit(kind: MessageKind) -> u64 {
+    match kind {
+        MessageKind::Image => 10 * 1024 * 1024,
+        MessageKind::Audio | MessageKind::Video => 20 * 1024 * 1024,
+        _ => 50 * 1024 * 1024,
+    }
+}
+
+/// Media types accepted, by kind (SPEC.md; LINE sends audio as m4a).
+pub(crate) fn media_type_allowed(kind: MessageKind, content_type: &str) -> bool {
+    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match kind {
+        MessageKind::Image => matches!(content_type.as_str(), "image/jpeg" | "image/jpg" | "image/png"),
+        MessageKind::Audio => {
+            matches!(content_type.as_str(), "audio/ogg" | "audio/x-m4a" | "audio/m4a" | "audio/mp4" | "audio/aac")
+        }
+        MessageKind::Video => matches!(content_type.as_str(), "video/mp4" | "video/3gpp"),
+        _ => true,
+    }
+}
 
 /// How long an agent's download link works.
 pub const AGENT_LINK_LIFETIME: Duration = Duration::minutes(15);

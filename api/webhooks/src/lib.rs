@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use madoguchi_core::line::WebhookOutcome;
+use madoguchi_core::intake::WebhookOutcome;
 use madoguchi_core::{Core, Error, ErrorCode};
 
 /// The largest webhook body accepted. LINE's bodies are a few kilobytes.

@@ -1,6 +1,7 @@
-//! LINE in the core: webhook events in (verified, de-duplicated, stored in
-//! one transaction before LINE gets its 200), and everything that calls
-//! LINE afterwards from the durable queue: profiles, media, replies, pushes.
+//! LINE as a provider: its webhook verified and parsed into neutral
+//! inbound events for [`crate::intake`], its delivery strategy (reply token,
+//! push, auto; the push quota) for [`crate::delivery`], and the jobs that
+//! call LINE afterwards: profiles, media, replies, pushes, quota checks.
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_channels::line::OutboundMessage;
@@ -8,74 +9,31 @@ use madoguchi_channels::line::batching::{QueuedMessage, batch_messages};
 use madoguchi_channels::line::client::{ContentOutcome, LineError};
 use madoguchi_channels::line::signature::verify_signature;
 use madoguchi_channels::line::webhook::{ContentProvider, Event, EventKind, MessageContent, Source, parse_webhook};
-use madoguchi_entity::{
-    attachments, channels, chats, end_users, jobs, messages, passcodes, push_usage, webhook_receipts,
-};
+use madoguchi_entity::{attachments, channels, chats, end_users, jobs, messages, push_usage};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
-};
-use serde_json::json;
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use sha2::Digest;
 
 use crate::Core;
 use crate::channels::japan_month;
-use crate::chats::{append_message_event, load_message, message_from_row, preview};
+use crate::chats::{append_chat_message_event, load_message, message_from_row};
 use crate::db::Write;
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
-use crate::events::NewEvent;
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
+use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
 use crate::jobs::{JobKind, Lease, NewJob, Outcome, RetryPolicy};
 use crate::kinds::{
-    AttachmentStatus, ChannelKind, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan,
-    MessageDirection, MessageKind,
+    AttachmentStatus, ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan, MessageDirection,
+    MessageKind,
 };
+use crate::media::{media_limit, media_type_allowed};
 
 /// What an agent is told of a message whose delivery outcome is unknown.
 const UNCONFIRMED: &str =
     "LINE's answer was lost: the message may or may not have reached the customer; send it again if needed";
 
-/// Passcode-shaped messages checked per consumer per hour.
-pub(crate) const PASSCODE_ATTEMPTS_PER_END_USER: crate::rate_limits::Limit =
-    crate::rate_limits::Limit { max: 5, window: Duration::hours(1) };
-/// Passcode-shaped messages checked per organization per hour, across all
-/// its consumers.
-pub(crate) const PASSCODE_ATTEMPTS_PER_ORGANIZATION: crate::rate_limits::Limit =
-    crate::rate_limits::Limit { max: 100, window: Duration::hours(1) };
-
-/// What became of a webhook delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// Stored: `stored` new events, `duplicates` already seen.
-    Accepted { stored: usize, duplicates: usize },
-    /// The channel is disabled: answered, nothing recorded.
-    Ignored,
-}
-
-/// Size limits for media, by kind (SPEC.md).
-pub fn media_limit(kind: MessageKind) -> u64 {
-    match kind {
-        MessageKind::Image => 10 * 1024 * 1024,
-        MessageKind::Audio | MessageKind::Video => 20 * 1024 * 1024,
-        _ => 50 * 1024 * 1024,
-    }
-}
-
-/// Media types accepted, by kind (SPEC.md; LINE sends audio as m4a).
-fn media_type_allowed(kind: MessageKind, content_type: &str) -> bool {
-    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match kind {
-        MessageKind::Image => matches!(content_type.as_str(), "image/jpeg" | "image/jpg" | "image/png"),
-        MessageKind::Audio => {
-            matches!(content_type.as_str(), "audio/ogg" | "audio/x-m4a" | "audio/m4a" | "audio/mp4" | "audio/aac")
-        }
-        MessageKind::Video => matches!(content_type.as_str(), "video/mp4" | "video/3gpp"),
-        _ => true,
-    }
-}
-
-/// Webhook use cases.
+/// LINE's webhook.
 #[derive(Debug, Clone, Copy)]
 pub struct LineInbound<'a> {
     core: &'a Core,
@@ -107,467 +65,68 @@ impl<'a> LineInbound<'a> {
         if webhook.events.is_empty() {
             return Ok(WebhookOutcome::Accepted { stored: 0, duplicates: 0 });
         }
-        // One lock order for every delivery: consumers in id order (each
-        // consumer's own events keep theirs), so two deliveries touching the
-        // same consumers never wait on each other in a cycle.
-        let mut events: Vec<&Event> = webhook.events.iter().collect();
-        events.sort_by(|a, b| consumer_of(a).cmp(&consumer_of(b)));
-        let (stored, duplicates) = self.core.retrying(|| self.store(&channel, &events)).await?;
+        let events: Vec<InboundEvent> = webhook.events.iter().map(inbound).collect();
+        let (stored, duplicates) = self.core.intake().record(&channel, &events).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
     }
+}
 
-    /// Stores a delivery's events in one transaction; returns how many were
-    /// new and how many seen before.
-    async fn store(&self, channel: &channels::Model, events: &[&Event]) -> Result<(usize, usize)> {
-        let now = self.core.now();
-        let mut write = self.core.write().await?;
-        let (mut stored, mut duplicates) = (0, 0);
-        for event in events {
-            if self.record_receipt(&write, channel, event, now).await? {
-                self.apply(&mut write, channel, event, now).await?;
-                stored += 1;
-            } else {
-                duplicates += 1;
-            }
-        }
-        write.commit().await?;
-        Ok((stored, duplicates))
-    }
-
-    /// Records the receipt; returns `false` when the event was seen before.
-    async fn record_receipt(
-        &self,
-        write: &Write<'_>,
-        channel: &channels::Model,
-        event: &Event,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let provider_event_id = match &event.webhook_event_id {
-            Some(id) => id.clone(),
-            // Very old bodies carry no id: the event's own bytes identify it.
-            None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(event.raw.to_string().as_bytes()))),
-        };
-        let inserted = webhook_receipts::Entity::insert(webhook_receipts::ActiveModel {
-            id: Set(uuid::Uuid::now_v7()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            provider_event_id: Set(provider_event_id),
-            event_type: Set(event.event_type.clone()),
-            raw: Set(event.raw.clone()),
-            received_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([webhook_receipts::Column::ChannelId, webhook_receipts::Column::ProviderEventId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
-        Ok(inserted == 1)
-    }
-
-    async fn apply(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        event: &Event,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        // Chats are one consumer and the business; group and room events are
-        // kept as receipts only.
-        let Some(Source::User { user_id: Some(user_id), .. }) = &event.source else { return Ok(()) };
-        match &event.kind {
-            EventKind::Message(content) => self.apply_message(write, channel, event, user_id, content, now).await,
-            EventKind::Follow { .. } => {
-                let user = self.end_user(write, channel, user_id, now).await?;
-                if user.unfollowed_at.is_some() {
-                    set_unfollowed(write, user.id, None, now).await?;
-                }
-                append_end_user_event(write, channel, user.id, "end_user.followed", now).await
-            }
-            EventKind::Unfollow => {
-                let user = self.end_user(write, channel, user_id, now).await?;
-                set_unfollowed(write, user.id, Some(now), now).await?;
-                append_end_user_event(write, channel, user.id, "end_user.unfollowed", now).await
-            }
-            EventKind::Unsend { message_id } => self.apply_unsend(write, channel, message_id, now).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn apply_message(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        event: &Event,
-        user_id: &str,
-        content: &MessageContent,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let user = self.end_user(write, channel, user_id, now).await?;
-        if user.unfollowed_at.is_some() {
-            set_unfollowed(write, user.id, None, now).await?;
-        }
-        let blocked = user.blocked_at.is_some();
-        let (chat, created) = self.chat_for(write, channel, &user, now).await?;
-        let (kind, text) = match content {
-            MessageContent::Text(text) => (MessageKind::Text, Some(text.text.clone())),
-            MessageContent::Image(_) => (MessageKind::Image, None),
-            MessageContent::Video(_) => (MessageKind::Video, None),
-            MessageContent::Audio(_) => (MessageKind::Audio, None),
-            MessageContent::File(file) => (MessageKind::File, Some(file.file_name.clone())),
-            MessageContent::Location(location) => {
-                (MessageKind::Location, location.address.clone().or(location.title.clone()))
-            }
-            MessageContent::Sticker(_) => (MessageKind::Sticker, None),
-            MessageContent::Unknown { .. } => (MessageKind::Unknown, None),
-        };
-        let passcode = match (&text, kind) {
-            (Some(text), MessageKind::Text) => self.redeem_passcode(write, channel, &user, text, now).await?,
-            _ => false,
-        };
-        let message_id = MessageId::generate();
-        let inserted = messages::Entity::insert(messages::ActiveModel {
-            id: Set(message_id.uuid()),
-            organization_id: Set(channel.organization_id),
-            chat_id: Set(chat.id),
-            direction: Set(MessageDirection::Inbound.as_str().into()),
-            kind: Set(kind.as_str().into()),
-            text: Set(text.clone()),
-            payload: Set(event.raw.get("message").cloned()),
-            sender_agent_id: Set(None),
-            external_id: Set(content.id().map(str::to_owned)),
-            is_passcode: Set(passcode),
-            delivery_state: Set(DeliveryState::Received.as_str().into()),
-            delivery_method: Set(None),
-            delivery_error: Set(None),
-            reply_token: Set(event.reply_token.clone()),
-            reply_token_used_at: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
-            delivery_job_id: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
-        if inserted == 0 {
-            return Ok(());
-        }
-        let has_media = match content {
-            MessageContent::Image(image) => image.content_provider == ContentProvider::Line,
-            MessageContent::Video(video) => video.content_provider == ContentProvider::Line,
-            MessageContent::Audio(audio) => audio.content_provider == ContentProvider::Line,
-            MessageContent::File(_) => true,
-            _ => false,
-        };
-        if has_media {
-            let attachment_id = AttachmentId::generate();
-            attachments::Entity::insert(attachments::ActiveModel {
-                id: Set(attachment_id.uuid()),
-                organization_id: Set(channel.organization_id),
-                message_id: Set(message_id.uuid()),
-                kind: Set(kind.as_str().into()),
-                status: Set(AttachmentStatus::Pending.as_str().into()),
-                content_type: Set(None),
-                size_bytes: Set(None),
-                blob_key: Set(None),
-                file_name: Set(match content {
-                    MessageContent::File(file) => Some(file.file_name.clone()),
-                    _ => None,
-                }),
-                error: Set(None),
-                created_at: Set(now),
-            })
-            .exec_without_returning(&**write)
-            .await?;
-            let mut job = NewJob::new(JobKind::LineDownloadContent { attachment_id }, now);
-            job.organization_id = Some(channel.organization_id.into());
-            job.channel_id = Some(channel.id.into());
-            job.message_id = Some(message_id);
-            write.enqueue(job, now).await?;
-        }
-        if blocked {
-            // Kept, but it opens nothing and notifies no one.
-            return Ok(());
-        }
-        let reopened = !created && chat.status == ChatStatus::Completed.as_str();
-        let preview_text = match (&text, kind) {
-            (Some(text), MessageKind::Text) => preview(text),
-            _ => format!("[{}]", kind.as_str().to_lowercase()),
-        };
-        let mut update = chats::Entity::update_many()
-            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
-            .col_expr(chats::Column::LastInboundAt, Expr::value(now))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(chat.id));
-        if !passcode {
-            update = update
-                .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
-                .col_expr(chats::Column::UnreadCount, Expr::col(chats::Column::UnreadCount).add(1));
-        }
-        if reopened {
-            update = update
-                .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
-                .col_expr(chats::Column::OpenedAt, Expr::value(now))
-                .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None));
-        }
-        update.exec(&**write).await?;
-        let chat_id: ChatId = chat.id.into();
-        let chats = self.core.chats();
-        let kind_of_change = if created {
-            "chat.created"
-        } else if reopened {
-            "chat.reopened"
-        } else {
-            "chat.updated"
-        };
-        let message = load_message(&**write, message_id.uuid()).await?;
-        append_message_event(
-            write,
-            channel.organization_id.into(),
-            channel.id.into(),
-            "message.created",
-            &message,
-            now,
-        )
-        .await?;
-        chats.append_chat_event(write, chat_id, kind_of_change, now).await?;
-
-        // A new reply token: messages waiting for one can go now.
-        let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
-        if event.reply_token.is_some()
-            && mode != LineMode::Push
-            && self.core.line_outbound().has_waiting(&**write, chat_id).await?
-        {
-            let mut job = NewJob::new(JobKind::LineReply { chat_id }, now);
-            job.organization_id = Some(channel.organization_id.into());
-            job.channel_id = Some(channel.id.into());
-            write.enqueue(job, now).await?;
-        }
-        Ok(())
-    }
-
-    async fn apply_unsend(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        message_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        // One indexed lookup through a sub-select, however many chats the
-        // channel has.
-        let chat_ids = chats::Entity::find()
-            .select_only()
-            .column(chats::Column::Id)
-            .filter(chats::Column::ChannelId.eq(channel.id))
-            .into_query();
-        let Some(row) = messages::Entity::find()
-            .filter(Expr::col((messages::Entity, messages::Column::ChatId)).in_subquery(chat_ids))
-            .filter(messages::Column::ExternalId.eq(message_id))
-            .one(&**write)
-            .await?
-        else {
-            return Ok(());
-        };
-        messages::Entity::update_many()
-            .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
-            .col_expr(messages::Column::Payload, Expr::value(json!({"unsent": true})))
-            .filter(messages::Column::Id.eq(row.id))
-            .exec(&**write)
-            .await?;
-        let updated =
-            messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
-        let message = message_from_row(updated, Vec::new())?;
-        append_message_event(write, channel.organization_id.into(), channel.id.into(), "message.unsent", &message, now)
-            .await?;
-        Ok(())
-    }
-
-    /// Finds or creates the end user; a new one gets a profile fetch queued.
-    async fn end_user(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<end_users::Model> {
-        let find = || {
-            end_users::Entity::find()
-                .filter(end_users::Column::ChannelId.eq(channel.id))
-                .filter(end_users::Column::ExternalId.eq(user_id))
-        };
-        if let Some(user) = find().one(&**write).await? {
-            return Ok(user);
-        }
-        // Insert or get: a concurrent delivery for the same new consumer
-        // waits here for the other's commit, then finds its row.
-        let id = EndUserId::generate();
-        let inserted = end_users::Entity::insert(end_users::ActiveModel {
-            id: Set(id.uuid()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            external_id: Set(user_id.to_owned()),
-            display_name: Set(None),
-            picture_url: Set(None),
-            contact_id: Set(None),
-            blocked_at: Set(None),
-            unfollowed_at: Set(None),
-            profile_fetched_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([end_users::Column::ChannelId, end_users::Column::ExternalId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
-        if inserted == 1 {
-            let mut job = NewJob::new(JobKind::LineFetchProfile { end_user_id: id }, now);
-            job.organization_id = Some(channel.organization_id.into());
-            job.channel_id = Some(channel.id.into());
-            write.enqueue(job, now).await?;
-        }
-        find().one(&**write).await?.ok_or_else(|| Error::not_found("end user"))
-    }
-
-    /// Finds or opens the chat between an end user and the channel.
-    async fn chat_for(
-        &self,
-        write: &Write<'_>,
-        channel: &channels::Model,
-        user: &end_users::Model,
-        now: DateTime<Utc>,
-    ) -> Result<(chats::Model, bool)> {
-        let find = || {
-            chats::Entity::find()
-                .filter(chats::Column::ChannelId.eq(channel.id))
-                .filter(chats::Column::EndUserId.eq(user.id))
-        };
-        if let Some(chat) = find().one(&**write).await? {
-            return Ok((chat, false));
-        }
-        let inserted = chats::Entity::insert(chats::ActiveModel {
-            id: Set(ChatId::generate().uuid()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            end_user_id: Set(user.id),
-            department_id: Set(channel.department_id),
-            status: Set(ChatStatus::New.as_str().into()),
-            claimed_by_agent_id: Set(None),
-            claimed_at: Set(None),
-            last_message_at: Set(None),
-            last_message_preview: Set(None),
-            last_inbound_at: Set(None),
-            last_agent_message_at: Set(None),
-            unread_count: Set(0),
-            opened_at: Set(now),
-            completed_at: Set(None),
-            completion_reason: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(OnConflict::columns([chats::Column::ChannelId, chats::Column::EndUserId]).do_nothing().to_owned())
-        .exec_without_returning(&**write)
-        .await?;
-        Ok((find().one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?, inserted == 1))
-    }
-
-    /// Links the end user to a contact when `text` is a valid, unused,
-    /// unexpired passcode of the organization; returns whether it was one.
-    async fn redeem_passcode(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        user: &end_users::Model,
-        text: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let Some(code) = crate::contacts::Passcode::recognise(text) else { return Ok(false) };
-        // Guessing is bounded: past either limit a passcode-shaped message is
-        // kept as an ordinary one and redeems nothing.
-        for (key, limit) in [
-            (format!("passcode:end_user:{}", user.id), PASSCODE_ATTEMPTS_PER_END_USER),
-            (format!("passcode:organization:{}", channel.organization_id), PASSCODE_ATTEMPTS_PER_ORGANIZATION),
-        ] {
-            let (allowed, _) = crate::rate_limits::count_attempt_in(&**write, &key, limit, now).await?;
-            if !allowed {
-                tracing::warn!(end_user = %user.id, limit = %key, "passcode attempt over the limit; not checked");
-                return Ok(false);
-            }
-        }
-        let Some(passcode) = passcodes::Entity::find()
-            .filter(passcodes::Column::OrganizationId.eq(channel.organization_id))
-            .filter(passcodes::Column::Code.eq(code.as_str()))
-            .one(&**write)
-            .await?
-        else {
-            return Ok(false);
-        };
-        if passcode.used_at.is_some() || passcode.expires_at <= now {
-            return Ok(false);
-        }
-        let used = passcodes::Entity::update_many()
-            .col_expr(passcodes::Column::UsedAt, Expr::value(now))
-            .col_expr(passcodes::Column::UsedByEndUserId, Expr::value(user.id))
-            .filter(passcodes::Column::Id.eq(passcode.id))
-            .filter(passcodes::Column::UsedAt.is_null())
-            .exec(&**write)
-            .await?;
-        if used.rows_affected != 1 {
-            return Ok(false);
-        }
-        end_users::Entity::update_many()
-            .col_expr(end_users::Column::ContactId, Expr::value(passcode.contact_id))
-            .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
-            .filter(end_users::Column::Id.eq(user.id))
-            .exec(&**write)
-            .await?;
-        write
-            .append(
-                channel.organization_id.into(),
-                NewEvent::new(
-                    "end_user.linked",
-                    json!({"endUserId": user.id, "contactId": passcode.contact_id, "by": "PASSCODE"}),
-                    now,
-                )
-                .in_channel(channel.id.into()),
-            )
-            .await?;
-        Ok(true)
+/// Turns a LINE event into the neutral form intake records.
+fn inbound(event: &Event) -> InboundEvent {
+    let provider_event_id = match &event.webhook_event_id {
+        Some(id) => id.clone(),
+        // Very old bodies carry no id: the event's own bytes identify it.
+        None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(event.raw.to_string().as_bytes()))),
+    };
+    let consumer = match &event.source {
+        Some(Source::User { user_id, .. }) => user_id.clone(),
+        _ => None,
+    };
+    let kind = match &event.kind {
+        EventKind::Message(content) => InboundKind::Message(inbound_message(event, content)),
+        EventKind::Follow { .. } => InboundKind::Followed,
+        EventKind::Unfollow => InboundKind::Unfollowed,
+        EventKind::Unsend { message_id } => InboundKind::Unsent { message_id: message_id.clone() },
+        _ => InboundKind::Other,
+    };
+    InboundEvent {
+        provider_event_id,
+        event_type: event.event_type.clone(),
+        raw: event.raw.clone(),
+        consumer,
+        reply_token: event.reply_token.clone(),
+        kind,
     }
 }
 
-async fn set_unfollowed(
-    write: &Write<'_>,
-    user: uuid::Uuid,
-    at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    end_users::Entity::update_many()
-        .col_expr(end_users::Column::UnfollowedAt, Expr::value(at))
-        .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
-        .filter(end_users::Column::Id.eq(user))
-        .exec(&**write)
-        .await?;
-    Ok(())
-}
-
-async fn append_end_user_event(
-    write: &mut Write<'_>,
-    channel: &channels::Model,
-    user: uuid::Uuid,
-    kind: &'static str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let chat = chats::Entity::find().filter(chats::Column::EndUserId.eq(user)).one(&**write).await?;
-    let mut event = NewEvent::new(kind, json!({"endUserId": user}), now).in_channel(channel.id.into());
-    if let Some(chat) = chat {
-        event = event.in_chat(chat.id.into());
+fn inbound_message(event: &Event, content: &MessageContent) -> InboundMessage {
+    let (kind, text) = match content {
+        MessageContent::Text(text) => (MessageKind::Text, Some(text.text.clone())),
+        MessageContent::Image(_) => (MessageKind::Image, None),
+        MessageContent::Video(_) => (MessageKind::Video, None),
+        MessageContent::Audio(_) => (MessageKind::Audio, None),
+        MessageContent::File(file) => (MessageKind::File, Some(file.file_name.clone())),
+        MessageContent::Location(location) => {
+            (MessageKind::Location, location.address.clone().or(location.title.clone()))
+        }
+        MessageContent::Sticker(_) => (MessageKind::Sticker, None),
+        MessageContent::Unknown { .. } => (MessageKind::Unknown, None),
+    };
+    // Media LINE holds for us; media hosted elsewhere is only referenced.
+    let media = match content {
+        MessageContent::Image(image) => (image.content_provider == ContentProvider::Line).then_some(None),
+        MessageContent::Video(video) => (video.content_provider == ContentProvider::Line).then_some(None),
+        MessageContent::Audio(audio) => (audio.content_provider == ContentProvider::Line).then_some(None),
+        MessageContent::File(file) => Some(Some(file.file_name.clone())),
+        _ => None,
+    };
+    InboundMessage {
+        external_id: content.id().map(str::to_owned),
+        kind,
+        text,
+        payload: event.raw.get("message").cloned(),
+        media: media.map(|file_name| InboundMedia { file_name }),
     }
-    write.append(channel.organization_id.into(), event).await?;
-    Ok(())
 }
 
 /// Outbound LINE delivery: choosing reply or push, the quota, and the jobs
@@ -620,6 +179,26 @@ impl<'a> LineOutbound<'a> {
         }
         self.reserve_push(write, channel, now).await?;
         Ok(DeliveryMethod::Push)
+    }
+
+    /// After a consumer's message: a new reply token lets answers that wait
+    /// for one go now (not in `PUSH` mode).
+    pub(crate) async fn after_inbound_message(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        chat_id: ChatId,
+        has_reply_token: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
+        if has_reply_token && mode != LineMode::Push && self.has_waiting(&**write, chat_id).await? {
+            let mut job = NewJob::new(JobKind::LineReply { chat_id }, now);
+            job.organization_id = Some(channel.organization_id.into());
+            job.channel_id = Some(channel.id.into());
+            write.enqueue(job, now).await?;
+        }
+        Ok(())
     }
 
     /// Queues the job that delivers a message.
@@ -880,15 +459,8 @@ impl<'a> LineOutbound<'a> {
                 .one(&*write)
                 .await?
                 .ok_or_else(|| Error::not_found("message"))?;
-            append_message_event(
-                &mut write,
-                chat.organization_id.into(),
-                chat.channel_id.into(),
-                "message.delivery_changed",
-                &message_from_row(row.clone(), Vec::new())?,
-                now,
-            )
-            .await?;
+            let claimed = message_from_row(row.clone(), Vec::new())?;
+            append_chat_message_event(&mut write, chat, "message.delivery_changed", &claimed, now).await?;
             rows.push(row);
         }
         write.commit().await?;
@@ -975,7 +547,7 @@ impl<'a> LineOutbound<'a> {
         Ok(OutboundMessage::image(url.clone(), url))
     }
 
-    /// Moves messages to a delivery state, appending one event each.
+    /// Moves messages to a delivery state (see [`Delivery::set_states`]).
     async fn set_states(
         &self,
         chat: &chats::Model,
@@ -984,36 +556,7 @@ impl<'a> LineOutbound<'a> {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut write = self.write().await?;
-        for row in rows {
-            let mut update = messages::Entity::update_many()
-                .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
-                .col_expr(messages::Column::DeliveryError, Expr::value(error.map(str::to_owned)))
-                .filter(messages::Column::Id.eq(row.id))
-                .filter(messages::Column::DeliveryState.eq(row.delivery_state.clone()));
-            if state == DeliveryState::Sent {
-                update = update.col_expr(messages::Column::SentAt, Expr::value(now));
-            }
-            if update.exec(&*write).await?.rows_affected != 1 {
-                continue;
-            }
-            let updated =
-                messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
-            let message = message_from_row(updated, Vec::new())?;
-            append_message_event(
-                &mut write,
-                chat.organization_id.into(),
-                chat.channel_id.into(),
-                "message.delivery_changed",
-                &message,
-                now,
-            )
-            .await?;
-        }
-        write.commit().await
+        Delivery::new(self.core, self.lease).set_states(chat, rows, state, error, now).await
     }
 
     /// Runs a `line.reconcile_quota` job.
@@ -1135,28 +678,12 @@ impl<'a> LineOutbound<'a> {
         };
         update.exec(&*write).await?;
         let message = load_message(&*write, message.id).await?;
-        append_message_event(
-            &mut write,
-            chat.organization_id.into(),
-            chat.channel_id.into(),
-            "message.updated",
-            &message,
-            now,
-        )
-        .await?;
+        append_chat_message_event(&mut write, &chat, "message.updated", &message, now).await?;
         write.commit().await?;
         Ok(match outcome {
             Ok(_) => Outcome::Done,
             Err(error) => Outcome::Failed(error),
         })
-    }
-}
-
-/// The consumer an event is about, for ordering a delivery's events.
-fn consumer_of(event: &Event) -> Option<&str> {
-    match &event.source {
-        Some(Source::User { user_id, .. }) => user_id.as_deref(),
-        _ => None,
     }
 }
 

@@ -1,0 +1,115 @@
+//! The provider-neutral outbound pipeline: a message an agent sends gets a
+//! delivery method from its channel's provider strategy (LINE: reply token,
+//! push or auto, within the push quota), a delivery job in the same
+//! transaction, and delivery states with an event for each change. Chats
+//! send through here without naming a provider.
+
+use chrono::{DateTime, Utc};
+use madoguchi_entity::{channels, chats, messages};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::Core;
+use crate::chats::{append_chat_message_event, message_from_row};
+use crate::db::Write;
+use crate::error::{Error, Result};
+use crate::ids::{ChatId, MessageId};
+use crate::jobs::Lease;
+use crate::kinds::{ChannelKind, DeliveryMethod, DeliveryState};
+use crate::providers::line::LineOutbound;
+
+/// Delivery use cases; within a job's run, every write is fenced by its lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    core: &'a Core,
+    lease: Option<&'a Lease>,
+}
+
+impl<'a> Delivery<'a> {
+    pub(crate) fn new(core: &'a Core, lease: Option<&'a Lease>) -> Self {
+        Self { core, lease }
+    }
+
+    /// Chooses how a new message on `channel` leaves, per its provider's
+    /// strategy (refusing it, say, past a quota).
+    pub(crate) async fn choose_method(
+        &self,
+        write: &Write<'_>,
+        channel: &channels::Model,
+        chat: &chats::Model,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryMethod> {
+        match ChannelKind::parse(&channel.kind)? {
+            ChannelKind::Line => LineOutbound::new(self.core).choose_method(write, channel, chat, now).await,
+            ChannelKind::Wechat => Err(Error::failed_precondition("sending on this channel is not available yet")),
+        }
+    }
+
+    /// Queues the job that delivers a message, in the caller's transaction.
+    pub(crate) async fn enqueue(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        chat: &chats::Model,
+        message_id: MessageId,
+        method: DeliveryMethod,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match ChannelKind::parse(&channel.kind)? {
+            ChannelKind::Line => {
+                LineOutbound::new(self.core).enqueue_delivery(write, chat, message_id, method, now).await
+            }
+            ChannelKind::Wechat => Err(Error::failed_precondition("sending on this channel is not available yet")),
+        }
+    }
+
+    /// What a channel's provider does when its consumer writes.
+    pub(crate) async fn after_inbound_message(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        chat_id: ChatId,
+        has_reply_token: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match ChannelKind::parse(&channel.kind)? {
+            ChannelKind::Line => {
+                LineOutbound::new(self.core).after_inbound_message(write, channel, chat_id, has_reply_token, now).await
+            }
+            ChannelKind::Wechat => Ok(()),
+        }
+    }
+
+    /// Moves messages to a delivery state, appending one event each.
+    pub(crate) async fn set_states(
+        &self,
+        chat: &chats::Model,
+        rows: &[messages::Model],
+        state: DeliveryState,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.core.write().await?.fenced_by(self.lease);
+        for row in rows {
+            let mut update = messages::Entity::update_many()
+                .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
+                .col_expr(messages::Column::DeliveryError, Expr::value(error.map(str::to_owned)))
+                .filter(messages::Column::Id.eq(row.id))
+                .filter(messages::Column::DeliveryState.eq(row.delivery_state.clone()));
+            if state == DeliveryState::Sent {
+                update = update.col_expr(messages::Column::SentAt, Expr::value(now));
+            }
+            if update.exec(&*write).await?.rows_affected != 1 {
+                continue;
+            }
+            let updated =
+                messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+            let message = message_from_row(updated, Vec::new())?;
+            append_chat_message_event(&mut write, chat, "message.delivery_changed", &message, now).await?;
+        }
+        write.commit().await
+    }
+}
