@@ -136,7 +136,7 @@ pub fn test_settings(database_url: &str, dir: &std::path::Path) -> Settings {
         bootstrap_organization_name: "Acme".into(),
         shutdown_grace_seconds: 5,
         public_base_url: "https://madoguchi.test".into(),
-        line_reply_window_seconds: 50,
+        line: madoguchi_server::settings::LineSettings { reply_window_seconds: 50, ..Default::default() },
         job_lease_seconds: 2,
         ..Settings::default()
     }
@@ -155,8 +155,8 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     let database = TestDatabase::create(backend, dir.path()).await?;
     let line = std::sync::Arc::new(madoguchi_fakes::FakeLine::start().await);
     let mut settings = test_settings(&database.url, dir.path());
-    settings.line_api_base = line.api_base().to_string();
-    settings.line_data_base = line.data_base().to_string();
+    settings.line.api_base = line.api_base().to_string();
+    settings.line.data_base = line.data_base().to_string();
     change(&mut settings);
     let clock = std::sync::Arc::new(ManualClock::following_system());
     Some(start(settings, clock, backend, database, dir, line).await)

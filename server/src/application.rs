@@ -155,10 +155,10 @@ pub async fn open_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     config.public_base_url = settings.public_base_url.clone();
     config.blob_dir = settings.data_dir.join("blobs");
     config.line_endpoints = LineEndpoints {
-        api_base: settings.line_api_base.parse().context("line_api_base is not a URL")?,
-        data_base: settings.line_data_base.parse().context("line_data_base is not a URL")?,
+        api_base: settings.line.api_base.parse().context("line.api_base is not a URL")?,
+        data_base: settings.line.data_base.parse().context("line.data_base is not a URL")?,
     };
-    config.reply_window = chrono::Duration::seconds(settings.line_reply_window_seconds);
+    config.reply_window = chrono::Duration::seconds(settings.line.reply_window_seconds);
     config.job_workers = settings.job_workers;
     config.job_lease = chrono::Duration::seconds(settings.job_lease_seconds.max(1));
     config.tokens = TokenSettings {

@@ -58,12 +58,8 @@ pub struct Settings {
     /// Unset: a password is generated and printed once on standard error.
     #[serde(skip_serializing)]
     pub bootstrap_admin_password: Option<Secret<String>>,
-    /// LINE's API hosts; tests point them at a fake.
-    pub line_api_base: String,
-    pub line_data_base: String,
-    /// Seconds a LINE reply token is trusted after its message arrived (LINE
-    /// says about a minute; the seed products 30 seconds).
-    pub line_reply_window_seconds: i64,
+    /// LINE's settings (`[line]`; `MADOGUCHI_LINE_*` in the environment).
+    pub line: LineSettings,
     /// Job workers in this process (deliveries, media, profiles).
     pub job_workers: usize,
     /// Seconds a claimed job stays reserved unless its worker renews it (it
@@ -99,13 +95,48 @@ impl Default for Settings {
             bootstrap_portal_name: "default".into(),
             bootstrap_admin_email: "admin@example.com".into(),
             bootstrap_admin_password: None,
-            line_api_base: "https://api.line.me".into(),
-            line_data_base: "https://api-data.line.me".into(),
-            line_reply_window_seconds: 30,
+            line: LineSettings::default(),
             job_workers: 2,
             job_lease_seconds: 30,
         }
     }
+}
+
+/// The LINE provider's settings, the `[line]` table.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LineSettings {
+    /// LINE's API hosts; tests point them at a fake.
+    pub api_base: String,
+    pub data_base: String,
+    /// Seconds a LINE reply token is trusted after its message arrived (LINE
+    /// says about a minute; the seed products 30 seconds).
+    pub reply_window_seconds: i64,
+}
+
+impl Default for LineSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.line.me".into(),
+            data_base: "https://api-data.line.me".into(),
+            reply_window_seconds: 30,
+        }
+    }
+}
+
+/// The providers' tables: `MADOGUCHI_LINE_API_BASE` is `[line] api_base`.
+const PROVIDER_TABLES: &[&str] = &["line"];
+
+/// Maps an environment key (prefix removed) to its setting: a provider's
+/// `line_api_base` to `line.api_base`, everything else as it is.
+fn setting_key(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    for table in PROVIDER_TABLES {
+        if let Some(rest) = key.strip_prefix(table).and_then(|rest| rest.strip_prefix('_')) {
+            return format!("{table}.{rest}");
+        }
+    }
+    key
 }
 
 impl Settings {
@@ -117,7 +148,8 @@ impl Settings {
             Some(file) => figment = figment.merge(Toml::file_exact(file)),
             None => figment = figment.merge(Toml::file("madoguchi.toml")),
         }
-        figment.merge(Env::prefixed("MADOGUCHI_").ignore(&["config"])).extract().map_err(Box::new)
+        let env = Env::prefixed("MADOGUCHI_").ignore(&["config"]).map(|key| setting_key(key.as_str()).into());
+        figment.merge(env).extract().map_err(Box::new)
     }
 }
 
@@ -138,6 +170,24 @@ mod tests {
             assert_eq!(settings.database_url, "postgres://db/madoguchi");
             assert_eq!(settings.http_addr.port(), 9000);
             assert_eq!(settings.grpc_addr.port(), 50051);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn provider_settings_group_in_a_table_and_keep_their_environment_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("madoguchi.toml", "[line]\nreply_window_seconds = 45\napi_base = \"http://file\"\n")?;
+            jail.set_env("MADOGUCHI_LINE_API_BASE", "http://127.0.0.1:9/");
+            let settings = Settings::load(None).map_err(|error| *error)?;
+            assert_eq!(settings.line.api_base, "http://127.0.0.1:9/");
+            assert_eq!(settings.line.reply_window_seconds, 45);
+            assert_eq!(settings.line.data_base, "https://api-data.line.me");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("madoguchi.toml", "[line]\nreply_windw_seconds = 45\n")?;
+            assert!(Settings::load(None).is_err(), "a typo inside a table is an error too");
             Ok(())
         });
     }

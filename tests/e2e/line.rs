@@ -319,7 +319,7 @@ async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {
     // A fresh token left unused past the reply window (by the server's
     // clock) is not trusted: the answer is pushed.
     assert_eq!(app.deliver_line(&channel, vec![text_event("Uauto", "m2", "again", "reply-2")]).await, 200);
-    app.clock.advance(chrono::Duration::seconds(app.settings.line_reply_window_seconds + 1));
+    app.clock.advance(chrono::Duration::seconds(app.settings.line.reply_window_seconds + 1));
     let late = send(&app, &admin, &chat_id, "after the window").await;
     assert_eq!(late["data"]["sendMessage"]["deliveryMethod"], "PUSH", "{late}");
     eventually(|| async { Some(()).filter(|_| app.line.pushed_to("Uauto").len() == 2) }).await;

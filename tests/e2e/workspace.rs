@@ -115,7 +115,7 @@ async fn of_two_agents_racing_to_claim_exactly_one_wins(backend: Backend) {
         let winners: Vec<_> = [&ann, &bob].into_iter().filter(|response| response["errors"].is_null()).collect();
         assert_eq!(winners.len(), 1, "round {round}: {ann} / {bob}");
         let loser = if ann["errors"].is_null() { &bob } else { &ann };
-        assert_eq!(error_code(loser), "CONFLICT");
+        assert_eq!(error_code(loser), "ABORTED");
         let winner_id = if ann["errors"].is_null() { &team.ann_id } else { &team.bob_id };
         let chat =
             app.graphql(Some(&team.admin), "query($id: ID!) { chat(id: $id) { status claimedBy } }", variables).await;

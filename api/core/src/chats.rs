@@ -392,7 +392,7 @@ impl<'a> Chats<'a> {
         self.ensure_channel_usable(&chat).await?;
         let lost = match ChatStatus::parse(&chat.status)? {
             ChatStatus::Completed => Error::failed_precondition("the chat is completed"),
-            _ => Error::conflict("the chat is already claimed"),
+            _ => Error::aborted("the chat is already claimed"),
         };
         let now = self.core.now();
         let claim = chats::Entity::update_many()
@@ -740,7 +740,7 @@ fn unchanged(chat: &chats::Model) -> Condition {
 }
 
 fn changed_meanwhile() -> Error {
-    Error::conflict("the chat changed meanwhile; try again")
+    Error::aborted("the chat changed meanwhile; try again")
 }
 
 /// Returns the first characters of a message, for chat lists.

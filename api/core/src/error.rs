@@ -11,7 +11,11 @@ pub enum ErrorCode {
     InvalidArgument,
     Unauthenticated,
     PermissionDenied,
+    /// Something of that name or key exists already.
     Conflict,
+    /// Lost a race: another caller changed the object first (a claim taken,
+    /// a chat changed meanwhile). Reading again and retrying may succeed.
+    Aborted,
     FailedPrecondition,
     ResourceExhausted,
     Unavailable,
@@ -27,6 +31,7 @@ impl ErrorCode {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::Conflict => "CONFLICT",
+            Self::Aborted => "ABORTED",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
             Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Self::Unavailable => "UNAVAILABLE",
@@ -87,6 +92,11 @@ impl Error {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// Returns `Aborted`: a race lost to another caller.
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Aborted, message)
     }
 
     pub fn failed_precondition(message: impl Into<String>) -> Self {

@@ -52,6 +52,7 @@ pub fn to_status(error: Error) -> Status {
         ErrorCode::Unauthenticated => Code::Unauthenticated,
         ErrorCode::PermissionDenied => Code::PermissionDenied,
         ErrorCode::Conflict => Code::AlreadyExists,
+        ErrorCode::Aborted => Code::Aborted,
         ErrorCode::FailedPrecondition => Code::FailedPrecondition,
         ErrorCode::ResourceExhausted => Code::ResourceExhausted,
         ErrorCode::Unavailable => Code::Unavailable,
@@ -77,4 +78,17 @@ impl<T> OrStatus<T> for madoguchi_core::Result<T> {
 /// Converts a time into a protobuf timestamp.
 pub(crate) fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_race_is_aborted_and_a_duplicate_already_exists() {
+        assert_eq!(to_status(Error::aborted("the chat is already claimed")).code(), Code::Aborted);
+        assert_eq!(to_status(Error::conflict("a department with that name exists")).code(), Code::AlreadyExists);
+        let internal = to_status(Error::internal(std::io::Error::other("secret detail")));
+        assert_eq!((internal.code(), internal.message()), (Code::Internal, "internal error"));
+    }
 }

@@ -47,7 +47,7 @@ fn to_response(error: Error) -> Response {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorCode::Conflict | ErrorCode::FailedPrecondition => StatusCode::CONFLICT,
+        ErrorCode::Conflict | ErrorCode::Aborted | ErrorCode::FailedPrecondition => StatusCode::CONFLICT,
         ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => {
