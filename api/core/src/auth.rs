@@ -136,6 +136,9 @@ pub enum Permission {
     ReadTickets,
     WriteTickets,
     ReadEvents,
+    /// Following the organization's whole event log (agent, API key and
+    /// organization changes included): admins, and keys with `events:read`.
+    FollowOrganizationLog,
 }
 
 /// An authenticated agent.
@@ -214,7 +217,7 @@ impl Caller {
                 WriteChats => key.scopes.contains(Scope::ChatsWrite),
                 ReadTickets => key.scopes.contains(Scope::TicketsRead) || key.scopes.contains(Scope::TicketsWrite),
                 WriteTickets => key.scopes.contains(Scope::TicketsWrite),
-                ReadEvents => key.scopes.contains(Scope::EventsRead),
+                ReadEvents | FollowOrganizationLog => key.scopes.contains(Scope::EventsRead),
                 ManageAgents | ManageApiKeys | ManageChannels => false,
             },
         };
@@ -238,6 +241,7 @@ fn permission_text(permission: Permission) -> &'static str {
         Permission::ReadTickets => "read tickets",
         Permission::WriteTickets => "change tickets",
         Permission::ReadEvents => "read events",
+        Permission::FollowOrganizationLog => "follow the organization's event log",
     }
 }
 

@@ -362,6 +362,20 @@ impl Core {
         })
     }
 
+    /// Follows the organization's whole event log from `after` (or from now),
+    /// for admins and `events:read` keys only, ending with `UNAUTHENTICATED`
+    /// when the caller stops holding. Every surface streams the log through
+    /// here.
+    pub async fn follow_organization_log(
+        &self,
+        caller: &auth::Caller,
+        after: Option<i64>,
+    ) -> Result<events::EventStream> {
+        caller.require(auth::Permission::FollowOrganizationLog)?;
+        let events = self.events().follow_from(caller.organization_id(), after).await?;
+        Ok(self.while_authorized(caller.clone(), events))
+    }
+
     /// Checks that the database answers.
     pub async fn ready(&self) -> Result<()> {
         self.inner.db.ping().await.map_err(|error| Error::unavailable("database unavailable").with_source(error))

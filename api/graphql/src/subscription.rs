@@ -3,7 +3,6 @@
 use async_graphql::{Context, Result, Subscription};
 use futures::{Stream, StreamExt};
 use madoguchi_core::Error;
-use madoguchi_core::auth::Permission;
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::types::Event;
@@ -34,9 +33,8 @@ impl OrganizationSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
         let caller = caller(ctx)?;
-        caller.require(Permission::ManageAgents).graphql()?;
         let after = parse_cursor(after.as_deref()).graphql()?;
-        let events = core(ctx).events().follow_from(caller.organization_id(), after).await.graphql()?;
+        let events = core(ctx).follow_organization_log(&caller, after).await.graphql()?;
         Ok(events.map(|event| event.map(Event::from).map_err(to_graphql)))
     }
 }

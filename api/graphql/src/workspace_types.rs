@@ -2,11 +2,10 @@
 //! contacts. Channel secrets appear masked only.
 
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use madoguchi_channels::line::friend::{self, BasicId, ButtonLanguage};
 use madoguchi_core::channels::{self, LINE_SETUP};
 use madoguchi_core::ids::{ChannelId, ChatId};
+use madoguchi_core::providers::line::{ButtonLanguage, FriendLinks};
 use madoguchi_core::{chats, contacts, kinds};
 
 use crate::context::{OrGraphql, caller, core};
@@ -81,31 +80,28 @@ pub struct LineChannel {
 impl LineChannel {
     /// The link that adds the account as a friend.
     async fn friend_link(&self) -> Option<String> {
-        self.basic().map(|basic| friend::friend_link(&basic))
+        self.friend().map(|friend| friend.link())
     }
 
     /// A QR code of the friend link, as SVG.
     async fn friend_qr_svg(&self) -> Option<String> {
-        self.basic().map(|basic| friend::qr_svg(&basic))
+        self.friend().map(|friend| friend.qr_svg())
     }
 
     /// A QR code of the friend link, as a `data:image/png;base64,…` URL.
     async fn friend_qr_png(&self, #[graphql(default = 8)] module_pixels: u32) -> Option<String> {
-        self.basic().map(|basic| {
-            let png = friend::qr_png(&basic, module_pixels);
-            format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
-        })
+        self.friend().map(|friend| friend.qr_png_data_url(module_pixels))
     }
 
     /// LINE's "Add friend" button, as HTML to embed in a web page.
     async fn add_friend_button_html(&self, #[graphql(default)] language: ButtonLanguageInput) -> Option<String> {
-        self.basic().map(|basic| friend::add_friend_button_html(&basic, language.into()))
+        self.friend().map(|friend| friend.button_html(language.into()))
     }
 }
 
 impl LineChannel {
-    fn basic(&self) -> Option<BasicId> {
-        self.basic_id.as_deref().and_then(|basic| BasicId::parse(basic).ok())
+    fn friend(&self) -> Option<FriendLinks> {
+        FriendLinks::for_basic_id(self.basic_id.as_deref())
     }
 }
 

@@ -29,6 +29,47 @@ use crate::kinds::{
 };
 use crate::media::{media_limit, media_type_allowed};
 
+pub use madoguchi_channels::line::friend::ButtonLanguage;
+
+/// How consumers add a LINE account as a friend: the link, its QR code, and
+/// LINE's button — the same for every surface (GraphQL, gRPC, the SDKs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FriendLinks {
+    basic: madoguchi_channels::line::friend::BasicId,
+}
+
+impl FriendLinks {
+    /// For an account's basic id (`@abc1234`); `None` when it has none or it
+    /// is not one.
+    pub fn for_basic_id(basic_id: Option<&str>) -> Option<Self> {
+        let basic = madoguchi_channels::line::friend::BasicId::parse(basic_id?).ok()?;
+        Some(Self { basic })
+    }
+
+    /// The link that adds the account as a friend.
+    pub fn link(&self) -> String {
+        madoguchi_channels::line::friend::friend_link(&self.basic)
+    }
+
+    /// The link as a QR code in SVG.
+    pub fn qr_svg(&self) -> String {
+        madoguchi_channels::line::friend::qr_svg(&self.basic)
+    }
+
+    /// The link as a QR code in PNG, as a `data:` URL; `module_pixels` is
+    /// kept within what the encoder allows.
+    pub fn qr_png_data_url(&self, module_pixels: u32) -> String {
+        use base64::Engine;
+        let png = madoguchi_channels::line::friend::qr_png(&self.basic, module_pixels);
+        format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    }
+
+    /// LINE's "Add friend" button as HTML to embed.
+    pub fn button_html(&self, language: ButtonLanguage) -> String {
+        madoguchi_channels::line::friend::add_friend_button_html(&self.basic, language)
+    }
+}
+
 /// What an agent is told of a message whose delivery outcome is unknown.
 const UNCONFIRMED: &str =
     "LINE's answer was lost: the message may or may not have reached the customer; send it again if needed";
