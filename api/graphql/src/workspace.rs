@@ -8,13 +8,14 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use madoguchi_core::auth::Email;
-use madoguchi_core::channels::{
-    CreateLineChannel, Icon, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
-};
+use madoguchi_core::channels::Icon;
 use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, PageRequest};
 use madoguchi_core::contacts::{ContactFields, Phone};
 use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
 use madoguchi_core::organizations::Name;
+use madoguchi_core::providers::line::accounts::{
+    CreateLineChannel, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
+};
 use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};

@@ -3,8 +3,9 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use madoguchi_core::channels::{self, LINE_SETUP};
+use madoguchi_core::channels;
 use madoguchi_core::ids::{ChannelId, ChatId};
+use madoguchi_core::providers::line::accounts::{self as line_accounts, LINE_SETUP};
 use madoguchi_core::providers::line::{ButtonLanguage, FriendLinks};
 use madoguchi_core::{chats, contacts, kinds};
 
@@ -184,8 +185,8 @@ pub struct PushUsage {
     pub reconciled_at: Option<DateTime<Utc>>,
 }
 
-impl From<channels::PushUsage> for PushUsage {
-    fn from(value: channels::PushUsage) -> Self {
+impl From<line_accounts::PushUsage> for PushUsage {
+    fn from(value: line_accounts::PushUsage) -> Self {
         Self {
             month: value.month,
             pushed: value.pushed,

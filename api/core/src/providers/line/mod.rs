@@ -2,6 +2,9 @@
 //! inbound events for [`crate::intake`], its delivery strategy (reply token,
 //! push, auto; the push quota) for [`crate::delivery`], and the jobs that
 //! call LINE afterwards: profiles, media, replies, pushes, quota checks.
+//! [`accounts`] is LINE's side of channel management.
+
+pub mod accounts;
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_channels::line::OutboundMessage;
@@ -15,7 +18,6 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityT
 use sha2::Digest;
 
 use crate::Core;
-use crate::channels::japan_month;
 use crate::chats::{append_chat_message_event, load_message, message_from_row};
 use crate::db::Write;
 use crate::delivery::Delivery;
@@ -28,6 +30,7 @@ use crate::kinds::{
     MessageKind,
 };
 use crate::media::{media_limit, media_type_allowed};
+use accounts::japan_month;
 
 pub use madoguchi_channels::line::friend::ButtonLanguage;
 
