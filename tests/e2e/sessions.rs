@@ -131,3 +131,34 @@ async fn a_revoked_keys_event_stream_ends_unauthenticated(backend: Backend) {
     assert_eq!(ended.map(|status| status.code()), Some(tonic::Code::Unauthenticated));
     assert!(!delivered.contains(&"department.created".to_owned()), "{delivered:?}");
 }
+
+/// A key revoked through one server process ends its stream on another,
+/// through the identity flag of the PostgreSQL notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_replica_ends_its_stream_on_the_other() {
+    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let replica = app.spawn_replica().await;
+    let admin = app.login_admin().await;
+    let (key, key_id) = api_key(&app, &admin, &["events:read"]).await;
+    let mut client = EventServiceClient::new(replica.grpc_channel().await);
+    let mut stream = client
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let revoked =
+        app.graphql(Some(&admin), "mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({"id": key_id})).await;
+    assert!(revoked["errors"].is_null(), "{revoked}");
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status.code()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream on the other replica ends");
+    assert_eq!(ended, Some(tonic::Code::Unauthenticated));
+}

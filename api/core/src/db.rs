@@ -129,6 +129,7 @@ impl<'a> Write<'a> {
         drop(_gate);
         for (organization_id, seq) in heads {
             log.wake(organization_id, seq);
+            log.announce(organization_id, seq, identity);
         }
         if identity {
             log.wake_identity();

@@ -8,8 +8,9 @@
 //!
 //! Readers always read from the table. An in-process `watch` per
 //! organization only wakes them (it holds one number, so a slow reader costs
-//! nothing and misses nothing); with PostgreSQL, `pg_notify` inside the
-//! transaction carries the wake-up to the other server processes.
+//! nothing and misses nothing); with PostgreSQL, a `pg_notify` sent after
+//! the commit (coalesced per organization) carries the wake-up to the other
+//! server processes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -25,7 +26,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::ids::{ChannelId, ChatId, OrganizationId};
@@ -39,6 +40,9 @@ const SAFETY_POLL: Duration = Duration::from_secs(5);
 
 /// How many events a reader takes from the table at once.
 const READ_BATCH: u64 = 200;
+
+/// How long announcements to other replicas are gathered before they go.
+const ANNOUNCE_COALESCING: Duration = Duration::from_millis(2);
 
 /// How many events one insert statement carries.
 const INSERT_CHUNK: usize = 500;
@@ -105,16 +109,35 @@ pub struct EventLog {
     /// Advanced whenever an identity event commits, here or (through the
     /// PostgreSQL notification) on another replica.
     identity: watch::Sender<u64>,
+    /// Committed heads to announce to the other replicas (PostgreSQL),
+    /// coalesced by [`EventLog::notify_postgres`].
+    announcements: mpsc::UnboundedSender<Announcement>,
+    pending_announcements: Mutex<Option<mpsc::UnboundedReceiver<Announcement>>>,
+}
+
+/// A committed head of one organization's log, for other replicas.
+#[derive(Clone, Copy, Debug)]
+struct Announcement {
+    organization_id: OrganizationId,
+    seq: i64,
+    identity: bool,
 }
 
 impl EventLog {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, wakers: Mutex::new(HashMap::new()), identity: watch::channel(0).0 }
+        let (announcements, pending) = mpsc::unbounded_channel();
+        Self {
+            db,
+            wakers: Mutex::new(HashMap::new()),
+            identity: watch::channel(0).0,
+            announcements,
+            pending_announcements: Mutex::new(Some(pending)),
+        }
     }
 
     /// Appends a transaction's events of one organization, in order: one
-    /// counter advance for all of them, one multi-row insert, and on
-    /// PostgreSQL one notification. Called at commit, after every other
+    /// counter advance for all of them and one multi-row insert. Called at
+    /// commit, after every other
     /// write of the transaction, so the organization row is always the last
     /// lock a writer takes (one lock order, no deadlocks against it) and is
     /// held only for the end of the transaction. Returns the newest cursor.
@@ -133,7 +156,6 @@ impl EventLog {
             .to_owned();
         let last: i64 =
             tx.query_one(&advance).await?.ok_or_else(|| Error::not_found("organization"))?.try_get("", "event_seq")?;
-        let identity = events.iter().any(|event| is_identity_kind(event.kind));
         let rows: Vec<events::ActiveModel> = events
             .into_iter()
             .zip(last - count + 1..)
@@ -153,14 +175,6 @@ impl EventLog {
             // Well under SQLite's limit on bound parameters per statement.
             let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
             events::Entity::insert_many(chunk).exec_without_returning(tx).await?;
-        }
-        if tx.get_database_backend() == DbBackend::Postgres {
-            tx.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [POSTGRES_CHANNEL.into(), notification(organization_id, last, identity).into()],
-            ))
-            .await?;
         }
         Ok(last)
     }
@@ -260,6 +274,52 @@ impl EventLog {
             None => self.head(organization_id).await?,
         };
         Ok(self.follow(organization_id, after))
+    }
+
+    /// Tells the other replicas (PostgreSQL) that the organization's log
+    /// reached `seq`, after the commit: sent by [`Self::notify_postgres`],
+    /// coalesced, outside any transaction, so notifying never serialises
+    /// commits. A lost announcement costs a reader at most one safety poll:
+    /// the log is the source of truth.
+    pub fn announce(&self, organization_id: OrganizationId, seq: i64, identity: bool) {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let _ = self.announcements.send(Announcement { organization_id, seq, identity });
+        }
+    }
+
+    /// Sends the announcements until the task is dropped: whatever arrived
+    /// within a couple of milliseconds of the first goes out as one
+    /// notification per organization (its newest head).
+    pub async fn notify_postgres(self: Arc<Self>) {
+        let Some(mut pending) = self.pending_announcements.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        while let Some(first) = pending.recv().await {
+            tokio::time::sleep(ANNOUNCE_COALESCING).await;
+            let mut heads: HashMap<OrganizationId, (i64, bool)> = HashMap::new();
+            let mut add = |announcement: Announcement| {
+                let head = heads.entry(announcement.organization_id).or_insert((0, false));
+                head.0 = Ord::max(head.0, announcement.seq);
+                head.1 |= announcement.identity;
+            };
+            add(first);
+            while let Ok(next) = pending.try_recv() {
+                add(next);
+            }
+            for (organization_id, (seq, identity)) in heads {
+                let sent = self
+                    .db
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [POSTGRES_CHANNEL.into(), notification(organization_id, seq, identity).into()],
+                    ))
+                    .await;
+                if let Err(error) = sent {
+                    tracing::warn!(%error, "cannot notify other replicas; they will poll");
+                }
+            }
+        }
     }
 
     /// Listens for other processes' wake-ups on PostgreSQL until the task is

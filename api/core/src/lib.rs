@@ -395,6 +395,7 @@ impl Core {
         if self.backend() == DbBackend::Postgres {
             let pool = self.inner.db.get_postgres_connection_pool().clone();
             tasks.push(tokio::spawn(Arc::clone(&self.inner.events).listen_postgres(pool)));
+            tasks.push(tokio::spawn(Arc::clone(&self.inner.events).notify_postgres()));
         }
         tasks
     }
