@@ -12,5 +12,8 @@
 //!   - [`line::batching`]: the reply-mode rule that packs waiting agent messages
 //!     into reply calls
 //!   - [`line::client`]: an HTTP client for the endpoints we call
+//! - [`wechat`]: WeChat Official Accounts
+//!   - [`wechat::crypto`]: callback signatures and secure-mode (AES) crypto
 
 pub mod line;
+pub mod wechat;
