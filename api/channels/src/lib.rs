@@ -14,6 +14,7 @@
 //!   - [`line::client`]: an HTTP client for the endpoints we call
 //! - [`wechat`]: WeChat Official Accounts
 //!   - [`wechat::crypto`]: callback signatures and secure-mode (AES) crypto
+//!   - [`wechat::xml`]: callback XML, bounded, into typed messages
 
 pub mod line;
 pub mod wechat;
