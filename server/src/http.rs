@@ -186,7 +186,24 @@ async fn graphql_ws(State(state): State<HttpState>, protocol: GraphQLProtocol, u
 
 /// Serves one graphql-transport-ws connection. On shutdown the client's
 /// input is cut, subscriptions end, and the socket closes with 1001.
+/// Counts open WebSocket connections while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        metrics::gauge!("websocket_connections").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("websocket_connections").decrement(1.0);
+    }
+}
+
 async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: WebSocket) {
+    let _open = OpenConnection::new();
     let (mut sink, stream) = socket.split();
     let (outgoing, mut to_send) = futures::channel::mpsc::channel::<Message>(64);
     let input = stream.take_until(state.shutdown.clone().cancelled_owned());

@@ -1,6 +1,7 @@
 //! Probes, metrics and a clean shutdown.
 
 use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
+use madoguchi_tests::line::{eventually, text_event};
 use madoguchi_tests::{Backend, spawn_app};
 use serde_json::json;
 
@@ -16,6 +17,39 @@ async fn probes_and_metrics_answer(backend: Backend) {
         assert_eq!(response.text().await.unwrap(), body);
     }
     app.graphql(None, "{ organization { name } }", json!({})).await;
+    // A message in, its answer out, and a socket open: each shows on /metrics.
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    assert_eq!(app.deliver_line(&channel, vec![text_event("Umetrics", "m1", "hi", "r-metrics")]).await, 200);
+    let chats = app.graphql(Some(&admin), "{ chats { edges { node { id } } } }", json!({})).await;
+    let chat_id = chats["data"]["chats"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+    app.graphql(Some(&admin), "mutation($id: ID!) { claimChat(id: $id) { id } }", json!({"id": chat_id})).await;
+    app.graphql(
+        Some(&admin),
+        "mutation($id: ID!) { sendMessage(chatId: $id, text: \"hello\") { id } }",
+        json!({"id": chat_id}),
+    )
+    .await;
+    eventually(|| async { Some(()).filter(|_| !app.line.replied("r-metrics").is_empty()) }).await;
+    let _ws = GraphqlWs::connect(
+        &format!("ws://{}/graphql/ws", app.http),
+        json!({"authorization": format!("Bearer {admin}")}),
+    )
+    .await
+    .unwrap();
+    let metrics_url = format!("http://{}/metrics", app.metrics);
+    let metrics = eventually(|| async {
+        let metrics = app.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        metrics.contains("deliveries_total{result=\"SENT\"}").then_some(metrics)
+    })
+    .await;
+    for name in [
+        "webhook_events_total{provider=\"line\",outcome=\"stored\"}",
+        "job_attempts_total{kind=\"line.reply\",result=\"done\"}",
+        "websocket_connections",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from {metrics}");
+    }
     // Metrics are on their own listener, not the public one.
     let metrics = app.client.get(format!("http://{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");

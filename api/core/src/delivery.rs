@@ -105,6 +105,9 @@ impl<'a> Delivery<'a> {
             if update.exec(&*write).await?.rows_affected != 1 {
                 continue;
             }
+            if matches!(state, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Unconfirmed) {
+                metrics::counter!("deliveries_total", "result" => state.as_str()).increment(1);
+            }
             let updated =
                 messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
             let message = message_from_row(updated, Vec::new())?;

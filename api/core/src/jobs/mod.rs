@@ -329,6 +329,13 @@ impl<'a> Jobs<'a> {
                     if let Outcome::Failed(error) | Outcome::RetryAt(_, error) = &outcome {
                         tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, %error, "job did not succeed");
                     }
+                    let result = match &outcome {
+                        Outcome::Done => "done",
+                        Outcome::RetryAt(..) => "retry",
+                        Outcome::Failed(_) => "failed",
+                    };
+                    metrics::counter!("job_attempts_total", "kind" => job.kind.clone(), "result" => result)
+                        .increment(1);
                     if let Outcome::Failed(_) = &outcome {
                         metrics::counter!("jobs_failed_total", "kind" => job.kind.clone()).increment(1);
                     }
