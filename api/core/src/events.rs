@@ -202,6 +202,14 @@ impl EventLog {
         self.identity.send_modify(|generation| *generation += 1);
     }
 
+    /// Wakes every follower of every organization, to read the log again.
+    fn wake_all(&self) {
+        let wakers = self.wakers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for sender in wakers.values() {
+            sender.send_modify(|_| {});
+        }
+    }
+
     /// Returns a receiver that changes after every identity change.
     pub fn identity_changes(&self) -> watch::Receiver<u64> {
         self.identity.subscribe()
@@ -326,9 +334,17 @@ impl EventLog {
     /// dropped; reconnects after errors.
     pub async fn listen_postgres(self: Arc<Self>, pool: sea_orm::sqlx::PgPool) {
         loop {
+            let mut resync = true;
             let error = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(mut listener) => match listener.listen(POSTGRES_CHANNEL).await {
+                    // What was announced while not listening (at start, or
+                    // while reconnecting) is not lost: every follower reads
+                    // the log again and every stream checks its caller again.
                     Ok(()) => loop {
+                        if std::mem::take(&mut resync) {
+                            self.wake_all();
+                            self.wake_identity();
+                        }
                         match listener.recv().await {
                             Ok(notification) => self.wake_from_notification(notification.payload()),
                             Err(error) => break error,
