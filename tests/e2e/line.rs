@@ -53,6 +53,23 @@ async fn first_chat(app: &TestApp, admin: &str, channel: &TestChannel, user: &st
         .to_owned()
 }
 
+/// Waits for the chat's first attachment to be ready and returns its
+/// signed link's path on this server.
+async fn first_attachment_path(app: &TestApp, token: &str, chat_id: &str) -> String {
+    let url = eventually(|| async {
+        let response = app
+            .graphql(
+                Some(token),
+                "query($id: ID!) { chat(id: $id) { messages { attachments { url } } } }",
+                json!({"id": chat_id}),
+            )
+            .await;
+        response["data"]["chat"]["messages"][0]["attachments"][0]["url"].as_str().map(str::to_owned)
+    })
+    .await;
+    url.strip_prefix("https://madoguchi.test").expect("a public URL").to_owned()
+}
+
 async fn delivery_states(app: &TestApp, token: &str, chat_id: &str) -> Vec<(String, String)> {
     messages(app, token, chat_id)
         .await
@@ -495,18 +512,8 @@ async fn an_image_is_sent_from_our_media_url_and_media_downloads_need_the_signed
     let chat_id = chats(&app, &admin).await[0]["id"].as_str().unwrap().to_owned();
 
     // The agent downloads the customer's photo through a signed link.
-    let url = eventually(|| async {
-        let response = app
-            .graphql(
-                Some(&admin),
-                "query($id: ID!) { chat(id: $id) { messages { attachments { url } } } }",
-                json!({"id": chat_id}),
-            )
-            .await;
-        response["data"]["chat"]["messages"][0]["attachments"][0]["url"].as_str().map(str::to_owned)
-    })
-    .await;
-    let path = url.strip_prefix("https://madoguchi.test").expect("a public URL");
+    let path = first_attachment_path(&app, &admin, &chat_id).await;
+    let path = path.as_str();
     let downloaded = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(downloaded.status(), 200);
     assert_eq!(downloaded.headers()["content-type"], "image/jpeg");
@@ -577,18 +584,8 @@ async fn a_file_of_any_type_is_served_as_a_download_never_in_place(backend: Back
     });
     assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
     let chat_id = chats(&app, &admin).await[0]["id"].as_str().unwrap().to_owned();
-    let url = eventually(|| async {
-        let response = app
-            .graphql(
-                Some(&admin),
-                "query($id: ID!) { chat(id: $id) { messages { attachments { url } } } }",
-                json!({"id": chat_id}),
-            )
-            .await;
-        response["data"]["chat"]["messages"][0]["attachments"][0]["url"].as_str().map(str::to_owned)
-    })
-    .await;
-    let path = url.strip_prefix("https://madoguchi.test").expect("a public URL");
+    let path = first_attachment_path(&app, &admin, &chat_id).await;
+    let path = path.as_str();
     let downloaded = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(downloaded.status(), 200);
     let headers = downloaded.headers().clone();

@@ -53,6 +53,24 @@ async fn subscribed(app: &TestApp, token: &str) -> GraphqlWs {
     ws
 }
 
+/// Reads an event stream until it ends (within 30 s); returns the kinds it
+/// delivered and the status it ended with, if any.
+async fn until_ended(stream: &mut tonic::Streaming<pb::StreamEventsResponse>) -> (Vec<String>, Option<tonic::Code>) {
+    let mut delivered = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(response)) => delivered.push(response.event.map(|event| event.kind).unwrap_or_default()),
+                Some(Err(status)) => return Some(status.code()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    (delivered, ended)
+}
+
 async fn a_password_change_revokes_the_sessions_issued_before_it(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
@@ -116,19 +134,8 @@ async fn a_revoked_keys_event_stream_ends_unauthenticated(backend: Backend) {
     // What follows the revocation is never delivered to the revoked key.
     let created = app.graphql(Some(&admin), "mutation { createDepartment(name: \"Later\") { id } }", json!({})).await;
     assert!(created["errors"].is_null(), "{created}");
-    let mut delivered = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(response)) => delivered.push(response.event.unwrap().kind),
-                Some(Err(status)) => return Some(status),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
-    assert_eq!(ended.map(|status| status.code()), Some(tonic::Code::Unauthenticated));
+    let (delivered, ended) = until_ended(&mut stream).await;
+    assert_eq!(ended, Some(tonic::Code::Unauthenticated));
     assert!(!delivered.contains(&"department.created".to_owned()), "{delivered:?}");
 }
 
@@ -149,16 +156,6 @@ async fn a_key_revoked_on_one_replica_ends_its_stream_on_the_other() {
     let revoked =
         app.graphql(Some(&admin), "mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({"id": key_id})).await;
     assert!(revoked["errors"].is_null(), "{revoked}");
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return Some(status.code()),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream on the other replica ends");
+    let (_, ended) = until_ended(&mut stream).await;
     assert_eq!(ended, Some(tonic::Code::Unauthenticated));
 }

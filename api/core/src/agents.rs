@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{agent_departments, agents, departments, organizations};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -335,10 +336,7 @@ impl<'a> Agents<'a> {
         let revokes = command.role.is_some_and(|role| role.as_str() != existing.role)
             || command.active == Some(false)
             || password_hash.is_some();
-        let mut row: agents::ActiveModel = existing.clone().into();
-        if revokes {
-            row.token_version = Set(existing.token_version + 1);
-        }
+        let mut row: agents::ActiveModel = existing.into();
         if let Some(name) = command.name {
             row.name = Set(name.as_str().to_owned());
         }
@@ -353,6 +351,15 @@ impl<'a> Agents<'a> {
         }
         row.updated_at = Set(now);
         row.update(&*write).await?;
+        if revokes {
+            // Incremented in the database, not set from the row read above:
+            // two revoking changes at once both move the version on.
+            agents::Entity::update_many()
+                .col_expr(agents::Column::TokenVersion, Expr::col(agents::Column::TokenVersion).add(1))
+                .filter(agents::Column::Id.eq(id.uuid()))
+                .exec(&*write)
+                .await?;
+        }
         if let Some(departments) = departments {
             replace_departments(&*write, id, &departments).await?;
         }

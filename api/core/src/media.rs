@@ -12,9 +12,8 @@ use madoguchi_entity::attachments;
 use sea_orm::EntityTrait;
 
 use crate::Core;
-use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::ids::{AttachmentId, MessageId};
+use crate::ids::AttachmentId;
 use crate::kinds::{AttachmentStatus, MessageKind};
 
 /// Size limits for media, by kind (SPEC.md).
@@ -86,22 +85,6 @@ pub struct MediaLinks<'a> {
 impl<'a> MediaLinks<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
         Self { core }
-    }
-
-    /// Returns a download URL for an attachment of a message the caller may see.
-    pub async fn url_for_caller(
-        &self,
-        caller: &Caller,
-        message_id: MessageId,
-        attachment_id: AttachmentId,
-    ) -> Result<String> {
-        let message = self.core.chats().message(caller, message_id).await?;
-        let attachment =
-            message.attachments.iter().find(|a| a.id == attachment_id).ok_or_else(|| Error::not_found("attachment"))?;
-        if attachment.status != AttachmentStatus::Ready {
-            return Err(Error::failed_precondition("the attachment is not ready"));
-        }
-        Ok(self.url(attachment_id, self.core.now() + AGENT_LINK_LIFETIME))
     }
 
     /// Returns an agent's 15-minute download link for an attachment they

@@ -65,7 +65,7 @@ impl WorkspaceQuery {
     /// Jobs that ended failed, newest first (admins): deliveries, downloads
     /// and fetches that could not be done, with the error and attempts.
     async fn failed_jobs(&self, ctx: &Context<'_>, first: Option<u64>) -> Result<Vec<FailedJob>> {
-        let jobs = core(ctx).jobs().failed(&caller(ctx)?, first.unwrap_or(20)).await.graphql()?;
+        let jobs = core(ctx).jobs().failed(&caller(ctx)?, first).await.graphql()?;
         Ok(jobs.into_iter().map(Into::into).collect())
     }
 

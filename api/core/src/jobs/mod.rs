@@ -369,14 +369,15 @@ impl<'a> Jobs<'a> {
 
     /// Lists the organization's failed jobs, newest first (admins): what
     /// could not be delivered or fetched, and why.
-    pub async fn failed(&self, caller: &Caller, first: u64) -> Result<Vec<FailedJob>> {
+    /// `first` is 20 when not given, at most 100.
+    pub async fn failed(&self, caller: &Caller, first: Option<u64>) -> Result<Vec<FailedJob>> {
         caller.require(Permission::ManageChannels)?;
         let rows = jobs::Entity::find()
             .filter(jobs::Column::OrganizationId.eq(caller.organization_id().uuid()))
             .filter(jobs::Column::Status.eq("FAILED"))
             .order_by_desc(jobs::Column::FinishedAt)
             .order_by_desc(jobs::Column::Id)
-            .limit(first.clamp(1, 100))
+            .limit(first.unwrap_or(20).clamp(1, 100))
             .all(self.core.db())
             .await?;
         Ok(rows
