@@ -26,6 +26,8 @@ pub struct Model {
     pub wechat_app_secret: Option<Vec<u8>>,
     pub wechat_token: Option<Vec<u8>>,
     pub wechat_encoding_aes_key: Option<Vec<u8>>,
+    /// The key before a rotation, still accepted until the new one is confirmed.
+    pub wechat_previous_encoding_aes_key: Option<Vec<u8>>,
     pub auto_ticket_after_secs: Option<i64>,
     pub missed_close_after_secs: Option<i64>,
     pub idle_close_after_secs: Option<i64>,

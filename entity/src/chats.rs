@@ -22,6 +22,9 @@ pub struct Model {
     pub opened_at: DateTimeUtc,
     pub completed_at: Option<DateTimeUtc>,
     pub completion_reason: Option<String>,
+    /// When the provider last refused a message because the consumer's
+    /// window is closed (WeChat's 45015); a later inbound message reopens it.
+    pub send_window_closed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

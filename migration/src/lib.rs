@@ -14,6 +14,7 @@ mod m20261122_000003_create_chats;
 mod m20261122_000004_create_tickets;
 mod m20261122_000005_create_log_and_queue;
 mod m20261201_000001_add_review_fixes;
+mod m20261201_000002_add_wechat;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_tickets::Migration),
             Box::new(m20261122_000005_create_log_and_queue::Migration),
             Box::new(m20261201_000001_add_review_fixes::Migration),
+            Box::new(m20261201_000002_add_wechat::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use madoguchi_channels::line::client::LineEndpoints;
+use madoguchi_channels::wechat::client::WechatEndpoints;
 use madoguchi_core::auth::TokenSettings;
 use madoguchi_core::clock::Clock;
 use madoguchi_core::secrets::MasterKey;
@@ -159,6 +160,9 @@ pub async fn open_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Re
         data_base: settings.line.data_base.parse().context("line.data_base is not a URL")?,
     };
     config.reply_window = chrono::Duration::seconds(settings.line.reply_window_seconds);
+    config.wechat_endpoints =
+        WechatEndpoints { api_base: settings.wechat.api_base.parse().context("wechat.api_base is not a URL")? };
+    config.outbound_ips = settings.wechat.outbound_ips.clone();
     config.job_workers = settings.job_workers;
     config.job_lease = chrono::Duration::seconds(settings.job_lease_seconds.max(1));
     config.tokens = TokenSettings {

@@ -60,6 +60,8 @@ pub struct Settings {
     pub bootstrap_admin_password: Option<Secret<String>>,
     /// LINE's settings (`[line]`; `MADOGUCHI_LINE_*` in the environment).
     pub line: LineSettings,
+    /// WeChat's settings (`[wechat]`; `MADOGUCHI_WECHAT_*` in the environment).
+    pub wechat: WechatSettings,
     /// Job workers in this process (deliveries, media, profiles).
     pub job_workers: usize,
     /// Seconds a claimed job stays reserved unless its worker renews it (it
@@ -96,6 +98,7 @@ impl Default for Settings {
             bootstrap_admin_email: "admin@example.com".into(),
             bootstrap_admin_password: None,
             line: LineSettings::default(),
+            wechat: WechatSettings::default(),
             job_workers: 2,
             job_lease_seconds: 30,
         }
@@ -124,8 +127,25 @@ impl Default for LineSettings {
     }
 }
 
+/// The WeChat provider's settings, the `[wechat]` table.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatSettings {
+    /// WeChat's API host; tests point it at a fake.
+    pub api_base: String,
+    /// The addresses this server calls WeChat from, shown to admins to put
+    /// on the account's IP allow-list (WeChat refuses others with 40164).
+    pub outbound_ips: Vec<String>,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        Self { api_base: "https://api.weixin.qq.com".into(), outbound_ips: Vec::new() }
+    }
+}
+
 /// The providers' tables: `MADOGUCHI_LINE_API_BASE` is `[line] api_base`.
-const PROVIDER_TABLES: &[&str] = &["line"];
+const PROVIDER_TABLES: &[&str] = &["line", "wechat"];
 
 /// Maps an environment key (prefix removed) to its setting: a provider's
 /// `line_api_base` to `line.api_base`, everything else as it is.

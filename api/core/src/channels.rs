@@ -1,7 +1,7 @@
 //! Channels: the business's accounts on a provider, whatever the provider —
 //! status, agents, visibility, icons, sealed credentials, webhook URLs. What
 //! is one provider's own (LINE's credentials, modes, plans, quota) lives in
-//! its module under [`crate::providers`].
+//! its module under [`crate::providers`] (LINE's, WeChat's).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use crate::events::NewEvent;
 use crate::ids::{AgentId, ChannelId, DepartmentId, OrganizationId};
 use crate::kinds::{ChannelKind, ChannelStatus};
 use crate::providers::line::accounts::LineChannel;
+use crate::providers::wechat::accounts::WechatChannel;
 use crate::secrets::{SealedAt, Secret};
 
 /// A channel as the API shows it; secrets masked.
@@ -29,6 +30,7 @@ pub struct Channel {
     pub status: ChannelStatus,
     pub has_icon: bool,
     pub line: Option<LineChannel>,
+    pub wechat: Option<WechatChannel>,
     /// Where the provider must deliver webhooks.
     pub webhook_url: String,
     pub created_at: DateTime<Utc>,
@@ -226,9 +228,9 @@ impl<'a> Channels<'a> {
     pub(crate) fn channel_from_row(&self, row: channels::Model) -> Result<Channel> {
         let kind = ChannelKind::parse(&row.kind)?;
         // The provider's own side of the channel, secrets masked.
-        let line = match kind {
-            ChannelKind::Line => Some(self.line_view(&row)?),
-            ChannelKind::Wechat => None,
+        let (line, wechat) = match kind {
+            ChannelKind::Line => (Some(self.line_view(&row)?), None),
+            ChannelKind::Wechat => (None, Some(self.wechat_view(&row))),
         };
         let id: ChannelId = row.id.into();
         Ok(Channel {
@@ -240,6 +242,7 @@ impl<'a> Channels<'a> {
             status: ChannelStatus::parse(&row.status)?,
             has_icon: row.icon_blob_key.is_some(),
             line,
+            wechat,
             webhook_url: format!("{}/webhooks/{}/{id}", self.core.public_base_url(), kind.as_str().to_lowercase()),
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -634,6 +634,15 @@ impl<'a> Chats<'a> {
         Ok(message)
     }
 
+    /// Returns whether the chat's consumer can be written to now, where the
+    /// provider limits it (WeChat's 48-hour window and monthly allowance).
+    pub async fn send_window(&self, caller: &Caller, id: ChatId) -> Result<Option<crate::delivery::SendWindow>> {
+        caller.require(Permission::ReadChats)?;
+        let chat = self.visible(caller, id).await?;
+        let channel = self.core.channels().find(chat.organization_id.into(), chat.channel_id.into()).await?;
+        self.core.delivery().send_window(&channel, &chat, self.core.now()).await
+    }
+
     /// Returns the chat row if the caller may see it; `NotFound` otherwise.
     pub(crate) async fn visible(&self, caller: &Caller, id: ChatId) -> Result<chats::Model> {
         let row = chats::Entity::find_by_id(id.uuid())

@@ -1,6 +1,7 @@
 //! The provider-neutral outbound pipeline: a message an agent sends gets a
 //! delivery method from its channel's provider strategy (LINE: reply token,
-//! push or auto, within the push quota), a delivery job in the same
+//! push or auto, within the push quota; WeChat: customer-service messages
+//! within the 48-hour window or the monthly allowance), a delivery job in the same
 //! transaction, and delivery states with an event for each change. Chats
 //! send through here without naming a provider.
 
@@ -15,8 +16,24 @@ use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::ids::{ChatId, MessageId};
 use crate::jobs::Lease;
-use crate::kinds::{ChannelKind, DeliveryMethod, DeliveryState};
+use crate::kinds::{ChannelKind, DeliveryMethod, DeliveryState, SendWindowState};
 use crate::providers::line::LineOutbound;
+use crate::providers::wechat::WechatOutbound;
+
+/// Whether and how much a chat's consumer can be written to now, for
+/// providers that limit it (WeChat); agent UIs warn before the agent types.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendWindow {
+    pub state: SendWindowState,
+    /// When the free window closes, while it is open.
+    pub open_until: Option<DateTime<Utc>>,
+    /// Messages sent outside the window this month, and how many may be.
+    pub allowance_used: i64,
+    pub allowance_limit: i64,
+    pub allowance_resets_at: DateTime<Utc>,
+    /// Why, in words.
+    pub reason: String,
+}
 
 /// Delivery use cases; within a job's run, every write is fenced by its lease.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +58,23 @@ impl<'a> Delivery<'a> {
     ) -> Result<DeliveryMethod> {
         match ChannelKind::parse(&channel.kind)? {
             ChannelKind::Line => LineOutbound::new(self.core).choose_method(write, channel, chat, now).await,
-            ChannelKind::Wechat => Err(Error::failed_precondition("sending on this channel is not available yet")),
+            ChannelKind::Wechat => WechatOutbound::new(self.core).choose_method(write, chat, now).await,
+        }
+    }
+
+    /// A chat's send window, where its provider limits one (`None`: LINE,
+    /// whose limit is the channel's push quota).
+    pub(crate) async fn send_window(
+        &self,
+        channel: &channels::Model,
+        chat: &chats::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SendWindow>> {
+        match ChannelKind::parse(&channel.kind)? {
+            ChannelKind::Line => Ok(None),
+            ChannelKind::Wechat => {
+                WechatOutbound::new(self.core).send_window(self.core.db(), chat, now).await.map(Some)
+            }
         }
     }
 
@@ -59,7 +92,9 @@ impl<'a> Delivery<'a> {
             ChannelKind::Line => {
                 LineOutbound::new(self.core).enqueue_delivery(write, chat, message_id, method, now).await
             }
-            ChannelKind::Wechat => Err(Error::failed_precondition("sending on this channel is not available yet")),
+            ChannelKind::Wechat => {
+                WechatOutbound::new(self.core).enqueue_delivery(write, chat, message_id, method, now).await
+            }
         }
     }
 
@@ -115,4 +150,20 @@ impl<'a> Delivery<'a> {
         }
         write.commit().await
     }
+}
+
+/// Returns a chat and its channel.
+pub(crate) async fn chat_and_channel(
+    db: &impl sea_orm::ConnectionTrait,
+    chat_id: uuid::Uuid,
+) -> Result<(chats::Model, channels::Model)> {
+    let chat = chats::Entity::find_by_id(chat_id).one(db).await?.ok_or_else(|| Error::not_found("chat"))?;
+    let channel =
+        channels::Entity::find_by_id(chat.channel_id).one(db).await?.ok_or_else(|| Error::not_found("channel"))?;
+    Ok((chat, channel))
+}
+
+/// The rows still `PENDING`.
+pub(crate) fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
+    rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
 }

@@ -434,6 +434,7 @@ impl<'a> Intake<'a> {
             opened_at: Set(now),
             completed_at: Set(None),
             completion_reason: Set(None),
+            send_window_closed_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })

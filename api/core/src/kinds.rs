@@ -97,6 +97,8 @@ string_enum!(
         File => "FILE",
         Sticker => "STICKER",
         Location => "LOCATION",
+        /// A link the consumer shared (WeChat): its title, description and URL.
+        Link => "LINK",
         /// A type the provider added after this code was written; kept raw.
         Unknown => "UNKNOWN",
     }
@@ -121,8 +123,20 @@ string_enum!(
     }
 );
 string_enum!(
-    /// How an outbound LINE message left.
+    /// How an outbound message left: on a reply token (LINE), or pushed at
+    /// any time (a LINE push, a WeChat customer-service message).
     DeliveryMethod { Reply => "REPLY", Push => "PUSH" }
+);
+string_enum!(
+    /// Whether a chat's consumer can be written to now (WeChat's rules).
+    SendWindowState {
+        /// Within the free window: send without limit.
+        Open => "OPEN",
+        /// Outside it: each message takes one of the monthly allowance.
+        Limited => "LIMITED",
+        /// Nothing can be sent until the consumer writes (or the month turns).
+        Closed => "CLOSED",
+    }
 );
 string_enum!(
     /// The state of a message's media.

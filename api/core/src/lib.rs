@@ -48,6 +48,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use madoguchi_channels::line::client::{LineClient, LineEndpoints};
+use madoguchi_channels::wechat::client::{WechatClient, WechatEndpoints};
 use madoguchi_entity::jobs as job_rows;
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::Notify;
@@ -82,6 +83,11 @@ pub struct CoreConfig {
     pub line_endpoints: LineEndpoints,
     /// How long a LINE reply token is trusted after its message arrived.
     pub reply_window: chrono::Duration,
+    /// WeChat's API host.
+    pub wechat_endpoints: WechatEndpoints,
+    /// The addresses this platform calls WeChat from, shown to admins for
+    /// the account's IP allow-list.
+    pub outbound_ips: Vec<String>,
     /// How many job workers this process runs.
     pub job_workers: usize,
     /// How long a claimed job stays reserved without its worker renewing it.
@@ -100,6 +106,8 @@ impl CoreConfig {
             blob_dir: PathBuf::from("data/blobs"),
             line_endpoints: LineEndpoints::production(),
             reply_window: chrono::Duration::seconds(30),
+            wechat_endpoints: WechatEndpoints::production(),
+            outbound_ips: Vec::new(),
             job_workers: 2,
             job_lease: chrono::Duration::seconds(30),
         }
@@ -121,6 +129,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     blobs: Arc<dyn BlobStore>,
     line: LineClient,
+    wechat: WechatClient,
+    outbound_ips: Vec<String>,
     job_waker: Notify,
     public_base_url: String,
     reply_window: chrono::Duration,
@@ -148,7 +158,9 @@ impl Core {
                 tokens: Tokens::new(&config.master_key, config.tokens),
                 clock: config.clock,
                 blobs: Arc::new(DirectoryBlobStore::new(config.blob_dir)),
-                line: LineClient::new(http, config.line_endpoints),
+                line: LineClient::new(http.clone(), config.line_endpoints),
+                wechat: WechatClient::new(http, config.wechat_endpoints),
+                outbound_ips: config.outbound_ips,
                 job_waker: Notify::new(),
                 public_base_url: config.public_base_url.trim_end_matches('/').to_owned(),
                 reply_window: config.reply_window,
@@ -231,6 +243,15 @@ impl Core {
         &self.inner.line
     }
 
+    pub(crate) fn wechat(&self) -> &WechatClient {
+        &self.inner.wechat
+    }
+
+    /// The addresses this platform calls providers from.
+    pub fn outbound_ips(&self) -> &[String] {
+        &self.inner.outbound_ips
+    }
+
     pub(crate) fn job_waker(&self) -> &Notify {
         &self.inner.job_waker
     }
@@ -276,6 +297,11 @@ impl Core {
         providers::line::LineInbound::new(self)
     }
 
+    /// WeChat's callback URL: verification and messages.
+    pub fn wechat_inbound(&self) -> providers::wechat::WechatInbound<'_> {
+        providers::wechat::WechatInbound::new(self)
+    }
+
     /// The provider-neutral intake that providers' webhooks record through.
     pub(crate) fn intake(&self) -> intake::Intake<'_> {
         intake::Intake::new(self)
@@ -308,6 +334,14 @@ impl Core {
             }
             jobs::JobKind::LineReconcileQuota { channel_id } => {
                 outbound.run_reconcile_quota(job, *channel_id, policy).await
+            }
+            jobs::JobKind::WechatSend { message_id, allowance_month } => {
+                let wechat = providers::wechat::WechatOutbound::fenced(self, lease);
+                wechat.run_send(job, *message_id, allowance_month.as_deref(), policy).await
+            }
+            jobs::JobKind::WechatDownloadMedia { attachment_id } => {
+                let wechat = providers::wechat::WechatOutbound::fenced(self, lease);
+                wechat.run_download_media(job, *attachment_id, policy).await
             }
         }
     }

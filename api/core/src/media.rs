@@ -8,12 +8,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use madoguchi_entity::attachments;
-use sea_orm::EntityTrait;
+use madoguchi_entity::{attachments, channels, chats, messages};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::Core;
+use crate::chats::{append_chat_message_event, load_message};
 use crate::error::{Error, Result};
 use crate::ids::AttachmentId;
+use crate::jobs::{Lease, Outcome};
 use crate::kinds::{AttachmentStatus, MessageKind};
 
 /// Size limits for media, by kind (SPEC.md).
@@ -25,17 +28,103 @@ pub fn media_limit(kind: MessageKind) -> u64 {
     }
 }
 
-/// Media types accepted, by kind (SPEC.md; LINE sends audio as m4a).
+/// Media types accepted, by kind (SPEC.md; LINE sends audio as m4a,
+/// WeChat voice as AMR or Speex).
 pub(crate) fn media_type_allowed(kind: MessageKind, content_type: &str) -> bool {
     let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match kind {
         MessageKind::Image => matches!(content_type.as_str(), "image/jpeg" | "image/jpg" | "image/png"),
         MessageKind::Audio => {
-            matches!(content_type.as_str(), "audio/ogg" | "audio/x-m4a" | "audio/m4a" | "audio/mp4" | "audio/aac")
+            matches!(
+                content_type.as_str(),
+                "audio/ogg"
+                    | "audio/x-m4a"
+                    | "audio/m4a"
+                    | "audio/mp4"
+                    | "audio/aac"
+                    | "audio/amr"
+                    | "audio/speex"
+                    | "audio/x-speex"
+            )
         }
         MessageKind::Video => matches!(content_type.as_str(), "video/mp4" | "video/3gpp"),
         _ => true,
     }
+}
+
+/// What a media download job works on: the attachment, its message, chat
+/// and channel.
+pub(crate) struct DownloadTarget {
+    pub attachment: attachments::Model,
+    pub message: messages::Model,
+    pub chat: chats::Model,
+    pub channel: channels::Model,
+}
+
+/// Loads a download job's attachment with its message, chat and channel;
+/// `None` when the attachment is gone.
+pub(crate) async fn download_target(core: &Core, attachment_id: AttachmentId) -> Result<Option<DownloadTarget>> {
+    let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(core.db()).await? else {
+        return Ok(None);
+    };
+    let message = messages::Entity::find_by_id(attachment.message_id)
+        .one(core.db())
+        .await?
+        .ok_or_else(|| Error::not_found("message"))?;
+    let (chat, channel) = crate::delivery::chat_and_channel(core.db(), message.chat_id).await?;
+    Ok(Some(DownloadTarget { attachment, message, chat, channel }))
+}
+
+/// Records the outcome of downloading a consumer's media from its provider,
+/// whichever provider: within the kind's size and type limits the bytes go
+/// to blob storage and the attachment is `READY`, otherwise it is `FAILED`
+/// with the reason; one `message.updated` event either way, in one
+/// transaction fenced by the job's lease.
+pub(crate) async fn record_download(
+    core: &Core,
+    lease: Option<&Lease>,
+    chat: &chats::Model,
+    attachment: &attachments::Model,
+    fetched: std::result::Result<(Bytes, Option<String>), String>,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let kind = MessageKind::parse(&attachment.kind)?;
+    let stored = match fetched {
+        Ok((bytes, content_type)) => {
+            let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+            if bytes.len() as u64 > media_limit(kind) {
+                Err(format!("{} bytes is over the {} limit", bytes.len(), kind.as_str().to_lowercase()))
+            } else if !media_type_allowed(kind, &content_type) {
+                Err(format!("{content_type} is not an accepted {} type", kind.as_str().to_lowercase()))
+            } else {
+                let key = format!("{}/attachments/{}", chat.organization_id, attachment.id);
+                let size = bytes.len() as i64;
+                core.blobs().put(&key, bytes).await?;
+                Ok((key, content_type, size))
+            }
+        }
+        Err(error) => Err(error),
+    };
+    let mut write = core.write().await?.fenced_by(lease);
+    let mut update = attachments::Entity::update_many().filter(attachments::Column::Id.eq(attachment.id));
+    update = match &stored {
+        Ok((key, content_type, size)) => update
+            .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Ready.as_str()))
+            .col_expr(attachments::Column::BlobKey, Expr::value(key.clone()))
+            .col_expr(attachments::Column::ContentType, Expr::value(content_type.clone()))
+            .col_expr(attachments::Column::SizeBytes, Expr::value(*size)),
+        Err(error) => update
+            .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Failed.as_str()))
+            .col_expr(attachments::Column::Error, Expr::value(error.clone())),
+    };
+    update.exec(&*write).await?;
+    let message = load_message(&*write, attachment.message_id).await?;
+    append_chat_message_event(&mut write, chat, "message.updated", &message, now).await?;
+    write.commit().await?;
+    Ok(match stored {
+        Ok(_) => Outcome::Done,
+        Err(error) => Outcome::Failed(error),
+    })
 }
 
 /// How long an agent's download link works.

@@ -16,12 +16,17 @@ use madoguchi_core::organizations::Name;
 use madoguchi_core::providers::line::accounts::{
     CreateLineChannel, LineAccessToken, LineChannelId, LineChannelSecret, UpdateLineChannel,
 };
+use madoguchi_core::providers::wechat::accounts::{
+    CreateWechatChannel, ExistingCallback, UpdateWechatChannel, WechatAppId, WechatAppSecret, WechatEncodingAesKey,
+    WechatOriginalId, WechatToken,
+};
 use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::subscription::parse_cursor;
 use crate::workspace_types::{
-    Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, FailedJob, LineMode, LinePlan, Message, Passcode,
+    Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, FailedJob, LineMode, LinePlan, Message,
+    Passcode, WechatChannelCreated, WechatKeyRotation,
 };
 
 #[derive(Default, Debug)]
@@ -174,6 +179,62 @@ impl std::fmt::Debug for UpdateLineChannelInput {
     }
 }
 
+#[derive(InputObject)]
+pub struct CreateWechatChannelInput {
+    pub name: String,
+    /// JPEG or PNG, at most 1 MB (GraphQL multipart upload).
+    pub icon: Option<Upload>,
+    /// The account's Original ID (`gh_…`).
+    pub original_id: String,
+    pub app_id: String,
+    pub app_secret: String,
+    pub department_id: ID,
+    /// For an account already configured elsewhere: its Token and
+    /// EncodingAESKey (both, or neither for new ones).
+    pub existing_token: Option<String>,
+    pub existing_encoding_aes_key: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct UpdateWechatChannelInput {
+    pub name: Option<String>,
+    pub icon: Option<Upload>,
+    pub original_id: Option<String>,
+    /// Checked with WeChat, with the new or the current AppSecret.
+    pub app_id: Option<String>,
+    pub app_secret: Option<String>,
+    /// Changing the department removes the channel's agent associations.
+    pub department_id: Option<ID>,
+}
+
+impl std::fmt::Debug for CreateWechatChannelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateWechatChannelInput")
+            .field("name", &self.name)
+            .field("icon", &self.icon.is_some())
+            .field("original_id", &self.original_id)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"***")
+            .field("department_id", &self.department_id)
+            .field("existing_token", &self.existing_token.as_ref().map(|_| "***"))
+            .field("existing_encoding_aes_key", &self.existing_encoding_aes_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UpdateWechatChannelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateWechatChannelInput")
+            .field("name", &self.name)
+            .field("icon", &self.icon.is_some())
+            .field("original_id", &self.original_id)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &self.app_secret.as_ref().map(|_| "***"))
+            .field("department_id", &self.department_id)
+            .finish()
+    }
+}
+
 #[derive(InputObject, Debug, Default)]
 pub struct ContactInput {
     pub name: Option<String>,
@@ -251,6 +312,75 @@ impl WorkspaceMutation {
             plan: input.plan.map(Into::into),
         };
         core(ctx).channels().update_line_channel(&caller(ctx)?, id, command).await.graphql().map(Into::into)
+    }
+
+    /// Connects a WeChat Official Account (admins). AppID and AppSecret are
+    /// checked by fetching an access token; the callback Token and
+    /// EncodingAESKey come back only in this answer.
+    async fn create_wechat_channel(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWechatChannelInput,
+    ) -> Result<WechatChannelCreated> {
+        let existing = match (&input.existing_token, &input.existing_encoding_aes_key) {
+            (Some(token), Some(key)) => Some(ExistingCallback {
+                token: WechatToken::parse(token).graphql()?,
+                encoding_aes_key: WechatEncodingAesKey::parse(key).graphql()?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid_argument("give both the existing Token and EncodingAESKey, or neither"))
+                    .graphql();
+            }
+        };
+        let command = CreateWechatChannel {
+            name: Name::parse(&input.name).graphql()?,
+            icon: input.icon.as_ref().map(|icon| read_icon(ctx, icon)).transpose().graphql()?,
+            original_id: WechatOriginalId::parse(&input.original_id).graphql()?,
+            app_id: WechatAppId::parse(&input.app_id).graphql()?,
+            app_secret: WechatAppSecret::parse(&input.app_secret).graphql()?,
+            department_id: DepartmentId::parse(&input.department_id).graphql()?,
+            existing,
+        };
+        let created = core(ctx).channels().create_wechat_channel(&caller(ctx)?, command).await.graphql()?;
+        Ok(WechatChannelCreated {
+            channel: created.channel.into(),
+            token: created.token.expose().clone(),
+            encoding_aes_key: created.encoding_aes_key.expose().clone(),
+        })
+    }
+
+    async fn update_wechat_channel(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateWechatChannelInput,
+    ) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let command = UpdateWechatChannel {
+            name: input.name.as_deref().map(Name::parse).transpose().graphql()?,
+            icon: input.icon.as_ref().map(|icon| read_icon(ctx, icon)).transpose().graphql()?,
+            original_id: input.original_id.as_deref().map(WechatOriginalId::parse).transpose().graphql()?,
+            app_id: input.app_id.as_deref().map(WechatAppId::parse).transpose().graphql()?,
+            app_secret: input.app_secret.as_deref().map(WechatAppSecret::parse).transpose().graphql()?,
+            department_id: input.department_id.as_ref().map(|id| DepartmentId::parse(id)).transpose().graphql()?,
+        };
+        core(ctx).channels().update_wechat_channel(&caller(ctx)?, id, command).await.graphql().map(Into::into)
+    }
+
+    /// Generates a new EncodingAESKey (admins), shown only in this answer;
+    /// the previous one keeps decrypting until it is confirmed.
+    async fn rotate_wechat_encoding_aes_key(&self, ctx: &Context<'_>, id: ID) -> Result<WechatKeyRotation> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let (channel, key) = core(ctx).channels().rotate_wechat_key(&caller(ctx)?, id).await.graphql()?;
+        Ok(WechatKeyRotation { channel: channel.into(), encoding_aes_key: key.expose().clone() })
+    }
+
+    /// The new EncodingAESKey is saved in WeChat's console: the previous one
+    /// stops working (admins).
+    async fn confirm_wechat_encoding_aes_key(&self, ctx: &Context<'_>, id: ID) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        core(ctx).channels().confirm_wechat_key(&caller(ctx)?, id).await.graphql().map(Into::into)
     }
 
     /// Disables (nothing in or out, data kept), enables, or deletes (final;

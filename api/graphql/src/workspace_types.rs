@@ -7,7 +7,9 @@ use madoguchi_core::channels;
 use madoguchi_core::ids::{ChannelId, ChatId};
 use madoguchi_core::providers::line::accounts::{self as line_accounts, LINE_SETUP};
 use madoguchi_core::providers::line::{ButtonLanguage, FriendLinks};
+use madoguchi_core::providers::wechat::accounts::WECHAT_SETUP;
 use madoguchi_core::{chats, contacts, kinds};
+use madoguchi_core::{delivery, providers::wechat::accounts as wechat_accounts};
 
 use crate::context::{OrGraphql, caller, core};
 
@@ -36,10 +38,11 @@ mirror_enum!(LineMode, kinds::LineMode { Reply, Push, Auto });
 mirror_enum!(LinePlan, kinds::LinePlan { Free, Light, Standard });
 mirror_enum!(ChatStatus, kinds::ChatStatus { New, InProgress, Completed });
 mirror_enum!(MessageDirection, kinds::MessageDirection { Inbound, Outbound });
-mirror_enum!(MessageKind, kinds::MessageKind { Text, Image, Video, Audio, File, Sticker, Location, Unknown });
+mirror_enum!(MessageKind, kinds::MessageKind { Text, Image, Video, Audio, File, Sticker, Location, Link, Unknown });
 mirror_enum!(DeliveryState, kinds::DeliveryState { Received, Pending, Unsent, Sending, Sent, Unconfirmed, Failed });
 mirror_enum!(DeliveryMethod, kinds::DeliveryMethod { Reply, Push });
 mirror_enum!(AttachmentStatus, kinds::AttachmentStatus { Pending, Ready, Failed });
+mirror_enum!(SendWindowState, kinds::SendWindowState { Open, Limited, Closed });
 
 fn id<T: ToString>(value: T) -> ID {
     value.to_string().into()
@@ -58,8 +61,87 @@ pub struct Channel {
     /// Paste this into the provider's webhook setting.
     pub webhook_url: String,
     pub line: Option<LineChannel>,
+    pub wechat: Option<WechatChannel>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The WeChat side of a channel. Secrets are masked.
+#[derive(SimpleObject, Debug)]
+pub struct WechatChannel {
+    /// The account's Original ID (`gh_…`).
+    pub original_id: String,
+    pub app_id: String,
+    pub app_secret: String,
+    /// The callback Token.
+    pub token: String,
+    pub encoding_aes_key: String,
+    /// A rotated EncodingAESKey waits for confirmation: the previous one
+    /// still decrypts.
+    pub previous_key_accepted: bool,
+    /// Put these on the account's IP allow-list.
+    pub outbound_ips: Vec<String>,
+    /// What to set in WeChat's console for the channel to work.
+    pub setup_steps: Vec<String>,
+}
+
+impl From<wechat_accounts::WechatChannel> for WechatChannel {
+    fn from(value: wechat_accounts::WechatChannel) -> Self {
+        Self {
+            original_id: value.original_id,
+            app_id: value.app_id,
+            app_secret: value.app_secret_masked,
+            token: value.token_masked,
+            encoding_aes_key: value.encoding_aes_key_masked,
+            previous_key_accepted: value.previous_key_accepted,
+            outbound_ips: value.outbound_ips,
+            setup_steps: WECHAT_SETUP.iter().map(|step| (*step).to_owned()).collect(),
+        }
+    }
+}
+
+/// A new WeChat channel with its callback secrets, shown only this once:
+/// paste them into WeChat's console with the channel's `webhookUrl`.
+#[derive(SimpleObject, Debug)]
+pub struct WechatChannelCreated {
+    pub channel: Channel,
+    pub token: String,
+    pub encoding_aes_key: String,
+}
+
+/// A new EncodingAESKey, shown only this once; the previous one keeps
+/// decrypting until `confirmWechatEncodingAesKey`.
+#[derive(SimpleObject, Debug)]
+pub struct WechatKeyRotation {
+    pub channel: Channel,
+    pub encoding_aes_key: String,
+}
+
+/// Whether the chat's consumer can be written to now (WeChat: free within
+/// 48 hours of their last message, then a few messages a month).
+#[derive(SimpleObject, Debug)]
+pub struct SendWindow {
+    pub state: SendWindowState,
+    /// When the free window closes, while it is open.
+    pub open_until: Option<DateTime<Utc>>,
+    /// Messages sent outside the window this month (China time).
+    pub allowance_used: i64,
+    pub allowance_limit: i64,
+    pub allowance_resets_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl From<delivery::SendWindow> for SendWindow {
+    fn from(value: delivery::SendWindow) -> Self {
+        Self {
+            state: value.state.into(),
+            open_until: value.open_until,
+            allowance_used: value.allowance_used,
+            allowance_limit: value.allowance_limit,
+            allowance_resets_at: value.allowance_resets_at,
+            reason: value.reason,
+        }
+    }
 }
 
 /// The LINE side of a channel. Secrets are masked.
@@ -169,6 +251,7 @@ impl From<channels::Channel> for Channel {
                 access_token: line.access_token_masked,
                 setup_steps: LINE_SETUP.iter().map(|step| (*step).to_owned()).collect(),
             }),
+            wechat: value.wechat.map(Into::into),
             created_at: value.created_at,
             updated_at: value.updated_at,
         }
@@ -247,6 +330,14 @@ impl Chat {
         let chat_id = ChatId::parse(&self.id).graphql()?;
         let messages = core(ctx).chats().messages(&caller(ctx)?, chat_id, from, to, first).await.graphql()?;
         Ok(messages.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether the consumer can be written to now, where the provider limits
+    /// it (WeChat); `null` for LINE, whose limit is the channel's push quota.
+    async fn send_window(&self, ctx: &Context<'_>) -> Result<Option<SendWindow>> {
+        let chat_id = ChatId::parse(&self.id).graphql()?;
+        let window = core(ctx).chats().send_window(&caller(ctx)?, chat_id).await.graphql()?;
+        Ok(window.map(Into::into))
     }
 }
 

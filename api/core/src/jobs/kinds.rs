@@ -27,6 +27,18 @@ pub enum JobKind {
     /// Compares our push count with LINE's own.
     #[serde(rename = "line.reconcile_quota")]
     LineReconcileQuota { channel_id: ChannelId },
+    /// Sends one customer-service message; `allowance_month` names the
+    /// month (China time) whose outside-the-window allowance it took, given
+    /// back if it is never delivered.
+    #[serde(rename = "wechat.send")]
+    WechatSend {
+        message_id: MessageId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowance_month: Option<String>,
+    },
+    /// Downloads a consumer's media into blob storage.
+    #[serde(rename = "wechat.download_media")]
+    WechatDownloadMedia { attachment_id: AttachmentId },
 }
 
 /// How a kind of job is retried.
@@ -72,6 +84,8 @@ impl JobKind {
             Self::LineFetchProfile { .. } => "line.fetch_profile",
             Self::LineDownloadContent { .. } => "line.download_content",
             Self::LineReconcileQuota { .. } => "line.reconcile_quota",
+            Self::WechatSend { .. } => "wechat.send",
+            Self::WechatDownloadMedia { .. } => "wechat.download_media",
         }
     }
 
@@ -102,7 +116,10 @@ impl JobKind {
             Self::LineReply { .. } => {
                 RetryPolicy { max_attempts: 30, first_delay: Duration::milliseconds(200), ..STANDARD }
             }
-            Self::LineFetchProfile { .. } => STANDARD,
+            Self::LineFetchProfile { .. } | Self::WechatDownloadMedia { .. } => STANDARD,
+            // Nothing makes a customer-service message idempotent: only
+            // failures that had no effect are retried.
+            Self::WechatSend { .. } => RetryPolicy { max_attempts: 8, ..STANDARD },
         }
     }
 }
@@ -119,6 +136,9 @@ mod tests {
             JobKind::LineFetchProfile { end_user_id: EndUserId::generate() },
             JobKind::LineDownloadContent { attachment_id: AttachmentId::generate() },
             JobKind::LineReconcileQuota { channel_id: ChannelId::generate() },
+            JobKind::WechatSend { message_id: MessageId::generate(), allowance_month: None },
+            JobKind::WechatSend { message_id: MessageId::generate(), allowance_month: Some("2026-12".into()) },
+            JobKind::WechatDownloadMedia { attachment_id: AttachmentId::generate() },
         ];
         for kind in kinds {
             assert_eq!(JobKind::decode(kind.name(), &kind.payload()), Ok(kind.clone()));

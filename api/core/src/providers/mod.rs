@@ -3,6 +3,7 @@
 //! delivery strategy with the jobs that send. Everything else is shared.
 
 pub mod line;
+pub mod wechat;
 
 use madoguchi_entity::channels;
 
@@ -10,7 +11,8 @@ use crate::ids::{AttachmentId, EndUserId};
 use crate::jobs::JobKind;
 use crate::kinds::ChannelKind;
 
-/// The job that fetches a new consumer's profile, where the provider has one.
+/// The job that fetches a new consumer's profile, where the provider has one
+/// (WeChat stopped giving nicknames and pictures to accounts in 2021).
 pub(crate) fn profile_job(channel: &channels::Model, end_user_id: EndUserId) -> Option<JobKind> {
     match ChannelKind::parse(&channel.kind).ok()? {
         ChannelKind::Line => Some(JobKind::LineFetchProfile { end_user_id }),
@@ -22,6 +24,6 @@ pub(crate) fn profile_job(channel: &channels::Model, end_user_id: EndUserId) -> 
 pub(crate) fn media_job(channel: &channels::Model, attachment_id: AttachmentId) -> Option<JobKind> {
     match ChannelKind::parse(&channel.kind).ok()? {
         ChannelKind::Line => Some(JobKind::LineDownloadContent { attachment_id }),
-        ChannelKind::Wechat => None,
+        ChannelKind::Wechat => Some(JobKind::WechatDownloadMedia { attachment_id }),
     }
 }

@@ -157,6 +157,7 @@ impl<'a> Channels<'a> {
             wechat_app_secret: Set(None),
             wechat_token: Set(None),
             wechat_encoding_aes_key: Set(None),
+            wechat_previous_encoding_aes_key: Set(None),
             auto_ticket_after_secs: Set(None),
             missed_close_after_secs: Set(None),
             idle_close_after_secs: Set(None),

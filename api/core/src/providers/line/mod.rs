@@ -18,18 +18,17 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityT
 use sha2::Digest;
 
 use crate::Core;
-use crate::chats::{append_chat_message_event, load_message, message_from_row};
+use crate::chats::{append_chat_message_event, message_from_row};
 use crate::db::Write;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, chat_and_channel, only_pending};
 use crate::error::{Error, Result};
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
 use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
 use crate::jobs::{JobKind, Lease, NewJob, Outcome, RetryPolicy};
 use crate::kinds::{
-    AttachmentStatus, ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan, MessageDirection,
-    MessageKind,
+    ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan, MessageDirection, MessageKind,
 };
-use crate::media::{media_limit, media_type_allowed};
+use crate::media::{DownloadTarget, download_target, media_limit};
 use accounts::japan_month;
 
 pub use madoguchi_channels::line::friend::ButtonLanguage;
@@ -526,7 +525,7 @@ impl<'a> LineOutbound<'a> {
         if message.delivery_state != DeliveryState::Pending.as_str() {
             return Ok(Outcome::Done);
         }
-        let (chat, channel) = self.chat_and_channel(message.chat_id).await?;
+        let (chat, channel) = chat_and_channel(self.core.db(), message.chat_id).await?;
         let user = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
             .await?
@@ -563,17 +562,6 @@ impl<'a> LineOutbound<'a> {
                 Ok(Outcome::Done)
             }
         }
-    }
-
-    /// Returns a chat and its channel.
-    async fn chat_and_channel(&self, chat_id: uuid::Uuid) -> Result<(chats::Model, channels::Model)> {
-        let chat =
-            chats::Entity::find_by_id(chat_id).one(self.core.db()).await?.ok_or_else(|| Error::not_found("chat"))?;
-        let channel = channels::Entity::find_by_id(chat.channel_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("channel"))?;
-        Ok((chat, channel))
     }
 
     /// Returns the LINE message object for a stored outbound message: its
@@ -671,18 +659,15 @@ impl<'a> LineOutbound<'a> {
         policy: RetryPolicy,
     ) -> Result<Outcome> {
         let now = self.core.now();
-        let Some(attachment) = attachments::Entity::find_by_id(attachment_id.uuid()).one(self.core.db()).await? else {
+        let Some(DownloadTarget { attachment, message, chat, channel }) =
+            download_target(self.core, attachment_id).await?
+        else {
             return Ok(Outcome::Done);
         };
-        let message = messages::Entity::find_by_id(attachment.message_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("message"))?;
-        let (chat, channel) = self.chat_and_channel(message.chat_id).await?;
         let token = self.core.channels().line_token(&channel)?;
         let kind = MessageKind::parse(&attachment.kind)?;
         let external_id = message.external_id.clone().unwrap_or_default();
-        let outcome = match self.core.line().content_within(&token, &external_id, media_limit(kind)).await {
+        let fetched = match self.core.line().content_within(&token, &external_id, media_limit(kind)).await {
             Ok(ContentOutcome::NotReady) if job.attempts < policy.max_attempts => {
                 return Ok(Outcome::RetryAt(
                     now + Duration::seconds(i64::from(job.attempts.clamp(1, 15)) * 2),
@@ -690,49 +675,15 @@ impl<'a> LineOutbound<'a> {
                 ));
             }
             Ok(ContentOutcome::NotReady) => Err("LINE never finished preparing the content".to_owned()),
-            Ok(ContentOutcome::Ready(content)) => {
-                let content_type = content.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-                if content.bytes.len() as u64 > media_limit(kind) {
-                    Err(format!("{} bytes is over the {} limit", content.bytes.len(), kind.as_str().to_lowercase()))
-                } else if !media_type_allowed(kind, &content_type) {
-                    Err(format!("{content_type} is not an accepted {} type", kind.as_str().to_lowercase()))
-                } else {
-                    let key = format!("{}/attachments/{}", chat.organization_id, attachment.id);
-                    self.core.blobs().put(&key, content.bytes.clone()).await?;
-                    Ok((key, content_type, content.bytes.len() as i64))
-                }
-            }
+            Ok(ContentOutcome::Ready(content)) => Ok((content.bytes, content.content_type)),
             Err(error) if error.is_retryable() && job.attempts < policy.max_attempts => {
                 return Ok(retry_later(&error, job, policy, now));
             }
             Err(LineError::ContentTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
             Err(error) => Err(error.to_string()),
         };
-        let mut write = self.write().await?;
-        let mut update = attachments::Entity::update_many().filter(attachments::Column::Id.eq(attachment.id));
-        update = match &outcome {
-            Ok((key, content_type, size)) => update
-                .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Ready.as_str()))
-                .col_expr(attachments::Column::BlobKey, Expr::value(key.clone()))
-                .col_expr(attachments::Column::ContentType, Expr::value(content_type.clone()))
-                .col_expr(attachments::Column::SizeBytes, Expr::value(*size)),
-            Err(error) => update
-                .col_expr(attachments::Column::Status, Expr::value(AttachmentStatus::Failed.as_str()))
-                .col_expr(attachments::Column::Error, Expr::value(error.clone())),
-        };
-        update.exec(&*write).await?;
-        let message = load_message(&*write, message.id).await?;
-        append_chat_message_event(&mut write, &chat, "message.updated", &message, now).await?;
-        write.commit().await?;
-        Ok(match outcome {
-            Ok(_) => Outcome::Done,
-            Err(error) => Outcome::Failed(error),
-        })
+        crate::media::record_download(self.core, self.lease, &chat, &attachment, fetched, now).await
     }
-}
-
-fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
-    rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
 }
 
 /// Retries a job later: when LINE asked (`Retry-After`, capped by the

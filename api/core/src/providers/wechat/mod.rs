@@ -1,0 +1,622 @@
+//! WeChat Official Accounts as a provider: the callback URL (verification,
+//! plaintext, compatible and secure modes) verified, decrypted and parsed
+//! into neutral inbound events for [`crate::intake`]; the delivery strategy
+//! for [`crate::delivery`] — customer-service messages, free within 48 hours
+//! of the consumer's last message and limited to a monthly allowance per
+//! consumer after it — and the jobs that call WeChat: sending and media
+//! downloads, on one access token per account ([`tokens`]). [`accounts`]
+//! is WeChat's side of channel management.
+
+pub mod accounts;
+pub(crate) mod tokens;
+
+use std::future::Future;
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, TimeZone, Utc};
+use madoguchi_channels::wechat::client::{MediaType, WechatAccessToken, WechatError, codes};
+use madoguchi_channels::wechat::crypto::{self, CryptoError};
+use madoguchi_channels::wechat::outbound::CustomMessage;
+use madoguchi_channels::wechat::xml::{self, Callback, Fields, Message};
+use madoguchi_entity::{attachments, channels, chats, consumer_allowances, end_users, jobs, messages};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Core;
+use crate::db::Write;
+use crate::delivery::{Delivery, SendWindow, chat_and_channel};
+use crate::error::{Error, ErrorCode, Result};
+use crate::ids::{AttachmentId, ChannelId, MessageId};
+use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
+use crate::jobs::{JobKind, Lease, NewJob, Outcome, RetryPolicy};
+use crate::kinds::{ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, MessageKind, SendWindowState};
+use crate::media::{DownloadTarget, download_target, media_limit};
+use tokens::Tokens;
+
+/// How long after the consumer's last message the account may send freely.
+pub const FREE_WINDOW: Duration = Duration::hours(48);
+/// Messages per consumer per calendar month (China time) outside the window.
+pub const MONTHLY_ALLOWANCE: i64 = 4;
+/// How far a callback's timestamp may be from our clock.
+pub const TIMESTAMP_TOLERANCE: Duration = Duration::minutes(5);
+
+/// What an agent is told of a message whose delivery outcome is unknown.
+const UNCONFIRMED: &str =
+    "WeChat's answer was lost: the message may or may not have reached the customer; send it again if needed";
+
+/// The query string WeChat calls the callback URL with.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    pub signature: Option<String>,
+    pub timestamp: Option<String>,
+    pub nonce: Option<String>,
+    /// URL verification only.
+    pub echostr: Option<String>,
+    /// `aes` in secure and compatible modes.
+    pub encrypt_type: Option<String>,
+    pub msg_signature: Option<String>,
+    pub openid: Option<String>,
+}
+
+/// WeChat's callback URL.
+#[derive(Debug, Clone, Copy)]
+pub struct WechatInbound<'a> {
+    core: &'a Core,
+}
+
+impl<'a> WechatInbound<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// Answers WeChat's URL verification (`GET`): the `echostr` when the
+    /// signature matches — decrypted when WeChat sent it encrypted (with a
+    /// `msg_signature`).
+    pub async fn verify_url(&self, channel_id: &str, query: &CallbackQuery) -> Result<String> {
+        let channel = self.channel(channel_id).await?;
+        let token = self.core.channels().wechat_token(&channel)?;
+        let (timestamp, nonce) = verify_signature(token.expose(), query)?;
+        let echostr = query.echostr.as_deref().ok_or_else(|| Error::invalid_argument("echostr is missing"))?;
+        let Some(msg_signature) = query.msg_signature.as_deref() else {
+            return Ok(echostr.to_owned());
+        };
+        crypto::verify_msg_signature(token.expose(), timestamp, nonce, echostr, msg_signature)
+            .map_err(|_| Error::unauthenticated("invalid msg_signature"))?;
+        let plain = self.decrypt(&channel, echostr)?;
+        String::from_utf8(plain).map_err(|_| Error::invalid_argument("the decrypted echostr is not UTF-8"))
+    }
+
+    /// Verifies, decrypts when encrypted, and stores one callback. Returns
+    /// only once a new message is committed, exactly once: WeChat's retries
+    /// of the same `MsgId` (or event) add nothing.
+    pub async fn receive(&self, channel_id: &str, query: &CallbackQuery, body: &[u8]) -> Result<WebhookOutcome> {
+        let channel = self.channel(channel_id).await?;
+        let token = self.core.channels().wechat_token(&channel)?;
+        let (timestamp, nonce) = verify_signature(token.expose(), query)?;
+        let sent_at = timestamp.trim().parse::<i64>().ok().and_then(|seconds| Utc.timestamp_opt(seconds, 0).single());
+        match sent_at {
+            Some(sent_at) if (self.core.now() - sent_at).abs() <= TIMESTAMP_TOLERANCE => {}
+            Some(_) => return Err(Error::invalid_argument("the timestamp is stale")),
+            None => return Err(Error::invalid_argument("the timestamp is not a number of seconds")),
+        }
+        if channel.status == ChannelStatus::Disabled.as_str() {
+            return Ok(WebhookOutcome::Ignored);
+        }
+        let outer = parse_xml(body)?;
+        let fields = if query.encrypt_type.as_deref().is_some_and(|mode| mode.eq_ignore_ascii_case("aes")) {
+            let encrypted =
+                outer.get("Encrypt").ok_or_else(|| Error::invalid_argument("the encrypted body has no Encrypt"))?;
+            let msg_signature =
+                query.msg_signature.as_deref().ok_or_else(|| Error::unauthenticated("msg_signature is missing"))?;
+            crypto::verify_msg_signature(token.expose(), timestamp, nonce, encrypted, msg_signature)
+                .map_err(|_| Error::unauthenticated("invalid msg_signature"))?;
+            parse_xml(&self.decrypt(&channel, encrypted)?)?
+        } else {
+            outer
+        };
+        let message = Message::from_fields(&fields)
+            .ok_or_else(|| Error::invalid_argument("the body is not a WeChat message or event"))?;
+        if let Some(original_id) = &channel.wechat_original_id
+            && &message.to_user != original_id
+        {
+            return Err(Error::invalid_argument("the message is for another official account"));
+        }
+        let event = inbound(&message, &fields);
+        let (stored, duplicates) = self.core.intake().record(&channel, std::slice::from_ref(&event)).await?;
+        Ok(WebhookOutcome::Accepted { stored, duplicates })
+    }
+
+    async fn channel(&self, channel_id: &str) -> Result<channels::Model> {
+        let channel_id = ChannelId::parse(channel_id).map_err(|_| Error::not_found("channel"))?;
+        channels::Entity::find_by_id(channel_id.uuid())
+            .one(self.core.db())
+            .await?
+            .filter(|row| row.kind == ChannelKind::Wechat.as_str() && row.status != ChannelStatus::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("channel"))
+    }
+
+    /// Decrypts with the current key, or the previous one while a rotation
+    /// is unconfirmed.
+    fn decrypt(&self, channel: &channels::Model, encrypted: &str) -> Result<Vec<u8>> {
+        let app_id = channel.wechat_app_id.as_deref().unwrap_or_default();
+        let mut last = CryptoError::BadPadding;
+        for key in self.core.channels().wechat_keys(channel)? {
+            match crypto::decrypt(&key, app_id, encrypted) {
+                Ok(plain) => return Ok(plain),
+                Err(error) => last = error,
+            }
+        }
+        Err(Error::invalid_argument(format!("cannot decrypt the message: {last}")))
+    }
+}
+
+/// Checks `signature` over the Token, `timestamp` and `nonce`; returns those two.
+fn verify_signature<'q>(token: &str, query: &'q CallbackQuery) -> Result<(&'q str, &'q str)> {
+    let (Some(signature), Some(timestamp), Some(nonce)) = (&query.signature, &query.timestamp, &query.nonce) else {
+        return Err(Error::unauthenticated("signature, timestamp and nonce are required"));
+    };
+    crypto::verify_signature(token, timestamp, nonce, signature)
+        .map_err(|_| Error::unauthenticated("invalid signature"))?;
+    Ok((timestamp, nonce))
+}
+
+fn parse_xml(body: &[u8]) -> Result<Fields> {
+    xml::parse(body).map_err(|error| Error::invalid_argument(format!("malformed callback XML: {error}")))
+}
+
+/// Turns a WeChat callback into the neutral form intake records.
+fn inbound(message: &Message, fields: &Fields) -> InboundEvent {
+    let raw = serde_json::Value::Object(fields.iter().map(|(name, value)| (name.to_owned(), json!(value))).collect());
+    let media = |kind: MessageKind, text: Option<String>, payload: serde_json::Value| {
+        InboundKind::Message(InboundMessage {
+            external_id: message.msg_id.clone(),
+            kind,
+            text,
+            payload: Some(payload),
+            media: Some(InboundMedia { file_name: None }),
+        })
+    };
+    let plain = |kind: MessageKind, text: Option<String>, payload: serde_json::Value| {
+        InboundKind::Message(InboundMessage {
+            external_id: message.msg_id.clone(),
+            kind,
+            text,
+            payload: Some(payload),
+            media: None,
+        })
+    };
+    let kind = match &message.callback {
+        Callback::Text { content } => plain(MessageKind::Text, Some(content.clone()), json!({"content": content})),
+        Callback::Image { pic_url, media_id } => {
+            media(MessageKind::Image, None, json!({"mediaId": media_id, "picUrl": pic_url}))
+        }
+        Callback::Voice { media_id, format, recognition } => media(
+            MessageKind::Audio,
+            recognition.clone(),
+            json!({"mediaId": media_id, "format": format, "recognition": recognition}),
+        ),
+        Callback::Video { media_id, thumb_media_id, short } => media(
+            MessageKind::Video,
+            None,
+            json!({"mediaId": media_id, "thumbMediaId": thumb_media_id, "short": short}),
+        ),
+        Callback::Location { latitude, longitude, scale, label } => plain(
+            MessageKind::Location,
+            label.clone(),
+            json!({"latitude": latitude, "longitude": longitude, "scale": scale, "label": label}),
+        ),
+        Callback::Link { title, description, url } => plain(
+            MessageKind::Link,
+            title.clone().or(url.clone()),
+            json!({"title": title, "description": description, "url": url}),
+        ),
+        Callback::Subscribe => InboundKind::Followed,
+        Callback::Unsubscribe => InboundKind::Unfollowed,
+        Callback::Event { .. } | Callback::Other { .. } => InboundKind::Other,
+    };
+    InboundEvent {
+        provider_event_id: message.provider_event_id(fields),
+        event_type: match &message.callback {
+            Callback::Event { event } => format!("event.{event}"),
+            _ => fields.get("MsgType").unwrap_or_default().to_owned(),
+        },
+        raw,
+        consumer: Some(message.from_user.clone()),
+        reply_token: None,
+        kind,
+    }
+}
+
+/// Returns the calendar month in China time (`YYYY-MM`), the allowance's period.
+pub fn china_month(now: DateTime<Utc>) -> String {
+    now.with_timezone(&china()).format("%Y-%m").to_string()
+}
+
+/// Returns when the next calendar month starts in China time.
+pub fn next_china_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let local = now.with_timezone(&china());
+    let (year, month) = if local.month() == 12 { (local.year() + 1, 1) } else { (local.year(), local.month() + 1) };
+    china().with_ymd_and_hms(year, month, 1, 0, 0, 0).single().map_or(now, |start| start.with_timezone(&Utc))
+}
+
+fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// Until when a chat's free window is open: 48 hours after the consumer's
+/// last message, unless WeChat said since that it is closed (`45015`).
+/// `None` when the consumer never wrote.
+fn free_until(chat: &chats::Model) -> Option<DateTime<Utc>> {
+    let last = chat.last_inbound_at?;
+    match chat.send_window_closed_at {
+        Some(closed) if closed >= last => Some(std::cmp::min(closed, last + FREE_WINDOW)),
+        _ => Some(last + FREE_WINDOW),
+    }
+}
+
+/// Outbound WeChat delivery: the window and allowance, and the jobs that
+/// call WeChat.
+#[derive(Debug, Clone, Copy)]
+pub struct WechatOutbound<'a> {
+    core: &'a Core,
+    lease: Option<&'a Lease>,
+}
+
+impl<'a> WechatOutbound<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core, lease: None }
+    }
+
+    /// For a job's run: every write is fenced by its lease.
+    pub(crate) fn fenced(core: &'a Core, lease: &'a Lease) -> Self {
+        Self { core, lease: Some(lease) }
+    }
+
+    /// The chat's window as an agent UI shows it before the agent types.
+    pub(crate) async fn send_window(
+        &self,
+        db: &impl ConnectionTrait,
+        chat: &chats::Model,
+        now: DateTime<Utc>,
+    ) -> Result<SendWindow> {
+        let month = china_month(now);
+        let used =
+            consumer_allowances::Entity::find_by_id((chat.end_user_id, month)).one(db).await?.map_or(0, |row| row.used);
+        let resets_at = next_china_month(now);
+        let until = free_until(chat);
+        let (state, reason) = match until {
+            None => (SendWindowState::Closed, "the consumer has not written; only they can start a conversation"),
+            Some(until) if until > now => (SendWindowState::Open, "within 48 hours of the consumer's last message"),
+            Some(_) if used < MONTHLY_ALLOWANCE => {
+                (SendWindowState::Limited, "outside the 48-hour window: a few messages a month remain")
+            }
+            Some(_) => (SendWindowState::Closed, "outside the 48-hour window, and this month's allowance is used"),
+        };
+        Ok(SendWindow {
+            state,
+            open_until: until.filter(|until| *until > now),
+            allowance_used: used,
+            allowance_limit: MONTHLY_ALLOWANCE,
+            allowance_resets_at: resets_at,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Customer-service messages leave at once; outside the free window one
+    /// of the consumer's monthly allowance is taken now (a conditional
+    /// update, so racing sends never exceed it) or the send is refused.
+    pub(crate) async fn choose_method(
+        &self,
+        write: &Write<'_>,
+        chat: &chats::Model,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryMethod> {
+        let Some(until) = free_until(chat) else {
+            return Err(Error::failed_precondition(
+                "on WeChat only the consumer can start a conversation, and this one has not written yet",
+            ));
+        };
+        if until > now {
+            return Ok(DeliveryMethod::Push);
+        }
+        let month = china_month(now);
+        consumer_allowances::Entity::insert(consumer_allowances::ActiveModel {
+            end_user_id: Set(chat.end_user_id),
+            month: Set(month.clone()),
+            used: Set(0),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([consumer_allowances::Column::EndUserId, consumer_allowances::Column::Month])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&**write)
+        .await?;
+        let reserved = consumer_allowances::Entity::update_many()
+            .col_expr(consumer_allowances::Column::Used, Expr::col(consumer_allowances::Column::Used).add(1))
+            .col_expr(consumer_allowances::Column::UpdatedAt, Expr::value(now))
+            .filter(consumer_allowances::Column::EndUserId.eq(chat.end_user_id))
+            .filter(consumer_allowances::Column::Month.eq(month))
+            .filter(Expr::col(consumer_allowances::Column::Used).lt(MONTHLY_ALLOWANCE))
+            .exec(&**write)
+            .await?;
+        if reserved.rows_affected != 1 {
+            let resets = next_china_month(now).with_timezone(&china());
+            return Err(Error::failed_precondition(format!(
+                "outside WeChat's 48-hour window (it closed at {}), and this month's {MONTHLY_ALLOWANCE} messages \
+                 outside it are used: the window reopens when the consumer writes again, and the allowance on {} \
+                 (China time)",
+                until.to_rfc3339(),
+                resets.format("%Y-%m-%d %H:%M"),
+            )));
+        }
+        Ok(DeliveryMethod::Push)
+    }
+
+    /// Queues the job that sends a message, naming the allowance it took.
+    pub(crate) async fn enqueue_delivery(
+        &self,
+        write: &mut Write<'_>,
+        chat: &chats::Model,
+        message_id: MessageId,
+        _method: DeliveryMethod,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let allowance_month = free_until(chat).filter(|until| *until <= now).map(|_| china_month(now));
+        let mut job = NewJob::new(JobKind::WechatSend { message_id, allowance_month }, now);
+        job.organization_id = Some(chat.organization_id.into());
+        job.channel_id = Some(chat.channel_id.into());
+        job.message_id = Some(message_id);
+        write.enqueue(job, now).await
+    }
+
+    /// Runs a `wechat.send` job: one customer-service message (an image is
+    /// uploaded first). Only failures WeChat says had no effect are retried;
+    /// a lost answer leaves the message `UNCONFIRMED`.
+    pub(crate) async fn run_send(
+        &self,
+        job: &jobs::Model,
+        message_id: MessageId,
+        allowance_month: Option<&str>,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
+        let now = self.core.now();
+        let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        if message.delivery_state != DeliveryState::Pending.as_str() {
+            return Ok(Outcome::Done);
+        }
+        let (chat, channel) = chat_and_channel(self.core.db(), message.chat_id).await?;
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        if channel.status != ChannelStatus::Active.as_str() {
+            return self.fail(&chat, message, allowance_month, "the channel is not active", now).await;
+        }
+        let image = match MessageKind::parse(&message.kind)? {
+            MessageKind::Image => Some(self.image_of(&message).await?),
+            _ => None,
+        };
+        let text = message.text.clone().unwrap_or_default();
+        let openid = user.external_id.clone();
+        let wechat = self.core.wechat();
+        let sent = self
+            .with_token(&channel, |token| {
+                let (image, text, openid) = (image.clone(), text.clone(), openid.clone());
+                async move {
+                    let body = match image {
+                        Some((bytes, content_type)) => {
+                            let name = if content_type == "image/png" { "image.png" } else { "image.jpg" };
+                            let media_id =
+                                wechat.upload_media(&token, MediaType::Image, name, &content_type, bytes).await?;
+                            CustomMessage::image(openid, media_id)
+                        }
+                        None => CustomMessage::text(openid, text),
+                    };
+                    wechat.send_custom(&token, &body).await
+                }
+            })
+            .await;
+        let error = match sent {
+            Ok(Ok(())) => {
+                self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
+                return Ok(Outcome::Done);
+            }
+            Ok(Err(error)) => error,
+            Err(error) if error.code() == ErrorCode::FailedPrecondition => {
+                return self.fail(&chat, message, allowance_month, error.message(), now).await;
+            }
+            Err(error) => return Err(error),
+        };
+        match error.errcode() {
+            Some(codes::WINDOW_CLOSED) => {
+                self.close_window(&chat, now).await?;
+                let reason = format!(
+                    "WeChat says the consumer's 48-hour window is closed ({error}); it reopens when they write again"
+                );
+                return self.fail(&chat, message, allowance_month, &reason, now).await;
+            }
+            Some(codes::TOO_MANY_MESSAGES) => {
+                let reason = format!("WeChat refused it: too many messages to this consumer ({error})");
+                return self.fail(&chat, message, allowance_month, &reason, now).await;
+            }
+            _ => {}
+        }
+        if error.is_retryable() && job.attempts < policy.max_attempts {
+            return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
+        }
+        if error.outcome_unknown() {
+            tracing::warn!(message = %message.id, %error, "a wechat send's outcome is unknown; marking it unconfirmed");
+            self.set_states(&chat, &[message], DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
+            return Ok(Outcome::Done);
+        }
+        self.fail(&chat, message, allowance_month, &error.to_string(), now).await
+    }
+
+    /// Runs a `wechat.download_media` job: fetches a consumer's media into
+    /// blob storage within SPEC.md's limits.
+    pub(crate) async fn run_download_media(
+        &self,
+        job: &jobs::Model,
+        attachment_id: AttachmentId,
+        policy: RetryPolicy,
+    ) -> Result<Outcome> {
+        let now = self.core.now();
+        let Some(DownloadTarget { attachment, message, chat, channel }) =
+            download_target(self.core, attachment_id).await?
+        else {
+            return Ok(Outcome::Done);
+        };
+        let kind = MessageKind::parse(&attachment.kind)?;
+        let media_id = message
+            .payload
+            .as_ref()
+            .and_then(|payload| payload.get("mediaId"))
+            .and_then(|id| id.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let wechat = self.core.wechat();
+        let limit = media_limit(kind);
+        let fetched = self
+            .with_token(&channel, |token| {
+                let media_id = media_id.clone();
+                async move { wechat.media(&token, &media_id, limit).await }
+            })
+            .await?;
+        let fetched = match fetched {
+            Ok(media) => Ok((media.bytes, media.content_type)),
+            // Downloading twice is harmless: any failure that may pass is retried.
+            Err(error) if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts => {
+                return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
+            }
+            Err(WechatError::MediaTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
+            Err(error) => Err(error.to_string()),
+        };
+        crate::media::record_download(self.core, self.lease, &chat, &attachment, fetched, now).await
+    }
+
+    /// Calls WeChat with the account's token; when WeChat says the token is
+    /// dead (`40001`, `42001`), drops it, gets another and calls once more.
+    async fn with_token<T, F, Fut>(
+        &self,
+        channel: &channels::Model,
+        call: F,
+    ) -> Result<std::result::Result<T, WechatError>>
+    where
+        F: Fn(WechatAccessToken) -> Fut,
+        Fut: Future<Output = std::result::Result<T, WechatError>>,
+    {
+        let tokens = Tokens::new(self.core);
+        let held = tokens.get(channel).await?;
+        match call(held.token.clone()).await {
+            Err(error) if error.is_token_invalid() => {
+                tracing::info!(channel = %channel.id, code = ?error.errcode(), "wechat refused the access token");
+                tokens.drop_refused(channel, &held).await?;
+                let held = tokens.get(channel).await?;
+                Ok(call(held.token.clone()).await)
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn image_of(&self, message: &messages::Model) -> Result<(bytes::Bytes, String)> {
+        let attachment = attachments::Entity::find()
+            .filter(attachments::Column::MessageId.eq(message.id))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("attachment"))?;
+        let key = attachment.blob_key.ok_or_else(|| Error::not_found("attachment"))?;
+        let bytes = self.core.blobs().get(&key).await?;
+        Ok((bytes, attachment.content_type.unwrap_or_else(|| "image/jpeg".into())))
+    }
+
+    /// Records that WeChat closed the chat's window, with an event so agent
+    /// UIs show it.
+    async fn close_window(&self, chat: &chats::Model, now: DateTime<Utc>) -> Result<()> {
+        let mut write = self.core.write().await?.fenced_by(self.lease);
+        chats::Entity::update_many()
+            .col_expr(chats::Column::SendWindowClosedAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(chat.id))
+            .exec(&*write)
+            .await?;
+        self.core.chats().append_chat_event(&mut write, chat.id.into(), "chat.updated", now).await?;
+        write.commit().await
+    }
+
+    /// Fails a message for good and gives back the allowance it took.
+    async fn fail(
+        &self,
+        chat: &chats::Model,
+        message: messages::Model,
+        allowance_month: Option<&str>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        if let Some(month) = allowance_month {
+            consumer_allowances::Entity::update_many()
+                .col_expr(consumer_allowances::Column::Used, Expr::col(consumer_allowances::Column::Used).sub(1))
+                .filter(consumer_allowances::Column::EndUserId.eq(chat.end_user_id))
+                .filter(consumer_allowances::Column::Month.eq(month))
+                .filter(Expr::col(consumer_allowances::Column::Used).gt(0))
+                .exec(self.core.db())
+                .await?;
+        }
+        self.set_states(chat, &[message], DeliveryState::Failed, Some(reason), now).await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn set_states(
+        &self,
+        chat: &chats::Model,
+        rows: &[messages::Model],
+        state: DeliveryState,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        Delivery::new(self.core, self.lease).set_states(chat, rows, state, error, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_allowance_month_turns_at_midnight_china_time() {
+        assert_eq!(china_month(at("2026-11-30T15:59:59Z")), "2026-11");
+        assert_eq!(china_month(at("2026-11-30T16:00:00Z")), "2026-12");
+        assert_eq!(next_china_month(at("2026-12-15T00:00:00Z")), at("2026-12-31T16:00:00Z"));
+        assert_eq!(next_china_month(at("2026-11-30T16:00:00Z")), at("2026-12-31T16:00:00Z"));
+    }
+
+    #[test]
+    fn callbacks_become_neutral_events_with_their_dedupe_keys() {
+        let body =
+            b"<xml><ToUserName><![CDATA[gh_abc123456]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>\
+<CreateTime>1700000000</CreateTime><MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[m1]]></MediaId>\
+<Format><![CDATA[amr]]></Format><Recognition><![CDATA[hello]]></Recognition><MsgId>42</MsgId></xml>";
+        let fields = xml::parse(body).unwrap();
+        let event = inbound(&Message::from_fields(&fields).unwrap(), &fields);
+        assert_eq!(event.provider_event_id, "msg:42");
+        assert_eq!(event.consumer.as_deref(), Some("oUser"));
+        let InboundKind::Message(message) = event.kind else { panic!("a message") };
+        assert_eq!((message.kind, message.text.as_deref()), (MessageKind::Audio, Some("hello")));
+        assert!(message.media.is_some());
+
+        let body = b"<xml><ToUserName>gh_abc123456</ToUserName><FromUserName>oUser</FromUserName>\
+<CreateTime>1700000001</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>";
+        let fields = xml::parse(body).unwrap();
+        let event = inbound(&Message::from_fields(&fields).unwrap(), &fields);
+        assert_eq!(event.provider_event_id, "event:oUser:1700000001:subscribe");
+        assert_eq!(event.kind, InboundKind::Followed);
+    }
+}
