@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod graphql_ws;
 pub mod line;
+pub mod wechat;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -104,6 +105,8 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     /// The fake LINE API this application talks to.
     pub line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+    /// The fake WeChat API this application talks to.
+    pub wechat: std::sync::Arc<madoguchi_fakes::FakeWechat>,
     /// The application's clock: the system's, until a test moves it ahead
     /// (`clock.advance(…)`) to skip a session's lifetime or a rate window.
     pub clock: std::sync::Arc<ManualClock>,
@@ -153,16 +156,29 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
-    let line = std::sync::Arc::new(madoguchi_fakes::FakeLine::start().await);
+    let fakes = Fakes {
+        line: std::sync::Arc::new(madoguchi_fakes::FakeLine::start().await),
+        wechat: std::sync::Arc::new(madoguchi_fakes::FakeWechat::start().await),
+    };
     let mut settings = test_settings(&database.url, dir.path());
-    settings.line.api_base = line.api_base().to_string();
-    settings.line.data_base = line.data_base().to_string();
+    settings.line.api_base = fakes.line.api_base().to_string();
+    settings.line.data_base = fakes.line.data_base().to_string();
+    settings.wechat.api_base = fakes.wechat.base_url().to_string();
+    settings.wechat.outbound_ips = vec!["203.0.113.7".into()];
     change(&mut settings);
     let clock = std::sync::Arc::new(ManualClock::following_system());
-    Some(start(settings, clock, backend, database, dir, line).await)
+    Some(start(settings, clock, backend, database, dir, fakes).await)
 }
 
-/// What outlives a crashed application: its database, files and fake LINE.
+/// The fake providers an application talks to; they outlive its crashes
+/// and are shared with its replicas.
+#[derive(Clone, Debug)]
+struct Fakes {
+    line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+    wechat: std::sync::Arc<madoguchi_fakes::FakeWechat>,
+}
+
+/// What outlives a crashed application: its database, files and fakes.
 #[derive(Debug)]
 pub struct Leftovers {
     settings: Settings,
@@ -170,13 +186,13 @@ pub struct Leftovers {
     backend: Backend,
     database: TestDatabase,
     dir: tempfile::TempDir,
-    line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+    fakes: Fakes,
 }
 
 impl Leftovers {
     /// Starts the application again on the same database.
     pub async fn restart(self) -> TestApp {
-        start(self.settings, self.clock, self.backend, self.database, self.dir, self.line).await
+        start(self.settings, self.clock, self.backend, self.database, self.dir, self.fakes).await
     }
 }
 
@@ -186,7 +202,7 @@ async fn start(
     backend: Backend,
     database: TestDatabase,
     dir: tempfile::TempDir,
-    line: std::sync::Arc<madoguchi_fakes::FakeLine>,
+    fakes: Fakes,
 ) -> TestApp {
     let application = Application::build(settings.clone(), clock.clone()).await.expect("application builds");
     let (http, grpc, core) = (application.http_addr(), application.grpc_addr(), application.core().clone());
@@ -196,7 +212,8 @@ async fn start(
         let _ = stopped.await;
     }));
     TestApp {
-        line,
+        line: fakes.line,
+        wechat: fakes.wechat,
         clock,
         http,
         grpc,
@@ -228,7 +245,7 @@ impl TestApp {
             backend: self.backend,
             database,
             dir,
-            line: self.line.clone(),
+            fakes: self.fakes(),
         }
     }
 
@@ -238,7 +255,11 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.data_dir = dir.path().to_path_buf();
         let database = TestDatabase { url: self.database.url.clone(), postgres: None };
-        start(settings, self.clock.clone(), self.backend, database, dir, self.line.clone()).await
+        start(settings, self.clock.clone(), self.backend, database, dir, self.fakes()).await
+    }
+
+    fn fakes(&self) -> Fakes {
+        Fakes { line: self.line.clone(), wechat: self.wechat.clone() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -268,6 +289,39 @@ impl TestApp {
 
     pub async fn login_admin(&self) -> String {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates an agent with `role` (as the admin `admin`) and returns its
+    /// session token.
+    pub async fn create_agent_token(&self, admin: &str, role: &str) -> String {
+        let email = format!("agent-{}@example.com", uuid::Uuid::new_v4().simple());
+        let password = "a long first password";
+        let created = self
+            .graphql(
+                Some(admin),
+                "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+                json!({"input": {"email": email, "name": "Someone", "role": role, "password": password}}),
+            )
+            .await;
+        assert!(created["errors"].is_null(), "{created}");
+        self.login(&email, password).await
+    }
+
+    /// Sends an image in a chat with GraphQL's multipart upload; returns the
+    /// message's id.
+    pub async fn send_image(&self, token: &str, chat_id: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        let operations = json!({
+            "query": "mutation($id: ID!, $image: Upload!) { sendImage(chatId: $id, image: $image) { id } }",
+            "variables": {"id": chat_id, "image": null},
+        });
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("image").mime_str(content_type).expect("a type");
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({"0": ["variables.image"]}).to_string())
+            .part("0", part);
+        let request = self.client.post(self.url("/graphql")).bearer_auth(token).multipart(form);
+        let sent: Value = request.send().await.expect("upload").json().await.expect("a JSON answer");
+        sent["data"]["sendImage"]["id"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned()
     }
 
     /// Opens a gRPC channel to the application.

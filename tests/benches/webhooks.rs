@@ -1,7 +1,8 @@
-//! Benchmark: how fast the real server acknowledges signed LINE webhooks, on
-//! SQLite and on PostgreSQL, next to a floor — a bare axum handler that
-//! verifies the same signature and inserts one row into the same kind of
-//! database.
+//! Benchmark: how fast the real server acknowledges signed LINE webhooks and
+//! WeChat callbacks (secure mode: signed and encrypted), on SQLite and on
+//! PostgreSQL, next to a floor — a bare axum handler that verifies the same
+//! signatures (and decrypts the same ciphertext) and inserts one row into the
+//! same kind of database.
 //!
 //! `cargo bench -p madoguchi-tests --bench webhooks [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` (default 2000, 200 with `--quick`) and
@@ -14,12 +15,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use futures::StreamExt;
 use madoguchi_channels::line::signature::{sign, verify_signature};
+use madoguchi_channels::wechat::crypto::{self, EncodingAesKey};
+use madoguchi_channels::wechat::xml;
 use madoguchi_tests::line::{CHANNEL_SECRET, text_event};
+use madoguchi_tests::wechat::{TestWechatChannel, text_xml};
 use madoguchi_tests::{Backend, TestDatabase, spawn_app_with};
 use sea_orm::sqlx::postgres::{PgPool, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
@@ -55,10 +59,19 @@ impl Config {
     }
 }
 
-/// A signed webhook body, prepared before the clock starts.
+/// Which provider's webhook is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Provider {
+    Line,
+    Wechat,
+}
+
+/// A signed webhook body, prepared before the clock starts: LINE's
+/// signature goes in a header, WeChat's in the query string.
 struct Delivery {
     body: Bytes,
-    signature: String,
+    signature: Option<String>,
+    query: String,
 }
 
 /// Returns one body per index in `range`, each with one text event from one
@@ -71,7 +84,44 @@ fn deliveries(destination: &str, range: std::ops::Range<usize>) -> Vec<Delivery>
                 text_event(&user, &format!("{index:012}"), &format!("message {index}"), &format!("reply-{index}"));
             let body = serde_json::to_vec(&json!({"destination": destination, "events": [event]})).expect("json body");
             let signature = sign(CHANNEL_SECRET.as_bytes(), &body);
-            Delivery { body: body.into(), signature }
+            Delivery { body: body.into(), signature: Some(signature), query: String::new() }
+        })
+        .collect()
+}
+
+/// The WeChat account the floor pretends to be.
+fn floor_wechat_channel() -> TestWechatChannel {
+    TestWechatChannel {
+        id: "floor".into(),
+        app_id: "wx0123456789abcdef".into(),
+        original_id: "gh_0123456789ab".into(),
+        token: "floortoken".into(),
+        encoding_aes_key: EncodingAesKey::generate().expose_text().to_owned(),
+        department_id: String::new(),
+    }
+}
+
+/// Returns one secure-mode callback per index in `range`: a text message
+/// from one of `USERS` consumers with a unique MsgId, encrypted and signed.
+fn wechat_deliveries(channel: &TestWechatChannel, range: std::ops::Range<usize>) -> Vec<Delivery> {
+    let key = EncodingAesKey::parse(&channel.encoding_aes_key).expect("a key");
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    range
+        .map(|index| {
+            let user = format!("oUser{:028x}", index % USERS);
+            let message = text_xml(channel, &user, &format!("{}", 7_000_000_000_000_000_000u64 + index as u64), &format!("message {index}"));
+            let encrypted = crypto::encrypt(&key, &channel.app_id, message.as_bytes());
+            let nonce = format!("{index:010}");
+            let signature = crypto::signature(&[&channel.token, &timestamp, &nonce]);
+            let msg_signature = crypto::signature(&[&channel.token, &timestamp, &nonce, &encrypted]);
+            let body = format!(
+                "<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>",
+                channel.original_id
+            );
+            let query = format!(
+                "?signature={signature}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}"
+            );
+            Delivery { body: body.into(), signature: None, query }
         })
         .collect()
 }
@@ -101,13 +151,11 @@ async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], con
     let results: Vec<(Duration, Option<u16>)> = futures::stream::iter(deliveries)
         .map(|delivery| async move {
             let sent = Instant::now();
-            let response = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-line-signature", &delivery.signature)
-                .body(delivery.body.clone())
-                .send()
-                .await;
+            let mut request = client.post(format!("{url}{}", delivery.query)).body(delivery.body.clone());
+            if let Some(signature) = &delivery.signature {
+                request = request.header("content-type", "application/json").header("x-line-signature", signature);
+            }
+            let response = request.send().await;
             let elapsed = sent.elapsed();
             match response {
                 Ok(response) => {
@@ -132,13 +180,23 @@ async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], con
 }
 
 /// Measures the real server; `None` when PostgreSQL is wanted but absent.
-async fn measure_server(backend: Backend, config: Config) -> Option<Run> {
+async fn measure_server(backend: Backend, provider: Provider, config: Config) -> Option<Run> {
     let app = spawn_app_with(backend, |settings| settings.database_max_connections = POOL).await?;
     let token = app.login_admin().await;
-    let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
-    let url = app.url(&format!("/webhooks/line/{}", channel.id));
-    let warmup = deliveries(&channel.bot_user_id, 0..WARMUP);
-    let measured = deliveries(&channel.bot_user_id, WARMUP..WARMUP + config.events);
+    let (url, warmup, measured) = match provider {
+        Provider::Line => {
+            let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
+            let url = app.url(&format!("/webhooks/line/{}", channel.id));
+            let warmup = deliveries(&channel.bot_user_id, 0..WARMUP);
+            (url, warmup, deliveries(&channel.bot_user_id, WARMUP..WARMUP + config.events))
+        }
+        Provider::Wechat => {
+            let channel = app.create_wechat_channel(&token).await;
+            let url = app.url(&format!("/webhooks/wechat/{}", channel.id));
+            let warmup = wechat_deliveries(&channel, 0..WARMUP);
+            (url, warmup, wechat_deliveries(&channel, WARMUP..WARMUP + config.events))
+        }
+    };
     let client = reqwest::Client::new();
     drive(&client, &url, &warmup, config.concurrency).await;
     let run = drive(&client, &url, &measured, config.concurrency).await;
@@ -216,10 +274,12 @@ impl FloorDatabase {
     }
 }
 
+/// The floor's state: its database and the secrets it verifies with.
 #[derive(Clone)]
 struct Floor {
     database: FloorDatabase,
     secret: Arc<[u8]>,
+    wechat: Arc<TestWechatChannel>,
 }
 
 /// The floor's webhook: verify, find the event id, insert, answer.
@@ -234,16 +294,46 @@ async fn floor_webhook(State(floor): State<Floor>, headers: HeaderMap, body: Byt
     if floor.database.insert(event_id, text).await { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
 }
 
+/// The floor's WeChat callback: verify both signatures, decrypt, parse,
+/// find the MsgId, insert, answer.
+async fn floor_wechat(
+    State(floor): State<Floor>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> StatusCode {
+    let field = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let (timestamp, nonce) = (field("timestamp"), field("nonce"));
+    let channel = &floor.wechat;
+    if crypto::verify_signature(&channel.token, timestamp, nonce, field("signature")).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(outer) = xml::parse(&body) else { return StatusCode::BAD_REQUEST };
+    let encrypted = outer.get("Encrypt").unwrap_or_default();
+    if crypto::verify_msg_signature(&channel.token, timestamp, nonce, encrypted, field("msg_signature")).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let key = EncodingAesKey::parse(&channel.encoding_aes_key).expect("a key");
+    let Ok(plain) = crypto::decrypt(&key, &channel.app_id, encrypted) else { return StatusCode::BAD_REQUEST };
+    let Ok(fields) = xml::parse(&plain) else { return StatusCode::BAD_REQUEST };
+    let Some(msg_id) = fields.get("MsgId") else { return StatusCode::BAD_REQUEST };
+    let text = String::from_utf8_lossy(&plain);
+    if floor.database.insert(msg_id, &text).await { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
+}
+
 /// Measures the floor on a fresh database of the same kind; `None` when
 /// PostgreSQL is wanted but absent.
-async fn measure_floor(backend: Backend, config: Config) -> Option<Run> {
+async fn measure_floor(backend: Backend, provider: Provider, config: Config) -> Option<Run> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
     let pool = FloorDatabase::connect(&database.url, backend).await;
-    let floor = Floor { database: pool.clone(), secret: Arc::from(CHANNEL_SECRET.as_bytes()) };
-    let router = Router::new().route("/webhooks/line/{channel_id}", post(floor_webhook)).with_state(floor);
+    let wechat = Arc::new(floor_wechat_channel());
+    let floor = Floor { database: pool.clone(), secret: Arc::from(CHANNEL_SECRET.as_bytes()), wechat: wechat.clone() };
+    let router = Router::new()
+        .route("/webhooks/line/{channel_id}", post(floor_webhook))
+        .route("/webhooks/wechat/{channel_id}", post(floor_wechat))
+        .with_state(floor);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-    let url = format!("http://{}/webhooks/line/floor", listener.local_addr().expect("address"));
+    let address = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -253,8 +343,18 @@ async fn measure_floor(backend: Backend, config: Config) -> Option<Run> {
             .await
     });
     let destination = "U00000000000000000000000000000000";
-    let warmup = deliveries(destination, 0..WARMUP);
-    let measured = deliveries(destination, WARMUP..WARMUP + config.events);
+    let (url, warmup, measured) = match provider {
+        Provider::Line => (
+            format!("http://{address}/webhooks/line/floor"),
+            deliveries(destination, 0..WARMUP),
+            deliveries(destination, WARMUP..WARMUP + config.events),
+        ),
+        Provider::Wechat => (
+            format!("http://{address}/webhooks/wechat/floor"),
+            wechat_deliveries(&wechat, 0..WARMUP),
+            wechat_deliveries(&wechat, WARMUP..WARMUP + config.events),
+        ),
+    };
     let client = reqwest::Client::new();
     drive(&client, &url, &warmup, config.concurrency).await;
     let run = drive(&client, &url, &measured, config.concurrency).await;
@@ -289,20 +389,22 @@ async fn main() {
     );
     let mut rows = Vec::new();
     for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
-        let server = measure_server(backend, config).await;
-        let floor = measure_floor(backend, config).await;
-        if server.is_none() {
-            println!("{name}: PostgreSQL is not reachable, column skipped");
+        for (provider_name, provider) in [("line", Provider::Line), ("wechat", Provider::Wechat)] {
+            let server = measure_server(backend, provider, config).await;
+            let floor = measure_floor(backend, provider, config).await;
+            if server.is_none() {
+                println!("{name}: PostgreSQL is not reachable, row skipped");
+            }
+            rows.push((format!("{name} {provider_name}"), server, floor));
         }
-        rows.push((name, server, floor));
     }
     println!();
     println!(
-        "{:<8} | {:>15} | {:>11} | {:>11} | {:>7} | {:>15} | {:>11} | {:>11} | {:>7}",
+        "{:<15} | {:>15} | {:>11} | {:>11} | {:>7} | {:>15} | {:>11} | {:>11} | {:>7}",
         "backend", "server", "p50", "p99", "non-200", "floor", "p50", "p99", "non-200"
     );
-    println!("{}", "-".repeat(126));
+    println!("{}", "-".repeat(133));
     for (name, server, floor) in &rows {
-        println!("{name:<8} | {} | {}", cells(server.as_ref()), cells(floor.as_ref()));
+        println!("{name:<15} | {} | {}", cells(server.as_ref()), cells(floor.as_ref()));
     }
 }

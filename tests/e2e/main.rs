@@ -29,4 +29,5 @@ mod races;
 mod scale;
 mod sessions;
 mod subscriptions;
+mod wechat;
 mod workspace;

@@ -73,6 +73,7 @@ async fn many_chats(app: &TestApp, channel_id: uuid::Uuid, organization_id: uuid
             opened_at: Set(now),
             completed_at: Set(None),
             completion_reason: Set(None),
+            send_window_closed_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }))
