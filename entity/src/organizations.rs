@@ -13,6 +13,8 @@ pub struct Model {
     pub event_seq: i64,
     pub ticket_seq: i64,
     pub created_at: DateTimeUtc,
+    /// Set by the platform's operator: webhooks, sessions and keys stop working.
+    pub disabled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261122_000004_create_tickets;
 mod m20261122_000005_create_log_and_queue;
 mod m20261201_000001_add_review_fixes;
 mod m20261201_000002_add_wechat;
+mod m20261201_000003_add_organization_status;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_log_and_queue::Migration),
             Box::new(m20261201_000001_add_review_fixes::Migration),
             Box::new(m20261201_000002_add_wechat::Migration),
+            Box::new(m20261201_000003_add_organization_status::Migration),
         ]
     }
 }

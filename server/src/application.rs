@@ -12,6 +12,7 @@ use madoguchi_channels::line::client::LineEndpoints;
 use madoguchi_channels::wechat::client::WechatEndpoints;
 use madoguchi_core::auth::TokenSettings;
 use madoguchi_core::clock::Clock;
+use madoguchi_core::platform::OperatorKeyDigest;
 use madoguchi_core::secrets::MasterKey;
 use madoguchi_core::{Core, CoreConfig, FirstOrganization};
 use madoguchi_graphql::{Limits, Schemas};
@@ -163,6 +164,10 @@ pub async fn open_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     config.wechat_endpoints =
         WechatEndpoints { api_base: settings.wechat.api_base.parse().context("wechat.api_base is not a URL")? };
     config.outbound_ips = settings.wechat.outbound_ips.clone();
+    config.operator_key = match &settings.platform_operator_key {
+        Some(key) => Some(OperatorKeyDigest::of(key).context("platform_operator_key")?),
+        None => None,
+    };
     config.job_workers = settings.job_workers;
     config.job_lease = chrono::Duration::seconds(settings.job_lease_seconds.max(1));
     config.tokens = TokenSettings {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use madoguchi_core::auth::{Caller, Scopes};
+use madoguchi_core::auth::{Caller, Email, Scopes};
 use madoguchi_core::clock::SystemClock;
 use madoguchi_core::ids::ApiKeyId;
 use madoguchi_core::organizations::{Name, PortalName};
+use madoguchi_core::platform::{PlatformOperator, ProvisionOrganization};
 
 use crate::application::{Application, open_core};
 use crate::settings::Settings;
@@ -37,6 +38,38 @@ enum Command {
     /// Manages partner systems' API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Provisions organizations (portals), for whoever runs the platform.
+    #[command(subcommand)]
+    Organization(OrganizationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrganizationCommand {
+    /// Creates an organization and its first admin; prints the admin's
+    /// password once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        portal: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+    },
+    /// Lists every organization.
+    List,
+    /// Disables an organization: its webhooks, sessions and keys stop
+    /// working; its data stays.
+    Disable {
+        #[arg(long)]
+        portal: String,
+    },
+    /// Enables a disabled organization again.
+    Enable {
+        #[arg(long)]
+        portal: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +137,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExportSchema => unreachable!("handled before loading settings"),
+        Command::Organization(command) => {
+            let core = open_core(&settings, Arc::new(SystemClock)).await?;
+            organization(&core, command).await
+        }
         Command::ApiKey(command) => {
             let core = open_core(&settings, Arc::new(SystemClock)).await?;
             match command {
@@ -131,6 +168,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn organization(core: &madoguchi_core::Core, command: OrganizationCommand) -> anyhow::Result<()> {
+    let platform = core.platform();
+    let operator = PlatformOperator::at_the_command_line();
+    match command {
+        OrganizationCommand::Create { name, portal, admin_email, admin_name } => {
+            let command = ProvisionOrganization {
+                name: Name::parse(&name)?,
+                portal_name: PortalName::parse(&portal)?,
+                admin_email: Email::parse(&admin_email)?,
+                admin_name: Name::parse(&admin_name)?,
+            };
+            let created = platform.create_organization(&operator, command).await?;
+            println!("organization: {}", created.organization.id);
+            println!("portal:       {}", created.organization.portal_name);
+            println!("admin:        {}", created.admin_email);
+            println!("password:     {}", created.admin_password.expose());
+            println!("(the password is shown once; the admin should change it after signing in)");
+        }
+        OrganizationCommand::List => {
+            for organization in platform.list_organizations(&operator).await? {
+                let state = if organization.disabled_at.is_some() { "disabled" } else { "active" };
+                println!("{}  {:<8}  {}  {}", organization.id, state, organization.portal_name, organization.name);
+            }
+        }
+        OrganizationCommand::Disable { portal } => {
+            platform.set_organization_disabled(&operator, &PortalName::parse(&portal)?, true).await?;
+            println!("disabled {portal}");
+        }
+        OrganizationCommand::Enable { portal } => {
+            platform.set_organization_disabled(&operator, &PortalName::parse(&portal)?, false).await?;
+            println!("enabled {portal}");
+        }
+    }
+    Ok(())
 }
 
 /// Returns the operator's caller for a portal.

@@ -58,6 +58,11 @@ pub struct Settings {
     /// Unset: a password is generated and printed once on standard error.
     #[serde(skip_serializing)]
     pub bootstrap_admin_password: Option<Secret<String>>,
+    /// The platform operator's key (at least 32 characters) for the gRPC
+    /// `PlatformService`; unset, organizations are provisioned only on the
+    /// command line. Never valid for a tenant's own operations.
+    #[serde(skip_serializing)]
+    pub platform_operator_key: Option<Secret<String>>,
     /// LINE's settings (`[line]`; `MADOGUCHI_LINE_*` in the environment).
     pub line: LineSettings,
     /// WeChat's settings (`[wechat]`; `MADOGUCHI_WECHAT_*` in the environment).
@@ -97,6 +102,7 @@ impl Default for Settings {
             bootstrap_portal_name: "default".into(),
             bootstrap_admin_email: "admin@example.com".into(),
             bootstrap_admin_password: None,
+            platform_operator_key: None,
             line: LineSettings::default(),
             wechat: WechatSettings::default(),
             job_workers: 2,

@@ -25,6 +25,7 @@ mod input;
 mod jobs;
 mod lifecycle;
 mod line;
+mod platform;
 mod races;
 mod scale;
 mod sessions;

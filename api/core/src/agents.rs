@@ -19,6 +19,7 @@ use crate::auth::{
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
+use crate::organizations::active_organization_ids;
 use crate::organizations::{Name, PortalName};
 use crate::rate_limits::{self, Limit, count_attempt};
 use crate::secrets::Secret;
@@ -112,7 +113,9 @@ impl<'a> Agents<'a> {
         let account_key = format!("login:account:{}", login.email.as_str());
         count_attempt(self.core, &account_key, ACCOUNT_ATTEMPTS, "too many sign-in attempts for this account").await?;
 
-        let mut query = agents::Entity::find().filter(agents::Column::Email.eq(login.email.as_str()));
+        let mut query = agents::Entity::find()
+            .filter(agents::Column::Email.eq(login.email.as_str()))
+            .filter(agents::Column::OrganizationId.in_subquery(active_organization_ids()));
         if let Some(portal) = &login.portal {
             let organization = organizations::Entity::find()
                 .filter(organizations::Column::PortalName.eq(portal.as_str()))
@@ -177,8 +180,10 @@ impl<'a> Agents<'a> {
     /// Returns the agent a session stands for while it still does: active,
     /// and at the token version the session was issued at.
     async fn current(&self, organization_id: OrganizationId, agent_id: AgentId, version: i32) -> Result<agents::Model> {
+        // A disabled organization's sessions end here, in the same query.
         let agent = agents::Entity::find_by_id(agent_id.uuid())
             .filter(agents::Column::OrganizationId.eq(organization_id.uuid()))
+            .filter(agents::Column::OrganizationId.in_subquery(active_organization_ids()))
             .one(self.core.db())
             .await?
             .filter(|agent| agent.active)

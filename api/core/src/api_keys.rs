@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, ApiKeyId};
 use crate::organizations::Name;
+use crate::organizations::active_organization_ids;
 use crate::secrets::Secret;
 
 /// How stale `last_used_at` may get before a call writes it again.
@@ -119,6 +120,7 @@ impl<'a> ApiKeys<'a> {
     pub(crate) async fn still_valid(&self, caller: &crate::auth::ApiKeyCaller) -> Result<()> {
         let row = api_keys::Entity::find_by_id(caller.api_key_id.uuid())
             .filter(api_keys::Column::OrganizationId.eq(caller.organization_id.uuid()))
+            .filter(api_keys::Column::OrganizationId.in_subquery(active_organization_ids()))
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::unauthenticated("invalid api key"))?;
@@ -132,8 +134,10 @@ impl<'a> ApiKeys<'a> {
     pub async fn authenticate(&self, presented: &str) -> Result<Caller> {
         let invalid = || Error::unauthenticated("invalid api key");
         let parsed = parse_api_key(presented)?;
+        // A disabled organization's keys stop working here, in the same query.
         let row = api_keys::Entity::find()
             .filter(api_keys::Column::Prefix.eq(parsed.prefix))
+            .filter(api_keys::Column::OrganizationId.in_subquery(active_organization_ids()))
             .one(self.core.db())
             .await?
             .ok_or_else(invalid)?;

@@ -469,7 +469,7 @@ pub(crate) struct PresentedApiKey<'a> {
     pub prefix: &'a str,
 }
 
-pub(crate) const API_KEY_TAG: &str = "mdg";
+pub const API_KEY_TAG: &str = "mdg";
 
 pub(crate) fn parse_api_key(key: &str) -> Result<PresentedApiKey<'_>> {
     let mut parts = key.trim().splitn(3, '_');

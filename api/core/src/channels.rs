@@ -250,6 +250,18 @@ impl<'a> Channels<'a> {
     }
 }
 
+/// The channel a provider's webhook names, if it may still receive: of that
+/// provider, not deleted, of an organization that is not disabled (one query).
+pub(crate) async fn receiving_channel(core: &Core, id: ChannelId, kind: ChannelKind) -> Result<channels::Model> {
+    channels::Entity::find_by_id(id.uuid())
+        .filter(channels::Column::Kind.eq(kind.as_str()))
+        .filter(channels::Column::Status.ne(ChannelStatus::Deleted.as_str()))
+        .filter(channels::Column::OrganizationId.in_subquery(crate::organizations::active_organization_ids()))
+        .one(core.db())
+        .await?
+        .ok_or_else(|| Error::not_found("channel"))
+}
+
 fn sealed_at(organization_id: OrganizationId, id: ChannelId, column: &str) -> SealedAt<'_> {
     SealedAt { organization_id: organization_id.uuid(), table: "channels", row_id: id.uuid(), column }
 }

@@ -11,6 +11,7 @@
 //! - [`events`]: the append-only event log that subscriptions and streams read.
 //! - [`auth`]: callers, permissions, tokens, passwords, API key format.
 //! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
+//! - [`platform`]: provisioning organizations, for whoever runs the platform.
 //! - [`channels`], [`chats`], [`contacts`]: channels, the agent workspace, customers.
 //! - [`intake`]: provider-neutral inbound events → receipt, end user, chat, message, jobs.
 //! - [`delivery`]: outbound messages → delivery jobs → states; one strategy per provider.
@@ -39,6 +40,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod media;
 pub mod organizations;
+pub mod platform;
 pub mod providers;
 pub(crate) mod rate_limits;
 pub mod secrets;
@@ -88,6 +90,9 @@ pub struct CoreConfig {
     /// The addresses this platform calls WeChat from, shown to admins for
     /// the account's IP allow-list.
     pub outbound_ips: Vec<String>,
+    /// The platform operator's key for provisioning over gRPC; `None`
+    /// leaves provisioning to the command line.
+    pub operator_key: Option<platform::OperatorKeyDigest>,
     /// How many job workers this process runs.
     pub job_workers: usize,
     /// How long a claimed job stays reserved without its worker renewing it.
@@ -108,6 +113,7 @@ impl CoreConfig {
             reply_window: chrono::Duration::seconds(30),
             wechat_endpoints: WechatEndpoints::production(),
             outbound_ips: Vec::new(),
+            operator_key: None,
             job_workers: 2,
             job_lease: chrono::Duration::seconds(30),
         }
@@ -131,6 +137,7 @@ struct Inner {
     line: LineClient,
     wechat: WechatClient,
     outbound_ips: Vec<String>,
+    operator_key: Option<platform::OperatorKeyDigest>,
     job_waker: Notify,
     public_base_url: String,
     reply_window: chrono::Duration,
@@ -161,6 +168,7 @@ impl Core {
                 line: LineClient::new(http.clone(), config.line_endpoints),
                 wechat: WechatClient::new(http, config.wechat_endpoints),
                 outbound_ips: config.outbound_ips,
+                operator_key: config.operator_key,
                 job_waker: Notify::new(),
                 public_base_url: config.public_base_url.trim_end_matches('/').to_owned(),
                 reply_window: config.reply_window,
@@ -250,6 +258,15 @@ impl Core {
     /// The addresses this platform calls providers from.
     pub fn outbound_ips(&self) -> &[String] {
         &self.inner.outbound_ips
+    }
+
+    pub(crate) fn operator_key(&self) -> Option<&platform::OperatorKeyDigest> {
+        self.inner.operator_key.as_ref()
+    }
+
+    /// Provisioning organizations, for whoever runs the platform.
+    pub fn platform(&self) -> platform::Platform<'_> {
+        platform::Platform::new(self)
     }
 
     pub(crate) fn job_waker(&self) -> &Notify {

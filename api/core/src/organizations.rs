@@ -19,6 +19,8 @@ pub struct Organization {
     pub name: String,
     pub portal_name: String,
     pub created_at: DateTime<Utc>,
+    /// When the platform's operator disabled it, if it is.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A team within an organization.
@@ -112,6 +114,7 @@ impl<'a> Organizations<'a> {
             event_seq: Set(0),
             ticket_seq: Set(0),
             created_at: Set(now),
+            disabled_at: Set(None),
         }
         .insert(&*write)
         .await
@@ -271,7 +274,13 @@ async fn append_department_event(
 
 impl From<organizations::Model> for Organization {
     fn from(row: organizations::Model) -> Self {
-        Self { id: row.id.into(), name: row.name, portal_name: row.portal_name, created_at: row.created_at }
+        Self {
+            id: row.id.into(),
+            name: row.name,
+            portal_name: row.portal_name,
+            created_at: row.created_at,
+            disabled_at: row.disabled_at,
+        }
     }
 }
 
@@ -284,4 +293,15 @@ impl From<departments::Model> for Department {
             created_at: row.created_at,
         }
     }
+}
+
+/// The ids of organizations that are not disabled, as a sub-select: every
+/// way in (sessions, API keys, webhooks) filters by it in its own query.
+pub(crate) fn active_organization_ids() -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::{QuerySelect, QueryTrait};
+    organizations::Entity::find()
+        .select_only()
+        .column(organizations::Column::Id)
+        .filter(organizations::Column::DisabledAt.is_null())
+        .into_query()
 }

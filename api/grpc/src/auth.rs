@@ -8,12 +8,22 @@ use madoguchi_core::auth::Caller;
 use madoguchi_core::{Core, Error, ErrorCode};
 use tonic::{Code, Status};
 
+/// Marks a request the platform operator's key authenticated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Operator;
+
+/// The service that takes the platform operator's key instead of an API key.
+const PLATFORM_SERVICE: &str = "/madoguchi.v1.PlatformService/";
+
 /// Authenticates `authorization: Bearer <api key>` and puts the caller in
-/// the request's extensions; answers `UNAUTHENTICATED` otherwise.
+/// the request's extensions — or, for `PlatformService` only, the platform
+/// operator's key; answers `UNAUTHENTICATED` otherwise. Neither credential
+/// is accepted where the other is expected.
 pub async fn authenticate(State(core): State<Core>, mut request: Request, next: Next) -> Response {
     if is_open(request.uri().path()) {
         return next.run(request).await;
     }
+    let platform = request.uri().path().starts_with(PLATFORM_SERVICE);
     let presented = request
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -21,8 +31,18 @@ pub async fn authenticate(State(core): State<Core>, mut request: Request, next: 
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::to_owned);
     let Some(presented) = presented else {
-        return to_status(Error::unauthenticated("send authorization: Bearer <api key>")).into_http();
+        let wanted = if platform { "the platform operator key" } else { "<api key>" };
+        return to_status(Error::unauthenticated(format!("send authorization: Bearer {wanted}"))).into_http();
     };
+    if platform {
+        return match core.platform().authenticate(&presented) {
+            Ok(_) => {
+                request.extensions_mut().insert(Operator);
+                next.run(request).await
+            }
+            Err(error) => to_status(error).into_http(),
+        };
+    }
     match core.api_keys().authenticate(&presented).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);

@@ -92,11 +92,7 @@ impl<'a> LineInbound<'a> {
     /// (same `webhookEventId`) adds nothing.
     pub async fn receive(&self, channel_id: &str, signature: Option<&str>, body: &[u8]) -> Result<WebhookOutcome> {
         let channel_id = ChannelId::parse(channel_id).map_err(|_| Error::not_found("channel"))?;
-        let channel = channels::Entity::find_by_id(channel_id.uuid())
-            .one(self.core.db())
-            .await?
-            .filter(|row| row.kind == ChannelKind::Line.as_str() && row.status != ChannelStatus::Deleted.as_str())
-            .ok_or_else(|| Error::not_found("channel"))?;
+        let channel = crate::channels::receiving_channel(self.core, channel_id, ChannelKind::Line).await?;
         let secret = self.core.channels().line_secret(&channel)?;
         verify_signature(secret.expose().as_bytes(), body, signature.unwrap_or_default())
             .map_err(|_| Error::unauthenticated("invalid x-line-signature"))?;

@@ -129,11 +129,7 @@ impl<'a> WechatInbound<'a> {
 
     async fn channel(&self, channel_id: &str) -> Result<channels::Model> {
         let channel_id = ChannelId::parse(channel_id).map_err(|_| Error::not_found("channel"))?;
-        channels::Entity::find_by_id(channel_id.uuid())
-            .one(self.core.db())
-            .await?
-            .filter(|row| row.kind == ChannelKind::Wechat.as_str() && row.status != ChannelStatus::Deleted.as_str())
-            .ok_or_else(|| Error::not_found("channel"))
+        crate::channels::receiving_channel(self.core, channel_id, ChannelKind::Wechat).await
     }
 
     /// Decrypts with the current key, or the previous one while a rotation
