@@ -132,8 +132,13 @@ impl TestApp {
                     channel.original_id
                 );
                 if mode == Mode::Compatible {
-                    // The plaintext fields beside the ciphertext.
-                    xml.replacen("<xml>", &format!("<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt>"), 1)
+                    // The plaintext fields beside the ciphertext — with a
+                    // forged sender, so a test sees which copy is trusted.
+                    xml.replacen("<xml>", &format!("<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt>"), 1).replacen(
+                        "<FromUserName><![CDATA[",
+                        "<FromUserName><![CDATA[forged-",
+                        1,
+                    )
                 } else {
                     format!("<xml>{envelope}</xml>")
                 }

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod attachments;
 pub mod brands;
+pub mod callback_nonces;
 pub mod channel_agents;
 pub mod channels;
 pub mod chats;

@@ -16,6 +16,7 @@ mod m20261122_000005_create_log_and_queue;
 mod m20261201_000001_add_review_fixes;
 mod m20261201_000002_add_wechat;
 mod m20261201_000003_add_organization_status;
+mod m20261201_000004_add_callback_nonces;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_add_review_fixes::Migration),
             Box::new(m20261201_000002_add_wechat::Migration),
             Box::new(m20261201_000003_add_organization_status::Migration),
+            Box::new(m20261201_000004_add_callback_nonces::Migration),
         ]
     }
 }

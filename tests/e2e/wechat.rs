@@ -63,10 +63,9 @@ async fn claimed_chat(app: &TestApp, token: &str, channel: &TestWechatChannel, o
 /// Waits until a message reaches a final delivery state and returns it.
 async fn delivered(app: &TestApp, token: &str, chat_id: &str, message_id: &str) -> Value {
     eventually(|| async {
-        messages(app, token, chat_id)
-            .await
-            .into_iter()
-            .find(|message| message["id"] == message_id && message["deliveryState"] != "PENDING")
+        messages(app, token, chat_id).await.into_iter().find(|message| {
+            message["id"] == message_id && !matches!(message["deliveryState"].as_str(), Some("PENDING" | "SENDING"))
+        })
     })
     .await
 }
@@ -386,7 +385,17 @@ async fn bad_callbacks_are_refused_and_store_nothing(backend: Backend) {
     assert_eq!(receipts(&app, &channel).await, 0);
     assert!(app.wechat_chat(&admin, "oBad").await.is_none());
 
+    // A signature seen once: WeChat's retry of the same body passes, the
+    // same signature on another plaintext body is a replay.
+    let genuine = text_xml(&channel, "oReplay", "7000000000000000003", "genuine");
+    assert_eq!(app.post_wechat(&channel.id, &signed, genuine.clone().into_bytes()).await.0, 200);
+    assert_eq!(app.post_wechat(&channel.id, &signed, genuine.into_bytes()).await.0, 200);
+    let forged = text_xml(&channel, "oReplay", "7000000000000000004", "forged");
+    assert_eq!(app.post_wechat(&channel.id, &signed, forged.into_bytes()).await.0, 401);
+    assert_eq!(receipts(&app, &channel).await, 1);
+
     // A disabled channel answers (so WeChat stops retrying) and stores nothing.
+    let before = receipts(&app, &channel).await;
     let disabled = app
         .graphql(
             Some(&admin),
@@ -396,7 +405,7 @@ async fn bad_callbacks_are_refused_and_store_nothing(backend: Backend) {
         .await;
     assert_eq!(disabled["data"]["setChannelStatus"]["status"], "DISABLED", "{disabled}");
     assert_eq!(app.deliver_wechat(&channel, Mode::Secure, &xml).await.0, 200);
-    assert_eq!(receipts(&app, &channel).await, 0);
+    assert_eq!(receipts(&app, &channel).await, before);
     app.stop().await.unwrap();
 }
 
@@ -469,10 +478,30 @@ async fn answers_follow_the_window_and_the_monthly_allowance(backend: Backend) {
     let admin = app.login_admin().await;
     let window = app.wechat_chat(&admin, openid).await.unwrap()["sendWindow"].clone();
     assert_eq!(window["state"], "LIMITED", "{window}");
-    for n in 0..4 {
-        let sent = send(&app, &admin, &chat_id, &format!("late {n}")).await;
-        assert!(sent["errors"].is_null(), "{sent}");
-    }
+
+    // A message WeChat refuses gives its place in the allowance back.
+    app.wechat.limit_messages(openid);
+    let sent = send(&app, &admin, &chat_id, "refused").await;
+    let id = sent["data"]["sendMessage"]["id"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned();
+    assert_eq!(delivered(&app, &admin, &chat_id, &id).await["deliveryState"], "FAILED");
+    let window = app.wechat_chat(&admin, openid).await.unwrap()["sendWindow"].clone();
+    assert_eq!(window["allowanceUsed"], 0, "{window}");
+    app.wechat.open_window(openid);
+
+    // Eight sends at once race for four places: exactly four are taken.
+    let sends = (0..8).map(|n| {
+        let (app, admin, chat_id) = (&app, &admin, &chat_id);
+        async move { send(app, admin, chat_id, &format!("late {n}")).await }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let accepted = answers.iter().filter(|answer| answer["errors"].is_null()).count();
+    assert_eq!(accepted, 4, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|answer| !answer["errors"].is_null())
+            .all(|answer| error_code(answer) == "FAILED_PRECONDITION")
+    );
     let refused = send(&app, &admin, &chat_id, "one too many").await;
     assert_eq!(error_code(&refused), "FAILED_PRECONDITION", "{refused}");
     let said = refused.to_string();
@@ -690,14 +719,8 @@ async fn an_account_is_updated_and_deleted_as_a_line_one_is(backend: Backend) {
     let admin = app.login_admin().await;
     let channel = app.create_wechat_channel(&admin).await;
     const UPDATE: &str = "mutation($id: ID!, $input: UpdateWechatChannelInput!) {
-        updateWechatChannel(id: $id, input: $input) { name wechat { appSecret originalId } } }";
-    let renamed = app
-        .graphql(
-            Some(&admin),
-            UPDATE,
-            json!({"id": channel.id, "input": {"name": "Renamed", "originalId": channel.original_id}}),
-        )
-        .await;
+        updateWechatChannel(id: $id, input: $input) { name wechat { appSecret } } }";
+    let renamed = app.graphql(Some(&admin), UPDATE, json!({"id": channel.id, "input": {"name": "Renamed"}})).await;
     assert_eq!(renamed["data"]["updateWechatChannel"]["name"], "Renamed", "{renamed}");
     let masked = renamed["data"]["updateWechatChannel"]["wechat"]["appSecret"].clone();
 

@@ -40,22 +40,21 @@ def main():
         plain_query = {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                        "openid": "o"}
         out.append({"mode": "plaintext", "query": plain_query, "body": message})
-        # wechatpy writes a passive reply: take its ciphertext and signature
-        # into the envelope WeChat pushes.
-        reply = ElementTree.fromstring(crypto.encrypt_message(message, nonce, timestamp))
-        encrypted, msg_signature = reply.findtext("Encrypt"), reply.findtext("MsgSignature")
-        secure_query = dict(plain_query, encrypt_type="aes", msg_signature=msg_signature)
-        out.append({
-            "mode": "secure",
-            "query": secure_query,
-            "body": "<xml><ToUserName><![CDATA[%s]]></ToUserName><Encrypt><![CDATA[%s]]></Encrypt></xml>"
-            % (request["original_id"], encrypted),
-        })
-        out.append({
-            "mode": "compatible",
-            "query": secure_query,
-            "body": message.replace("<xml>", "<xml><Encrypt><![CDATA[%s]]></Encrypt>" % encrypted, 1),
-        })
+        for mode in ("secure", "compatible"):
+            # WeChat signs every delivery with a nonce of its own.
+            nonce = uuid.uuid4().hex[:10]
+            # wechatpy writes a passive reply: take its ciphertext and
+            # signature into the envelope WeChat pushes.
+            reply = ElementTree.fromstring(crypto.encrypt_message(message, nonce, timestamp))
+            encrypted, msg_signature = reply.findtext("Encrypt"), reply.findtext("MsgSignature")
+            query = {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                     "openid": "o", "encrypt_type": "aes", "msg_signature": msg_signature}
+            if mode == "secure":
+                body = "<xml><ToUserName><![CDATA[%s]]></ToUserName><Encrypt><![CDATA[%s]]></Encrypt></xml>" % (
+                    request["original_id"], encrypted)
+            else:
+                body = message.replace("<xml>", "<xml><Encrypt><![CDATA[%s]]></Encrypt>" % encrypted, 1)
+            out.append({"mode": mode, "query": query, "body": body})
     json.dump(out, sys.stdout)
 
 

@@ -115,7 +115,8 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// Moves messages to a delivery state, appending one event each.
+    /// Moves messages to a delivery state, appending one event each, in
+    /// one transaction fenced by the job's lease.
     pub(crate) async fn set_states(
         &self,
         chat: &chats::Model,
@@ -128,28 +129,45 @@ impl<'a> Delivery<'a> {
             return Ok(());
         }
         let mut write = self.core.write().await?.fenced_by(self.lease);
-        for row in rows {
-            let mut update = messages::Entity::update_many()
-                .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
-                .col_expr(messages::Column::DeliveryError, Expr::value(error.map(str::to_owned)))
-                .filter(messages::Column::Id.eq(row.id))
-                .filter(messages::Column::DeliveryState.eq(row.delivery_state.clone()));
-            if state == DeliveryState::Sent {
-                update = update.col_expr(messages::Column::SentAt, Expr::value(now));
-            }
-            if update.exec(&*write).await?.rows_affected != 1 {
-                continue;
-            }
-            if matches!(state, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Unconfirmed) {
-                metrics::counter!("deliveries_total", "result" => state.as_str()).increment(1);
-            }
-            let updated =
-                messages::Entity::find_by_id(row.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
-            let message = message_from_row(updated, Vec::new())?;
-            append_chat_message_event(&mut write, chat, "message.delivery_changed", &message, now).await?;
-        }
+        set_states_in(&mut write, chat, rows, state, error, now).await?;
         write.commit().await
     }
+}
+
+/// Moves messages to a delivery state in the caller's transaction, each only
+/// from the state `rows` show it in (a conditional update), appending one
+/// event per change; returns the rows that changed, as they now stand.
+pub(crate) async fn set_states_in(
+    write: &mut Write<'_>,
+    chat: &chats::Model,
+    rows: &[messages::Model],
+    state: DeliveryState,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<messages::Model>> {
+    let mut changed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut update = messages::Entity::update_many()
+            .col_expr(messages::Column::DeliveryState, Expr::value(state.as_str()))
+            .col_expr(messages::Column::DeliveryError, Expr::value(error.map(str::to_owned)))
+            .filter(messages::Column::Id.eq(row.id))
+            .filter(messages::Column::DeliveryState.eq(row.delivery_state.clone()));
+        if state == DeliveryState::Sent {
+            update = update.col_expr(messages::Column::SentAt, Expr::value(now));
+        }
+        if update.exec(&**write).await?.rows_affected != 1 {
+            continue;
+        }
+        if matches!(state, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Unconfirmed) {
+            metrics::counter!("deliveries_total", "result" => state.as_str()).increment(1);
+        }
+        let updated =
+            messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let message = message_from_row(updated.clone(), Vec::new())?;
+        append_chat_message_event(write, chat, "message.delivery_changed", &message, now).await?;
+        changed.push(updated);
+    }
+    Ok(changed)
 }
 
 /// Returns a chat and its channel.

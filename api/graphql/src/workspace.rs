@@ -195,13 +195,13 @@ pub struct CreateWechatChannelInput {
     pub existing_encoding_aes_key: Option<String>,
 }
 
+/// The account itself (AppID, Original ID) does not change: consumers'
+/// OpenIDs belong to it, so another account is another channel.
 #[derive(InputObject, Default)]
 pub struct UpdateWechatChannelInput {
     pub name: Option<String>,
     pub icon: Option<Upload>,
-    pub original_id: Option<String>,
-    /// Checked with WeChat, with the new or the current AppSecret.
-    pub app_id: Option<String>,
+    /// Checked with WeChat before it is stored.
     pub app_secret: Option<String>,
     /// Changing the department removes the channel's agent associations.
     pub department_id: Option<ID>,
@@ -227,8 +227,6 @@ impl std::fmt::Debug for UpdateWechatChannelInput {
         f.debug_struct("UpdateWechatChannelInput")
             .field("name", &self.name)
             .field("icon", &self.icon.is_some())
-            .field("original_id", &self.original_id)
-            .field("app_id", &self.app_id)
             .field("app_secret", &self.app_secret.as_ref().map(|_| "***"))
             .field("department_id", &self.department_id)
             .finish()
@@ -360,8 +358,6 @@ impl WorkspaceMutation {
         let command = UpdateWechatChannel {
             name: input.name.as_deref().map(Name::parse).transpose().graphql()?,
             icon: input.icon.as_ref().map(|icon| read_icon(ctx, icon)).transpose().graphql()?,
-            original_id: input.original_id.as_deref().map(WechatOriginalId::parse).transpose().graphql()?,
-            app_id: input.app_id.as_deref().map(WechatAppId::parse).transpose().graphql()?,
             app_secret: input.app_secret.as_deref().map(WechatAppSecret::parse).transpose().graphql()?,
             department_id: input.department_id.as_ref().map(|id| DepartmentId::parse(id)).transpose().graphql()?,
         };

@@ -102,7 +102,7 @@ impl From<wechat_accounts::WechatChannel> for WechatChannel {
 
 /// A new WeChat channel with its callback secrets, shown only this once:
 /// paste them into WeChat's console with the channel's `webhookUrl`.
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject)]
 pub struct WechatChannelCreated {
     pub channel: Channel,
     pub token: String,
@@ -111,10 +111,23 @@ pub struct WechatChannelCreated {
 
 /// A new EncodingAESKey, shown only this once; the previous one keeps
 /// decrypting until `confirmWechatEncodingAesKey`.
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject)]
 pub struct WechatKeyRotation {
     pub channel: Channel,
     pub encoding_aes_key: String,
+}
+
+// The secrets never reach a log through `Debug`.
+impl std::fmt::Debug for WechatChannelCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatChannelCreated").field("channel", &self.channel).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WechatKeyRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatKeyRotation").field("channel", &self.channel).finish_non_exhaustive()
+    }
 }
 
 /// Whether the chat's consumer can be written to now (WeChat: free within

@@ -342,26 +342,27 @@ impl WechatError {
         )
     }
 
-    /// Returns whether trying again later can succeed and is safe: WeChat
-    /// was busy or limited, or the request never left.
+    /// Returns whether trying again later can succeed and is safe for any
+    /// call: WeChat was busy or limited, or the request never left.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { errcode, .. } => {
                 matches!(*errcode, codes::BUSY | codes::API_LIMIT | codes::API_MINUTE_LIMIT)
             }
-            Self::Status { .. } => true,
             Self::Transport { sent, .. } => !sent,
-            Self::Decode { .. } | Self::MediaTooLarge { .. } => false,
+            Self::Status { .. } | Self::Decode { .. } | Self::MediaTooLarge { .. } => false,
         }
     }
 
     /// Returns whether the request may have had its effect although no
-    /// answer says so (a timeout after sending, a garbled answer).
+    /// answer says so (a timeout after sending, a garbled answer, a gateway's
+    /// 5xx that may have come after WeChat took it). Calls that are safe to
+    /// repeat (token, upload, download) may retry these too.
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Self::Transport { sent, .. } => *sent,
-            Self::Decode { .. } => true,
-            Self::Api { .. } | Self::Status { .. } | Self::MediaTooLarge { .. } => false,
+            Self::Status { .. } | Self::Decode { .. } => true,
+            Self::Api { .. } | Self::MediaTooLarge { .. } => false,
         }
     }
 }

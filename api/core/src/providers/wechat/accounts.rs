@@ -5,15 +5,16 @@
 //! masked after, and the key rotation WeChat's console does: the previous
 //! key keeps decrypting until the admin confirms the new one is live.
 
-use madoguchi_channels::wechat::client::WechatError;
+use madoguchi_channels::wechat::client::codes;
 use madoguchi_channels::wechat::crypto::EncodingAesKey;
 use madoguchi_entity::{channel_agents, channels};
 use rand::Rng;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::{Caller, Permission};
 use crate::channels::{Channel, Channels, Icon, channel_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{ChannelId, DepartmentId, OrganizationId};
 use crate::kinds::{ChannelKind, ChannelStatus};
 use crate::organizations::Name;
@@ -148,14 +149,14 @@ pub struct CreateWechatChannel {
     pub existing: Option<ExistingCallback>,
 }
 
-/// Changes to a WeChat channel; `None` keeps a field.
+/// Changes to a WeChat channel; `None` keeps a field. The account itself
+/// (AppID, Original ID) is not changed: consumers' OpenIDs belong to it, so
+/// another account is another channel.
 #[derive(Clone, Debug, Default)]
 pub struct UpdateWechatChannel {
     pub name: Option<Name>,
     pub icon: Option<Icon>,
-    pub original_id: Option<WechatOriginalId>,
-    /// Checked with WeChat, with the new or the current AppSecret.
-    pub app_id: Option<WechatAppId>,
+    /// Checked with WeChat before it is stored (after a reset in the console).
     pub app_secret: Option<WechatAppSecret>,
     /// Changing the department removes the channel's agent associations.
     pub department_id: Option<DepartmentId>,
@@ -230,8 +231,8 @@ impl<'a> Channels<'a> {
         Ok(WechatChannelCreated { channel, token: token.0, encoding_aes_key: key_text })
     }
 
-    /// Changes a WeChat channel (admins). A new AppID or AppSecret is checked
-    /// with WeChat, and its token replaces the old account's.
+    /// Changes a WeChat channel (admins). A new AppSecret is checked with
+    /// WeChat, and the token fetched with it replaces the stored one.
     pub async fn update_wechat_channel(
         &self,
         caller: &Caller,
@@ -244,18 +245,12 @@ impl<'a> Channels<'a> {
         if let Some(department_id) = command.department_id {
             self.core.organizations().find_department(organization_id, department_id).await?;
         }
-        let issued = if command.app_id.is_some() || command.app_secret.is_some() {
-            let app_id = match &command.app_id {
-                Some(app_id) => app_id.clone(),
-                None => WechatAppId(existing.wechat_app_id.clone().unwrap_or_default()),
-            };
-            let secret = match &command.app_secret {
-                Some(secret) => secret.clone(),
-                None => WechatAppSecret(self.wechat_app_secret(&existing)?),
-            };
-            Some(self.check_wechat_app(&app_id, &secret).await?)
-        } else {
-            None
+        let issued = match &command.app_secret {
+            Some(secret) => {
+                let app_id = WechatAppId(existing.wechat_app_id.clone().unwrap_or_default());
+                Some(self.check_wechat_app(&app_id, secret).await?)
+            }
+            None => None,
         };
         let icon_blob_key = match &command.icon {
             Some(icon) => Some(self.store_icon(organization_id, id, icon).await?),
@@ -270,12 +265,6 @@ impl<'a> Channels<'a> {
         }
         if let Some(key) = icon_blob_key {
             row.icon_blob_key = Set(Some(key));
-        }
-        if let Some(original_id) = command.original_id {
-            row.wechat_original_id = Set(Some(original_id.0));
-        }
-        if let Some(app_id) = command.app_id {
-            row.wechat_app_id = Set(Some(app_id.0));
         }
         if let Some(secret) = &command.app_secret {
             row.wechat_app_secret = Set(Some(self.seal(organization_id, id, APP_SECRET_COLUMN, &secret.0)));
@@ -321,11 +310,29 @@ impl<'a> Channels<'a> {
             }
         };
         let mut write = self.core.write().await?;
-        let mut row: channels::ActiveModel = existing.into();
-        row.wechat_encoding_aes_key = Set(Some(self.seal(organization_id, id, KEY_COLUMN, &key_text)));
-        row.wechat_previous_encoding_aes_key = Set(previous);
-        row.updated_at = Set(now);
-        let channel = self.channel_from_row(row.update(&*write).await?)?;
+        // Conditional on the keys read: of two admins rotating at once, one
+        // wins and the other is told, so no returned key goes unstored.
+        let rotated = channels::Entity::update_many()
+            .col_expr(
+                channels::Column::WechatEncodingAesKey,
+                Expr::value(self.seal(organization_id, id, KEY_COLUMN, &key_text)),
+            )
+            .col_expr(channels::Column::WechatPreviousEncodingAesKey, Expr::value(previous))
+            .col_expr(channels::Column::UpdatedAt, Expr::value(now))
+            .filter(channels::Column::Id.eq(id.uuid()))
+            .filter(channels::Column::WechatEncodingAesKey.eq(existing.wechat_encoding_aes_key.clone()))
+            .filter(match &existing.wechat_previous_encoding_aes_key {
+                Some(previous) => channels::Column::WechatPreviousEncodingAesKey.eq(previous.clone()),
+                None => channels::Column::WechatPreviousEncodingAesKey.is_null(),
+            })
+            .exec(&*write)
+            .await?;
+        if rotated.rows_affected != 1 {
+            return Err(Error::aborted("the key was changed meanwhile: look at the channel again"));
+        }
+        let row =
+            channels::Entity::find_by_id(id.uuid()).one(&*write).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let channel = self.channel_from_row(row)?;
         write.append(organization_id, channel_event("channel.updated", &channel, now)).await?;
         write.commit().await?;
         Ok((channel, key_text))
@@ -342,10 +349,20 @@ impl<'a> Channels<'a> {
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        let mut row: channels::ActiveModel = existing.into();
-        row.wechat_previous_encoding_aes_key = Set(None);
-        row.updated_at = Set(now);
-        let channel = self.channel_from_row(row.update(&*write).await?)?;
+        // Conditional on the key the admin saw being the current one.
+        let confirmed = channels::Entity::update_many()
+            .col_expr(channels::Column::WechatPreviousEncodingAesKey, Expr::value(Option::<Vec<u8>>::None))
+            .col_expr(channels::Column::UpdatedAt, Expr::value(now))
+            .filter(channels::Column::Id.eq(id.uuid()))
+            .filter(channels::Column::WechatEncodingAesKey.eq(existing.wechat_encoding_aes_key.clone()))
+            .exec(&*write)
+            .await?;
+        if confirmed.rows_affected != 1 {
+            return Err(Error::aborted("the key was changed meanwhile: look at the channel again"));
+        }
+        let row =
+            channels::Entity::find_by_id(id.uuid()).one(&*write).await?.ok_or_else(|| Error::not_found("channel"))?;
+        let channel = self.channel_from_row(row)?;
         write.append(organization_id, channel_event("channel.updated", &channel, now)).await?;
         write.commit().await?;
         Ok(channel)
@@ -367,11 +384,14 @@ impl<'a> Channels<'a> {
         app_id: &WechatAppId,
         secret: &WechatAppSecret,
     ) -> Result<madoguchi_channels::wechat::client::IssuedToken> {
-        self.core.wechat().stable_token(&app_id.0, secret.0.expose(), false).await.map_err(|error| match error {
-            WechatError::Api { .. } => {
-                Error::invalid_argument(format!("WeChat refused the AppID and AppSecret: {error}"))
+        self.core.wechat().stable_token(&app_id.0, secret.0.expose(), false).await.map_err(|error| {
+            match crate::providers::wechat::tokens::token_error(error.clone()).code() {
+                // The admin's input is what WeChat refused.
+                ErrorCode::FailedPrecondition if error.errcode() != Some(codes::IP_NOT_ALLOWED) => {
+                    Error::invalid_argument(format!("WeChat refused the AppID and AppSecret: {error}"))
+                }
+                _ => crate::providers::wechat::tokens::token_error(error),
             }
-            other => Error::unavailable(format!("cannot check the credentials with WeChat: {other}")),
         })
     }
 

@@ -17,15 +17,16 @@ use madoguchi_channels::wechat::client::{MediaType, WechatAccessToken, WechatErr
 use madoguchi_channels::wechat::crypto::{self, CryptoError};
 use madoguchi_channels::wechat::outbound::CustomMessage;
 use madoguchi_channels::wechat::xml::{self, Callback, Fields, Message};
-use madoguchi_entity::{attachments, channels, chats, consumer_allowances, end_users, jobs, messages};
+use madoguchi_entity::{attachments, callback_nonces, channels, chats, consumer_allowances, end_users, jobs, messages};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Core;
+use crate::chats::{append_chat_message_event, message_from_row};
 use crate::db::Write;
-use crate::delivery::{Delivery, SendWindow, chat_and_channel};
+use crate::delivery::{Delivery, SendWindow, chat_and_channel, set_states_in};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{AttachmentId, ChannelId, MessageId};
 use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
@@ -122,9 +123,52 @@ impl<'a> WechatInbound<'a> {
         {
             return Err(Error::invalid_argument("the message is for another official account"));
         }
+        self.refuse_replays(&channel, timestamp, nonce, body).await?;
         let event = inbound(&message, &fields);
         let (stored, duplicates) = self.core.intake().record(&channel, std::slice::from_ref(&event)).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
+    }
+
+    /// Remembers the signature's inputs with the body's digest: WeChat's own
+    /// retries (the same query and body) pass, but the same signature with
+    /// another body — it does not cover a plaintext body — is refused.
+    async fn refuse_replays(&self, channel: &channels::Model, timestamp: &str, nonce: &str, body: &[u8]) -> Result<()> {
+        use sha2::Digest;
+        let now = self.core.now();
+        let digest = hex::encode(sha2::Sha256::digest(body));
+        let inserted = callback_nonces::Entity::insert(callback_nonces::ActiveModel {
+            channel_id: Set(channel.id),
+            timestamp: Set(timestamp.to_owned()),
+            nonce: Set(nonce.to_owned()),
+            body_digest: Set(digest.clone()),
+            received_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                callback_nonces::Column::ChannelId,
+                callback_nonces::Column::Timestamp,
+                callback_nonces::Column::Nonce,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(self.core.db())
+        .await?;
+        if inserted == 0 {
+            let seen = callback_nonces::Entity::find_by_id((channel.id, timestamp.to_owned(), nonce.to_owned()))
+                .one(self.core.db())
+                .await?;
+            if seen.is_some_and(|seen| seen.body_digest != digest) {
+                return Err(Error::unauthenticated("this signature was already used with another body"));
+            }
+        } else if rand::random_ratio(1, 64) {
+            // Now and then, forget what no accepted timestamp can reuse.
+            callback_nonces::Entity::delete_many()
+                .filter(callback_nonces::Column::ReceivedAt.lt(now - TIMESTAMP_TOLERANCE * 2))
+                .exec(self.core.db())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn channel(&self, channel_id: &str) -> Result<channels::Model> {
@@ -209,6 +253,10 @@ fn inbound(message: &Message, fields: &Fields) -> InboundEvent {
         ),
         Callback::Subscribe => InboundKind::Followed,
         Callback::Unsubscribe => InboundKind::Unfollowed,
+        // A message type added after this code: kept for the agent, raw.
+        Callback::Other { msg_type } if message.msg_id.is_some() => {
+            plain(MessageKind::Unknown, None, json!({"msgType": msg_type, "fields": raw.clone()}))
+        }
         Callback::Event { .. } | Callback::Other { .. } => InboundKind::Other,
     };
     InboundEvent {
@@ -369,8 +417,11 @@ impl<'a> WechatOutbound<'a> {
     }
 
     /// Runs a `wechat.send` job: one customer-service message (an image is
-    /// uploaded first). Only failures WeChat says had no effect are retried;
-    /// a lost answer leaves the message `UNCONFIRMED`.
+    /// uploaded first). The message is claimed (`SENDING`, held by this job)
+    /// before WeChat is called, so no attempt ever sends it again after one
+    /// that may have: an attempt that finds it still claimed by this job
+    /// leaves it `UNCONFIRMED`. Only failures WeChat says had no effect go
+    /// back to `PENDING` for a retry; the last attempt's error fails it.
     pub(crate) async fn run_send(
         &self,
         job: &jobs::Model,
@@ -382,79 +433,151 @@ impl<'a> WechatOutbound<'a> {
         let Some(message) = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await? else {
             return Ok(Outcome::Done);
         };
+        let (chat, channel) = chat_and_channel(self.core.db(), message.chat_id).await?;
+        if message.delivery_state == DeliveryState::Sending.as_str() && message.delivery_job_id == Some(job.id) {
+            self.set_states(&chat, &[message], DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
+            return Ok(Outcome::Done);
+        }
         if message.delivery_state != DeliveryState::Pending.as_str() {
             return Ok(Outcome::Done);
         }
-        let (chat, channel) = chat_and_channel(self.core.db(), message.chat_id).await?;
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
+        let sent = self.send(job, &chat, &channel, message, allowance_month, policy, now).await;
+        let last = job.attempts >= policy.max_attempts;
+        match sent {
+            // Out of attempts, or WeChat refused the account's credentials.
+            Err(error) if (last || error.code() == ErrorCode::FailedPrecondition) && !error.is_lease_lost() => {
+                let current = messages::Entity::find_by_id(message_id.uuid()).one(self.core.db()).await?;
+                if let Some(current) = current.filter(|row| row.delivery_state == DeliveryState::Pending.as_str()) {
+                    self.fail(&chat, current, allowance_month, &error.to_string(), now).await?;
+                }
+                Ok(Outcome::Failed(error.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        job: &jobs::Model,
+        chat: &chats::Model,
+        channel: &channels::Model,
+        message: messages::Model,
+        allowance_month: Option<&str>,
+        policy: RetryPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        if channel.status != ChannelStatus::Active.as_str() {
+            return self.fail(chat, message, allowance_month, "the channel is not active", now).await;
+        }
+        let openid = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
             .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        if channel.status != ChannelStatus::Active.as_str() {
-            return self.fail(&chat, message, allowance_month, "the channel is not active", now).await;
-        }
-        let image = match MessageKind::parse(&message.kind)? {
-            MessageKind::Image => Some(self.image_of(&message).await?),
-            _ => None,
-        };
-        let text = message.text.clone().unwrap_or_default();
-        let openid = user.external_id.clone();
+            .ok_or_else(|| Error::not_found("end user"))?
+            .external_id;
         let wechat = self.core.wechat();
-        let sent = self
-            .with_token(&channel, |token| {
-                let (image, text, openid) = (image.clone(), text.clone(), openid.clone());
-                async move {
-                    let body = match image {
-                        Some((bytes, content_type)) => {
-                            let name = if content_type == "image/png" { "image.png" } else { "image.jpg" };
-                            let media_id =
-                                wechat.upload_media(&token, MediaType::Image, name, &content_type, bytes).await?;
-                            CustomMessage::image(openid, media_id)
-                        }
-                        None => CustomMessage::text(openid, text),
-                    };
-                    wechat.send_custom(&token, &body).await
+        // Media first: uploading again is harmless, so any failure that may
+        // pass is retried.
+        let body = match MessageKind::parse(&message.kind)? {
+            MessageKind::Image => {
+                let (bytes, content_type) = self.image_of(&message).await?;
+                let name = if content_type == "image/png" { "image.png" } else { "image.jpg" };
+                let uploaded = self
+                    .with_token(channel, |token| {
+                        let (bytes, content_type) = (bytes.clone(), content_type.clone());
+                        async move { wechat.upload_media(&token, MediaType::Image, name, &content_type, bytes).await }
+                    })
+                    .await?;
+                match uploaded {
+                    Ok(media_id) => CustomMessage::image(openid, media_id),
+                    Err(error)
+                        if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts =>
+                    {
+                        return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
+                    }
+                    Err(error) => {
+                        let reason = format!("WeChat did not take the image: {error}");
+                        return self.fail(chat, message, allowance_month, &reason, now).await;
+                    }
                 }
+            }
+            _ => CustomMessage::text(openid, message.text.clone().unwrap_or_default()),
+        };
+        let Some(claimed) = self.claim(job, chat, &message, now).await? else {
+            return Ok(Outcome::Done);
+        };
+        let sent = self
+            .with_token(channel, |token| {
+                let body = body.clone();
+                async move { wechat.send_custom(&token, &body).await }
             })
-            .await;
+            .await?;
         let error = match sent {
-            Ok(Ok(())) => {
-                self.set_states(&chat, &[message], DeliveryState::Sent, None, now).await?;
+            Ok(()) => {
+                self.set_states(chat, &[claimed], DeliveryState::Sent, None, now).await?;
                 return Ok(Outcome::Done);
             }
-            Ok(Err(error)) => error,
-            Err(error) if error.code() == ErrorCode::FailedPrecondition => {
-                return self.fail(&chat, message, allowance_month, error.message(), now).await;
-            }
-            Err(error) => return Err(error),
+            Err(error) => error,
         };
         match error.errcode() {
             Some(codes::WINDOW_CLOSED) => {
-                self.close_window(&chat, now).await?;
+                self.close_window(chat, now).await?;
                 let reason = format!(
                     "WeChat says the consumer's 48-hour window is closed ({error}); it reopens when they write again"
                 );
-                return self.fail(&chat, message, allowance_month, &reason, now).await;
+                return self.fail(chat, claimed, allowance_month, &reason, now).await;
             }
             Some(codes::TOO_MANY_MESSAGES) => {
                 let reason = format!("WeChat refused it: too many messages to this consumer ({error})");
-                return self.fail(&chat, message, allowance_month, &reason, now).await;
+                return self.fail(chat, claimed, allowance_month, &reason, now).await;
             }
             _ => {}
         }
         if error.is_retryable() && job.attempts < policy.max_attempts {
+            // Refused without effect: waiting again, as before the claim.
+            self.set_states(chat, &[claimed], DeliveryState::Pending, None, now).await?;
             return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
         }
         if error.outcome_unknown() {
-            tracing::warn!(message = %message.id, %error, "a wechat send's outcome is unknown; marking it unconfirmed");
-            self.set_states(&chat, &[message], DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
+            tracing::warn!(message = %claimed.id, %error, "a wechat send's outcome is unknown; marking it unconfirmed");
+            self.set_states(chat, &[claimed], DeliveryState::Unconfirmed, Some(UNCONFIRMED), now).await?;
             return Ok(Outcome::Done);
         }
-        self.fail(&chat, message, allowance_month, &error.to_string(), now).await
+        self.fail(chat, claimed, allowance_month, &error.to_string(), now).await
+    }
+
+    /// Claims a `PENDING` message for this job (`SENDING`), in one fenced
+    /// transaction with its event; `None` when something else moved it.
+    async fn claim(
+        &self,
+        job: &jobs::Model,
+        chat: &chats::Model,
+        message: &messages::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Option<messages::Model>> {
+        let mut write = self.core.write().await?.fenced_by(self.lease);
+        let claimed = messages::Entity::update_many()
+            .col_expr(messages::Column::DeliveryState, Expr::value(DeliveryState::Sending.as_str()))
+            .col_expr(messages::Column::DeliveryJobId, Expr::value(job.id))
+            .col_expr(messages::Column::DeliveryError, Expr::value(Option::<String>::None))
+            .filter(messages::Column::Id.eq(message.id))
+            .filter(messages::Column::DeliveryState.eq(DeliveryState::Pending.as_str()))
+            .exec(&*write)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Ok(None);
+        }
+        let row =
+            messages::Entity::find_by_id(message.id).one(&*write).await?.ok_or_else(|| Error::not_found("message"))?;
+        let event = message_from_row(row.clone(), Vec::new())?;
+        append_chat_message_event(&mut write, chat, "message.delivery_changed", &event, now).await?;
+        write.commit().await?;
+        Ok(Some(row))
     }
 
     /// Runs a `wechat.download_media` job: fetches a consumer's media into
-    /// blob storage within SPEC.md's limits.
+    /// blob storage within SPEC.md's limits; the last attempt's error marks
+    /// the attachment `FAILED` rather than leaving it `PENDING`.
     pub(crate) async fn run_download_media(
         &self,
         job: &jobs::Model,
@@ -462,11 +585,27 @@ impl<'a> WechatOutbound<'a> {
         policy: RetryPolicy,
     ) -> Result<Outcome> {
         let now = self.core.now();
-        let Some(DownloadTarget { attachment, message, chat, channel }) =
-            download_target(self.core, attachment_id).await?
-        else {
+        let Some(target) = download_target(self.core, attachment_id).await? else {
             return Ok(Outcome::Done);
         };
+        match self.download(job, &target, policy, now).await {
+            Err(error) if job.attempts >= policy.max_attempts && !error.is_lease_lost() => {
+                let DownloadTarget { chat, attachment, .. } = &target;
+                crate::media::record_download(self.core, self.lease, chat, attachment, Err(error.to_string()), now)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn download(
+        &self,
+        job: &jobs::Model,
+        target: &DownloadTarget,
+        policy: RetryPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        let DownloadTarget { attachment, message, chat, channel } = target;
         let kind = MessageKind::parse(&attachment.kind)?;
         let media_id = message
             .payload
@@ -478,7 +617,7 @@ impl<'a> WechatOutbound<'a> {
         let wechat = self.core.wechat();
         let limit = media_limit(kind);
         let fetched = self
-            .with_token(&channel, |token| {
+            .with_token(channel, |token| {
                 let media_id = media_id.clone();
                 async move { wechat.media(&token, &media_id, limit).await }
             })
@@ -492,7 +631,7 @@ impl<'a> WechatOutbound<'a> {
             Err(WechatError::MediaTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),
             Err(error) => Err(error.to_string()),
         };
-        crate::media::record_download(self.core, self.lease, &chat, &attachment, fetched, now).await
+        crate::media::record_download(self.core, self.lease, chat, attachment, fetched, now).await
     }
 
     /// Calls WeChat with the account's token; when WeChat says the token is
@@ -544,7 +683,9 @@ impl<'a> WechatOutbound<'a> {
         write.commit().await
     }
 
-    /// Fails a message for good and gives back the allowance it took.
+    /// Fails a message for good and gives back the allowance it took, in
+    /// one fenced transaction, and only if this call moved it: a failure
+    /// recorded twice (a lost lease, a crash) gives back once.
     async fn fail(
         &self,
         chat: &chats::Model,
@@ -553,16 +694,18 @@ impl<'a> WechatOutbound<'a> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome> {
-        if let Some(month) = allowance_month {
+        let mut write = self.core.write().await?.fenced_by(self.lease);
+        let changed = set_states_in(&mut write, chat, &[message], DeliveryState::Failed, Some(reason), now).await?;
+        if let (false, Some(month)) = (changed.is_empty(), allowance_month) {
             consumer_allowances::Entity::update_many()
                 .col_expr(consumer_allowances::Column::Used, Expr::col(consumer_allowances::Column::Used).sub(1))
                 .filter(consumer_allowances::Column::EndUserId.eq(chat.end_user_id))
                 .filter(consumer_allowances::Column::Month.eq(month))
                 .filter(Expr::col(consumer_allowances::Column::Used).gt(0))
-                .exec(self.core.db())
+                .exec(&*write)
                 .await?;
         }
-        self.set_states(chat, &[message], DeliveryState::Failed, Some(reason), now).await?;
+        write.commit().await?;
         Ok(Outcome::Done)
     }
 

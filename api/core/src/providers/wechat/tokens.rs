@@ -9,7 +9,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use madoguchi_channels::wechat::client::{IssuedToken, WechatAccessToken, WechatError};
+use madoguchi_channels::wechat::client::{IssuedToken, WechatAccessToken, WechatError, codes};
 use madoguchi_entity::{channels, provider_tokens};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
@@ -20,8 +20,9 @@ use crate::secrets::SealedAt;
 
 /// How long one process may hold the refresh before another takes over.
 const REFRESH_LEASE: Duration = Duration::seconds(30);
-/// How long a process waits for another's refresh before giving up.
-const WAIT_FOR_REFRESH: StdDuration = StdDuration::from_secs(10);
+/// How long a process waits for another's refresh before giving up: longer
+/// than the lease, so a holder that died is taken over rather than given up on.
+const WAIT_FOR_REFRESH: StdDuration = StdDuration::from_secs(40);
 const WAIT_STEP: StdDuration = StdDuration::from_millis(25);
 
 /// A token as it is stored: the sealed bytes identify it when dropping.
@@ -55,7 +56,12 @@ impl<'a> Tokens<'a> {
                 // Dropped while WeChat still considers it current: ask for a
                 // new one, not the same.
                 let force = row.sealed_token.is_none() && row.expires_at.is_some_and(|at| at > now);
-                return self.refresh(channel, &holder, force).await;
+                let lease = LeaseGuard { core: self.core.clone(), channel_id: channel.id, holder, armed: true };
+                if let Some(held) = self.refresh(channel, lease, force).await? {
+                    return Ok(held);
+                }
+                // Another process took the lease over meanwhile: use its token.
+                continue;
             }
             if started.elapsed() > WAIT_FOR_REFRESH {
                 return Err(Error::unavailable("another server is still fetching the WeChat access token"));
@@ -175,24 +181,20 @@ impl<'a> Tokens<'a> {
         Ok((taken.rows_affected == 1).then_some(holder))
     }
 
-    async fn refresh(&self, channel: &channels::Model, holder: &str, force: bool) -> Result<HeldToken> {
-        let fetched = self.fetch(channel, force).await;
+    /// Fetches and stores a token under `lease`; `None` when the lease was
+    /// lost meanwhile (the fetched token is then not used: the stored one is).
+    async fn refresh(
+        &self,
+        channel: &channels::Model,
+        mut lease: LeaseGuard,
+        force: bool,
+    ) -> Result<Option<HeldToken>> {
+        // The lease is given back on every way out: an error, a panic, the
+        // job's future dropped when its own lease is lost.
+        let issued = self.fetch(channel, force).await?;
         let now = self.core.now();
-        let issued = match fetched {
-            Ok(issued) => issued,
-            Err(error) => {
-                provider_tokens::Entity::update_many()
-                    .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(Option::<String>::None))
-                    .col_expr(provider_tokens::Column::RefreshUntil, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(provider_tokens::Column::ChannelId.eq(channel.id))
-                    .filter(provider_tokens::Column::RefreshHolder.eq(holder))
-                    .exec(self.core.db())
-                    .await?;
-                return Err(error);
-            }
-        };
         let sealed = self.seal(channel, &issued.token);
-        provider_tokens::Entity::update_many()
+        let stored = provider_tokens::Entity::update_many()
             .col_expr(provider_tokens::Column::SealedToken, Expr::value(sealed.clone()))
             .col_expr(provider_tokens::Column::ExpiresAt, Expr::value(use_until(&issued, now)))
             .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(Option::<String>::None))
@@ -200,11 +202,15 @@ impl<'a> Tokens<'a> {
             .col_expr(provider_tokens::Column::Refreshes, Expr::col(provider_tokens::Column::Refreshes).add(1))
             .col_expr(provider_tokens::Column::UpdatedAt, Expr::value(now))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
-            .filter(provider_tokens::Column::RefreshHolder.eq(holder))
+            .filter(provider_tokens::Column::RefreshHolder.eq(lease.holder.clone()))
             .exec(self.core.db())
             .await?;
+        lease.armed = false;
+        if stored.rows_affected != 1 {
+            return Ok(None);
+        }
         tracing::info!(channel = %channel.id, "fetched a new wechat access token");
-        Ok(HeldToken { token: issued.token, sealed })
+        Ok(Some(HeldToken { token: issued.token, sealed }))
     }
 
     async fn fetch(&self, channel: &channels::Model, force: bool) -> Result<IssuedToken> {
@@ -218,13 +224,49 @@ impl<'a> Tokens<'a> {
     }
 }
 
-/// What a failure to get a token means to the caller.
-pub(crate) fn token_error(error: WechatError) -> Error {
-    match error {
-        WechatError::Api { .. } => {
-            Error::failed_precondition(format!("WeChat refused the account's AppID and AppSecret: {error}"))
+/// A held refresh lease, given back when dropped unless it was used up.
+struct LeaseGuard {
+    core: Core,
+    channel_id: uuid::Uuid,
+    holder: String,
+    armed: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
         }
-        other => Error::unavailable(format!("cannot get an access token from WeChat: {other}")),
+        let (core, channel_id, holder) = (self.core.clone(), self.channel_id, std::mem::take(&mut self.holder));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let released = provider_tokens::Entity::update_many()
+                .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(Option::<String>::None))
+                .col_expr(provider_tokens::Column::RefreshUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(provider_tokens::Column::ChannelId.eq(channel_id))
+                .filter(provider_tokens::Column::RefreshHolder.eq(holder))
+                .exec(core.db())
+                .await;
+            if let Err(error) = released {
+                tracing::warn!(channel = %channel_id, %error, "cannot give back a token refresh lease; it lapses");
+            }
+        });
+    }
+}
+
+/// What a failure to get a token means to the caller: WeChat refusing the
+/// account (`FAILED_PRECONDITION`, saying what to fix) or WeChat not
+/// answering now (`UNAVAILABLE`, worth retrying).
+pub(crate) fn token_error(error: WechatError) -> Error {
+    match error.errcode() {
+        _ if error.is_retryable() || error.outcome_unknown() || error.errcode().is_none() => {
+            Error::unavailable(format!("cannot get an access token from WeChat now: {error}"))
+        }
+        Some(codes::IP_NOT_ALLOWED) => Error::failed_precondition(format!(
+            "WeChat refuses this server's address: add the channel's outbound IP addresses to the account's IP \
+             allow-list ({error})"
+        )),
+        _ => Error::failed_precondition(format!("WeChat refused the account's AppID and AppSecret: {error}")),
     }
 }
 
