@@ -310,18 +310,41 @@ impl TestApp {
     /// Sends an image in a chat with GraphQL's multipart upload; returns the
     /// message's id.
     pub async fn send_image(&self, token: &str, chat_id: &str, bytes: Vec<u8>, content_type: &str) -> String {
-        let operations = json!({
-            "query": "mutation($id: ID!, $image: Upload!) { sendImage(chatId: $id, image: $image) { id } }",
-            "variables": {"id": chat_id, "image": null},
-        });
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("image").mime_str(content_type).expect("a type");
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", json!({"0": ["variables.image"]}).to_string())
-            .part("0", part);
-        let request = self.client.post(self.url("/graphql")).bearer_auth(token).multipart(form);
-        let sent: Value = request.send().await.expect("upload").json().await.expect("a JSON answer");
+        let sent = self.send_files(token, "sendImage", chat_id, &[("image", bytes, content_type)]).await;
         sent["data"]["sendImage"]["id"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned()
+    }
+
+    /// Calls `mutation` (`sendImage`, `sendVoice`, `sendVideo`) on a chat
+    /// with `files` as its `Upload` arguments, in GraphQL's multipart
+    /// request; returns the whole response.
+    pub async fn send_files(
+        &self,
+        token: &str,
+        mutation: &str,
+        chat_id: &str,
+        files: &[(&str, Vec<u8>, &str)],
+    ) -> Value {
+        let parameters: String = files.iter().map(|(name, _, _)| format!(", ${name}: Upload!")).collect();
+        let arguments: String = files.iter().map(|(name, _, _)| format!(", {name}: ${name}")).collect();
+        let mut variables = json!({"id": chat_id});
+        let mut map = serde_json::Map::new();
+        for (index, (name, _, _)) in files.iter().enumerate() {
+            variables[*name] = Value::Null;
+            map.insert(index.to_string(), json!([format!("variables.{name}")]));
+        }
+        let query = format!(
+            "mutation($id: ID!{parameters}) {{ {mutation}(chatId: $id{arguments}) {{ id kind deliveryState }} }}"
+        );
+        let mut form = reqwest::multipart::Form::new()
+            .text("operations", json!({"query": query, "variables": variables}).to_string())
+            .text("map", Value::Object(map).to_string());
+        for (index, (name, bytes, content_type)) in files.iter().enumerate() {
+            let part =
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()).mime_str(content_type);
+            form = form.part(index.to_string(), part.expect("a type"));
+        }
+        let request = self.client.post(self.url("/graphql")).bearer_auth(token).multipart(form);
+        request.send().await.expect("upload").json().await.expect("a JSON answer")
     }
 
     /// Opens a gRPC channel to the application.

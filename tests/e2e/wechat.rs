@@ -78,7 +78,7 @@ on_both_backends!(
     a_rotated_key_keeps_the_previous_one_until_confirmed,
     answers_follow_the_window_and_the_monthly_allowance,
     wechats_errors_close_the_window_refresh_the_token_or_fail_the_message,
-    images_are_uploaded_then_sent_and_received_media_is_downloaded,
+    voice_video_and_images_are_uploaded_then_sent_and_received_media_is_downloaded,
 );
 
 async fn connecting_an_account_checks_it_with_wechat_and_shows_its_secrets_once(backend: Backend) {
@@ -573,7 +573,7 @@ async fn wechats_errors_close_the_window_refresh_the_token_or_fail_the_message(b
     app.stop().await.unwrap();
 }
 
-async fn images_are_uploaded_then_sent_and_received_media_is_downloaded(backend: Backend) {
+async fn voice_video_and_images_are_uploaded_then_sent_and_received_media_is_downloaded(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
     let channel = app.create_wechat_channel(&admin).await;
@@ -628,9 +628,47 @@ async fn images_are_uploaded_then_sent_and_received_media_is_downloaded(backend:
     let sent = app.wechat.sent_to("oMedia");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["msgtype"], "image");
-    let (kind, content_type, bytes) =
-        app.wechat.uploaded(sent[0]["image"]["media_id"].as_str().unwrap()).expect("uploaded");
+    let uploaded = |media_id: &Value| app.wechat.uploaded(media_id.as_str().unwrap()).expect("uploaded");
+    let (kind, content_type, bytes) = uploaded(&sent[0]["image"]["media_id"]);
     assert_eq!((kind.as_str(), content_type.as_str(), &bytes[..]), ("image", "image/png", &png[..]));
+
+    // Voice and video: uploaded as their own media types, the video with
+    // its thumbnail.
+    let amr = [&b"#!AMR\n"[..], &[0x3C; 600]].concat();
+    let voice = app.send_files(&admin, "sendVoice", &chat_id, &[("voice", amr.clone(), "audio/amr")]).await;
+    let voice_id = voice["data"]["sendVoice"]["id"].as_str().unwrap_or_else(|| panic!("{voice}")).to_owned();
+    assert_eq!(delivered(&app, &admin, &chat_id, &voice_id).await["deliveryState"], "SENT");
+    let mp4 = [&[0, 0, 0, 0x18][..], b"ftypmp42", &[0u8; 3000]].concat();
+    let thumbnail = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[1u8; 500]].concat();
+    let files = [("video", mp4.clone(), "video/mp4"), ("thumbnail", thumbnail.clone(), "image/jpeg")];
+    let video = app.send_files(&admin, "sendVideo", &chat_id, &files).await;
+    let video_id = video["data"]["sendVideo"]["id"].as_str().unwrap_or_else(|| panic!("{video}")).to_owned();
+    assert_eq!(delivered(&app, &admin, &chat_id, &video_id).await["deliveryState"], "SENT");
+    let sent = app.wechat.sent_to("oMedia");
+    assert_eq!((sent[1]["msgtype"].as_str(), sent[2]["msgtype"].as_str()), (Some("voice"), Some("video")), "{sent:?}");
+    let (kind, _, bytes) = uploaded(&sent[1]["voice"]["media_id"]);
+    assert_eq!((kind.as_str(), &bytes[..]), ("voice", &amr[..]));
+    let (kind, _, bytes) = uploaded(&sent[2]["video"]["media_id"]);
+    assert_eq!((kind.as_str(), &bytes[..]), ("video", &mp4[..]));
+    let (kind, _, bytes) = uploaded(&sent[2]["video"]["thumb_media_id"]);
+    assert_eq!((kind.as_str(), &bytes[..]), ("thumb", &thumbnail[..]));
+
+    // What is not a voice or a video is refused before anything is stored.
+    let refused =
+        app.send_files(&admin, "sendVoice", &chat_id, &[("voice", b"RIFF....WAVE".to_vec(), "audio/wav")]).await;
+    assert_eq!(error_code(&refused), "INVALID_ARGUMENT", "{refused}");
+
+    // LINE cannot carry them.
+    let line = app.create_line_channel(&admin, "PUSH", "FREE").await;
+    assert_eq!(app.deliver_line(&line, vec![madoguchi_tests::line::text_event("Uvoice", "m1", "hi", "r1")]).await, 200);
+    let chats = app
+        .graphql(Some(&admin), "query { chats(filter: {customerId: \"Uvoice\"}) { edges { node { id } } } }", json!({}))
+        .await;
+    let line_chat =
+        chats["data"]["chats"]["edges"][0]["node"]["id"].as_str().unwrap_or_else(|| panic!("{chats}")).to_owned();
+    app.graphql(Some(&admin), "mutation($id: ID!) { claimChat(id: $id) { status } }", json!({"id": line_chat})).await;
+    let refused = app.send_files(&admin, "sendVoice", &line_chat, &[("voice", amr, "audio/amr")]).await;
+    assert_eq!(error_code(&refused), "FAILED_PRECONDITION", "{refused}");
     app.stop().await.unwrap();
 }
 

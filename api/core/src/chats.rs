@@ -180,9 +180,105 @@ impl OutgoingImage {
     }
 }
 
+/// A voice message an agent sends (WeChat): AMR or MP3 (by content), at
+/// most 2 MB, WeChat's limit for voice.
+#[derive(Clone, Debug)]
+pub struct OutgoingVoice {
+    bytes: bytes::Bytes,
+    content_type: &'static str,
+}
+
+impl OutgoingVoice {
+    pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+
+    pub fn parse(bytes: bytes::Bytes) -> Result<Self> {
+        if bytes.len() > Self::MAX_BYTES {
+            return Err(Error::invalid_argument("a voice message may be at most 2 MB"));
+        }
+        let mp3 = bytes.starts_with(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0);
+        let content_type = if bytes.starts_with(b"#!AMR\n") {
+            "audio/amr"
+        } else if mp3 {
+            "audio/mpeg"
+        } else {
+            return Err(Error::invalid_argument("a voice message must be AMR or MP3"));
+        };
+        Ok(Self { bytes, content_type })
+    }
+}
+
+/// A video an agent sends (WeChat): MP4 (by content), at most 10 MB, with
+/// the JPEG thumbnail WeChat shows before it plays (at most 64 KB).
+#[derive(Clone, Debug)]
+pub struct OutgoingVideo {
+    video: bytes::Bytes,
+    thumbnail: bytes::Bytes,
+}
+
+impl OutgoingVideo {
+    pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+    pub const MAX_THUMBNAIL_BYTES: usize = 64 * 1024;
+
+    pub fn parse(video: bytes::Bytes, thumbnail: bytes::Bytes) -> Result<Self> {
+        if video.len() > Self::MAX_BYTES {
+            return Err(Error::invalid_argument("a video may be at most 10 MB"));
+        }
+        if video.len() < 8 || &video[4..8] != b"ftyp" {
+            return Err(Error::invalid_argument("a video must be an MP4"));
+        }
+        if thumbnail.len() > Self::MAX_THUMBNAIL_BYTES {
+            return Err(Error::invalid_argument("a video's thumbnail may be at most 64 KB"));
+        }
+        if !thumbnail.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Err(Error::invalid_argument("a video's thumbnail must be a JPEG"));
+        }
+        Ok(Self { video, thumbnail })
+    }
+}
+
 enum Outgoing {
     Text(MessageText),
     Image(OutgoingImage),
+    Voice(OutgoingVoice),
+    Video(OutgoingVideo),
+}
+
+/// A file stored with an outbound message.
+struct OutgoingFile {
+    kind: MessageKind,
+    content_type: &'static str,
+    bytes: bytes::Bytes,
+    /// `thumbnail` for a video's.
+    file_name: Option<&'static str>,
+}
+
+impl Outgoing {
+    fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Image(_) => MessageKind::Image,
+            Self::Voice(_) => MessageKind::Audio,
+            Self::Video(_) => MessageKind::Video,
+        }
+    }
+
+    fn files(&self) -> Vec<OutgoingFile> {
+        let file = |kind, content_type, bytes: &bytes::Bytes, file_name| OutgoingFile {
+            kind,
+            content_type,
+            bytes: bytes.clone(),
+            file_name,
+        };
+        match self {
+            Self::Text(_) => Vec::new(),
+            Self::Image(image) => vec![file(MessageKind::Image, image.content_type, &image.bytes, None)],
+            Self::Voice(voice) => vec![file(MessageKind::Audio, voice.content_type, &voice.bytes, None)],
+            Self::Video(video) => vec![
+                file(MessageKind::Video, "video/mp4", &video.video, None),
+                file(MessageKind::Image, "image/jpeg", &video.thumbnail, Some("thumbnail")),
+            ],
+        }
+    }
 }
 
 /// Chat use cases.
@@ -548,6 +644,16 @@ impl<'a> Chats<'a> {
         self.send(caller, id, Outgoing::Image(image)).await
     }
 
+    /// Sends a voice message, where the channel's provider takes one (WeChat).
+    pub async fn send_voice(&self, caller: &Caller, id: ChatId, voice: OutgoingVoice) -> Result<Message> {
+        self.send(caller, id, Outgoing::Voice(voice)).await
+    }
+
+    /// Sends a video, where the channel's provider takes one (WeChat).
+    pub async fn send_video(&self, caller: &Caller, id: ChatId, video: OutgoingVideo) -> Result<Message> {
+        self.send(caller, id, Outgoing::Video(video)).await
+    }
+
     async fn send(&self, caller: &Caller, id: ChatId, content: Outgoing) -> Result<Message> {
         caller.require(Permission::WriteChats)?;
         let agent = caller.agent().ok_or_else(|| Error::permission_denied("only agents send messages"))?;
@@ -566,16 +672,20 @@ impl<'a> Chats<'a> {
         if end_user.unfollowed_at.is_some() {
             return Err(Error::failed_precondition("the customer has blocked the official account"));
         }
+        let kind = content.kind();
+        self.core.delivery().accepts(&channel, kind)?;
         let message_id = MessageId::generate();
-        let attachment_id = AttachmentId::generate();
-        let (kind, text, preview_text) = match &content {
-            Outgoing::Text(text) => (MessageKind::Text, Some(text.as_str().to_owned()), preview(text.as_str())),
-            Outgoing::Image(image) => {
-                let key = format!("{}/attachments/{attachment_id}", chat.organization_id);
-                self.core.blobs().put(&key, image.bytes.clone()).await?;
-                (MessageKind::Image, None, "[image]".to_owned())
-            }
+        let (text, preview_text) = match &content {
+            Outgoing::Text(text) => (Some(text.as_str().to_owned()), preview(text.as_str())),
+            _ => (None, format!("[{}]", kind.as_str().to_lowercase())),
         };
+        let mut files = Vec::new();
+        for file in content.files() {
+            let attachment_id = AttachmentId::generate();
+            let key = format!("{}/attachments/{attachment_id}", chat.organization_id);
+            self.core.blobs().put(&key, file.bytes.clone()).await?;
+            files.push((attachment_id, key, file));
+        }
         let now = self.core.now();
         let mut write = self.core.write().await?;
         let method = self.core.delivery().choose_method(&write, &channel, &chat, now).await?;
@@ -601,17 +711,17 @@ impl<'a> Chats<'a> {
         }
         .insert(&*write)
         .await?;
-        if let Outgoing::Image(image) = &content {
+        for (attachment_id, key, file) in &files {
             attachments::ActiveModel {
                 id: Set(attachment_id.uuid()),
                 organization_id: Set(chat.organization_id),
                 message_id: Set(message_id.uuid()),
-                kind: Set(MessageKind::Image.as_str().into()),
+                kind: Set(file.kind.as_str().into()),
                 status: Set(AttachmentStatus::Ready.as_str().into()),
-                content_type: Set(Some(image.content_type.into())),
-                size_bytes: Set(Some(image.bytes.len() as i64)),
-                blob_key: Set(Some(format!("{}/attachments/{attachment_id}", chat.organization_id))),
-                file_name: Set(None),
+                content_type: Set(Some(file.content_type.into())),
+                size_bytes: Set(Some(file.bytes.len() as i64)),
+                blob_key: Set(Some(key.clone())),
+                file_name: Set(file.file_name.map(str::to_owned)),
                 error: Set(None),
                 created_at: Set(now),
             }

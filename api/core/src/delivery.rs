@@ -16,7 +16,7 @@ use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::ids::{ChatId, MessageId};
 use crate::jobs::Lease;
-use crate::kinds::{ChannelKind, DeliveryMethod, DeliveryState, SendWindowState};
+use crate::kinds::{ChannelKind, DeliveryMethod, DeliveryState, MessageKind, SendWindowState};
 use crate::providers::line::LineOutbound;
 use crate::providers::wechat::WechatOutbound;
 
@@ -75,6 +75,25 @@ impl<'a> Delivery<'a> {
             ChannelKind::Wechat => {
                 WechatOutbound::new(self.core).send_window(self.core.db(), chat, now).await.map(Some)
             }
+        }
+    }
+
+    /// Refuses a kind of message the channel's provider cannot carry (LINE's
+    /// audio and video need a duration and a preview this API does not take).
+    pub(crate) fn accepts(&self, channel: &channels::Model, kind: MessageKind) -> Result<()> {
+        let accepted = match ChannelKind::parse(&channel.kind)? {
+            ChannelKind::Line => matches!(kind, MessageKind::Text | MessageKind::Image),
+            ChannelKind::Wechat => {
+                matches!(kind, MessageKind::Text | MessageKind::Image | MessageKind::Audio | MessageKind::Video)
+            }
+        };
+        if accepted {
+            Ok(())
+        } else {
+            Err(Error::failed_precondition(format!(
+                "this channel cannot send {} messages",
+                kind.as_str().to_lowercase()
+            )))
         }
     }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use madoguchi_core::auth::Email;
 use madoguchi_core::channels::Icon;
-use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, PageRequest};
+use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, OutgoingVideo, OutgoingVoice, PageRequest};
 use madoguchi_core::contacts::{ContactFields, Phone};
 use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
 use madoguchi_core::organizations::Name;
@@ -456,6 +456,28 @@ impl WorkspaceMutation {
         let id = ChatId::parse(&chat_id).graphql()?;
         let image = read_upload(ctx, &image, OutgoingImage::MAX_BYTES).and_then(OutgoingImage::parse).graphql()?;
         core(ctx).chats().send_image(&caller(ctx)?, id, image).await.graphql().map(Into::into)
+    }
+
+    /// Sends a voice message (AMR or MP3, at most 2 MB) in a chat the caller
+    /// claimed, where the channel takes one (WeChat; `FAILED_PRECONDITION`
+    /// on LINE).
+    async fn send_voice(&self, ctx: &Context<'_>, chat_id: ID, voice: Upload) -> Result<Message> {
+        let id = ChatId::parse(&chat_id).graphql()?;
+        let voice = read_upload(ctx, &voice, OutgoingVoice::MAX_BYTES).and_then(OutgoingVoice::parse).graphql()?;
+        core(ctx).chats().send_voice(&caller(ctx)?, id, voice).await.graphql().map(Into::into)
+    }
+
+    /// Sends a video (MP4, at most 10 MB) with its JPEG thumbnail (at most
+    /// 64 KB) in a chat the caller claimed, where the channel takes one
+    /// (WeChat; `FAILED_PRECONDITION` on LINE).
+    async fn send_video(&self, ctx: &Context<'_>, chat_id: ID, video: Upload, thumbnail: Upload) -> Result<Message> {
+        let id = ChatId::parse(&chat_id).graphql()?;
+        let video = OutgoingVideo::parse(
+            read_upload(ctx, &video, OutgoingVideo::MAX_BYTES).graphql()?,
+            read_upload(ctx, &thumbnail, OutgoingVideo::MAX_THUMBNAIL_BYTES).graphql()?,
+        )
+        .graphql()?;
+        core(ctx).chats().send_video(&caller(ctx)?, id, video).await.graphql().map(Into::into)
     }
 
     async fn create_contact(&self, ctx: &Context<'_>, input: ContactInput) -> Result<Contact> {

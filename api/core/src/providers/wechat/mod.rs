@@ -15,7 +15,7 @@ use std::future::Future;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, TimeZone, Utc};
 use madoguchi_channels::wechat::client::{MediaType, WechatAccessToken, WechatError, codes};
 use madoguchi_channels::wechat::crypto::{self, CryptoError};
-use madoguchi_channels::wechat::outbound::CustomMessage;
+use madoguchi_channels::wechat::outbound::{CustomMessage, Video};
 use madoguchi_channels::wechat::xml::{self, Callback, Fields, Message};
 use madoguchi_entity::{attachments, callback_nonces, channels, chats, consumer_allowances, end_users, jobs, messages};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -199,6 +199,18 @@ fn verify_signature<'q>(token: &str, query: &'q CallbackQuery) -> Result<(&'q st
     crypto::verify_signature(token, timestamp, nonce, signature)
         .map_err(|_| Error::unauthenticated("invalid signature"))?;
     Ok((timestamp, nonce))
+}
+
+/// The file name an upload goes by: WeChat checks its extension.
+fn upload_name(media_type: MediaType, content_type: &str) -> &'static str {
+    match (media_type, content_type) {
+        (MediaType::Image, "image/png") => "image.png",
+        (MediaType::Image, _) => "image.jpg",
+        (MediaType::Voice, "audio/mpeg") => "voice.mp3",
+        (MediaType::Voice, _) => "voice.amr",
+        (MediaType::Video, _) => "video.mp4",
+        (MediaType::Thumb, _) => "thumb.jpg",
+    }
 }
 
 fn parse_xml(body: &[u8]) -> Result<Fields> {
@@ -478,29 +490,41 @@ impl<'a> WechatOutbound<'a> {
         let wechat = self.core.wechat();
         // Media first: uploading again is harmless, so any failure that may
         // pass is retried.
-        let body = match MessageKind::parse(&message.kind)? {
-            MessageKind::Image => {
-                let (bytes, content_type) = self.image_of(&message).await?;
-                let name = if content_type == "image/png" { "image.png" } else { "image.jpg" };
-                let uploaded = self
-                    .with_token(channel, |token| {
-                        let (bytes, content_type) = (bytes.clone(), content_type.clone());
-                        async move { wechat.upload_media(&token, MediaType::Image, name, &content_type, bytes).await }
-                    })
-                    .await?;
-                match uploaded {
-                    Ok(media_id) => CustomMessage::image(openid, media_id),
-                    Err(error)
-                        if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts =>
-                    {
-                        return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
-                    }
-                    Err(error) => {
-                        let reason = format!("WeChat did not take the image: {error}");
-                        return self.fail(chat, message, allowance_month, &reason, now).await;
-                    }
+        let kind = MessageKind::parse(&message.kind)?;
+        let mut media_ids = Vec::new();
+        for (media_type, attachment) in self.media_of(&message, kind).await? {
+            let key = attachment.blob_key.clone().ok_or_else(|| Error::not_found("attachment"))?;
+            let bytes = self.core.blobs().get(&key).await?;
+            let content_type = attachment.content_type.clone().unwrap_or_default();
+            let name = upload_name(media_type, &content_type);
+            let uploaded = self
+                .with_token(channel, |token| {
+                    let (bytes, content_type) = (bytes.clone(), content_type.clone());
+                    async move { wechat.upload_media(&token, media_type, name, &content_type, bytes).await }
+                })
+                .await?;
+            match uploaded {
+                Ok(media_id) => media_ids.push(media_id),
+                Err(error)
+                    if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts =>
+                {
+                    return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
+                }
+                Err(error) => {
+                    let reason = format!("WeChat did not take the {}: {error}", media_type.as_str());
+                    return self.fail(chat, message, allowance_month, &reason, now).await;
                 }
             }
+        }
+        let mut media_ids = media_ids.into_iter();
+        let mut next = || media_ids.next().unwrap_or_default();
+        let body = match kind {
+            MessageKind::Image => CustomMessage::image(openid, next()),
+            MessageKind::Audio => CustomMessage::voice(openid, next()),
+            MessageKind::Video => CustomMessage::video(
+                openid,
+                Video { media_id: next(), thumb_media_id: next(), title: None, description: None },
+            ),
             _ => CustomMessage::text(openid, message.text.clone().unwrap_or_default()),
         };
         let Some(claimed) = self.claim(job, chat, &message, now).await? else {
@@ -658,15 +682,35 @@ impl<'a> WechatOutbound<'a> {
         }
     }
 
-    async fn image_of(&self, message: &messages::Model) -> Result<(bytes::Bytes, String)> {
-        let attachment = attachments::Entity::find()
+    /// The files a message's kind sends, in the order WeChat wants their
+    /// media ids: the image, the voice, or the video then its thumbnail.
+    async fn media_of(
+        &self,
+        message: &messages::Model,
+        kind: MessageKind,
+    ) -> Result<Vec<(MediaType, attachments::Model)>> {
+        let files = attachments::Entity::find()
             .filter(attachments::Column::MessageId.eq(message.id))
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("attachment"))?;
-        let key = attachment.blob_key.ok_or_else(|| Error::not_found("attachment"))?;
-        let bytes = self.core.blobs().get(&key).await?;
-        Ok((bytes, attachment.content_type.unwrap_or_else(|| "image/jpeg".into())))
+            .all(self.core.db())
+            .await?;
+        let find = |kind: MessageKind, thumbnail: bool| {
+            files
+                .iter()
+                .find(|file| {
+                    file.kind == kind.as_str() && (file.file_name.as_deref() == Some("thumbnail")) == thumbnail
+                })
+                .cloned()
+                .ok_or_else(|| Error::not_found("attachment"))
+        };
+        Ok(match kind {
+            MessageKind::Image => vec![(MediaType::Image, find(MessageKind::Image, false)?)],
+            MessageKind::Audio => vec![(MediaType::Voice, find(MessageKind::Audio, false)?)],
+            MessageKind::Video => vec![
+                (MediaType::Video, find(MessageKind::Video, false)?),
+                (MediaType::Thumb, find(MessageKind::Image, true)?),
+            ],
+            _ => Vec::new(),
+        })
     }
 
     /// Records that WeChat closed the chat's window, with an event so agent
