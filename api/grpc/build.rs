@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 const PROTO_ROOT: &str = "../../proto";
-const FILES: &[&str] = &["madoguchi/v1/organization.proto", "madoguchi/v1/event.proto", "madoguchi/v1/platform.proto"];
+const FILES: &[&str] = &[
+    "madoguchi/v1/organization.proto",
+    "madoguchi/v1/event.proto",
+    "madoguchi/v1/platform.proto",
+    "madoguchi/v1/helpdesk.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in FILES {

@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 mod abuse;
 mod graphiql;
 mod grpc;
+mod helpdesk;
 mod identity;
 mod input;
 mod jobs;

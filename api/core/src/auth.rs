@@ -139,6 +139,9 @@ pub enum Permission {
     /// Following the organization's whole event log (agent, API key and
     /// organization changes included): admins, and keys with `events:read`.
     FollowOrganizationLog,
+    /// ZSC keys, the helpdesk link, its rule and department mapping:
+    /// admins, and keys with `organization:write`.
+    ManageHelpdesk,
 }
 
 /// An authenticated agent.
@@ -212,7 +215,7 @@ impl Caller {
                 ReadOrganization => {
                     key.scopes.contains(Scope::OrganizationRead) || key.scopes.contains(Scope::OrganizationWrite)
                 }
-                ManageDepartments => key.scopes.contains(Scope::OrganizationWrite),
+                ManageDepartments | ManageHelpdesk => key.scopes.contains(Scope::OrganizationWrite),
                 ReadChats => key.scopes.contains(Scope::ChatsRead) || key.scopes.contains(Scope::ChatsWrite),
                 WriteChats => key.scopes.contains(Scope::ChatsWrite),
                 ReadTickets => key.scopes.contains(Scope::TicketsRead) || key.scopes.contains(Scope::TicketsWrite),
@@ -242,6 +245,7 @@ fn permission_text(permission: Permission) -> &'static str {
         Permission::WriteTickets => "change tickets",
         Permission::ReadEvents => "read events",
         Permission::FollowOrganizationLog => "follow the organization's event log",
+        Permission::ManageHelpdesk => "manage the helpdesk integration",
     }
 }
 

@@ -142,3 +142,36 @@ string_enum!(
     /// The state of a message's media.
     AttachmentStatus { Pending => "PENDING", Ready => "READY", Failed => "FAILED" }
 );
+string_enum!(
+    /// Which chats become tickets by themselves (the link's rule).
+    ChatToTicketRule {
+        AllVisitors => "ALL_VISITORS",
+        /// Chats an agent answered.
+        Attended => "ATTENDED",
+        /// Chats no agent answered.
+        Missed => "MISSED",
+        /// None: agents convert by hand.
+        None => "NONE",
+    }
+);
+string_enum!(
+    /// A ticket's status.
+    TicketStatus { Open => "OPEN", OnHold => "ON_HOLD", Escalated => "ESCALATED", Closed => "CLOSED" }
+);
+string_enum!(
+    /// How a chat-side department maps onto the helpdesk.
+    MappingMode {
+        /// Onto one helpdesk department.
+        Department => "DEPARTMENT",
+        /// No tickets, no view.
+        None => "NONE",
+        /// Tickets seen, none created or commented.
+        ViewOnly => "VIEW_ONLY",
+        /// The agent picks department, priority, status and classification.
+        ChooseAsNeeded => "CHOOSE_AS_NEEDED",
+    }
+);
+string_enum!(
+    /// Which of the visitor's recent tickets agents see beside a chat.
+    RecentTicketsScope { AllDepartments => "ALL_DEPARTMENTS", MappedOnly => "MAPPED_ONLY" }
+);

@@ -12,6 +12,7 @@
 //! - [`auth`]: callers, permissions, tokens, passwords, API key format.
 //! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
 //! - [`platform`]: provisioning organizations, for whoever runs the platform.
+//! - [`helpdesk`]: ZSC keys, the chat side's link to a helpdesk portal, its rule and department mapping.
 //! - [`channels`], [`chats`], [`contacts`]: channels, the agent workspace, customers.
 //! - [`intake`]: provider-neutral inbound events → receipt, end user, chat, message, jobs.
 //! - [`delivery`]: outbound messages → delivery jobs → states; one strategy per provider.
@@ -34,6 +35,7 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod helpdesk;
 pub mod ids;
 pub mod intake;
 pub mod jobs;
@@ -262,6 +264,11 @@ impl Core {
 
     pub(crate) fn operator_key(&self) -> Option<&platform::OperatorKeyDigest> {
         self.inner.operator_key.as_ref()
+    }
+
+    /// The helpdesk integration: ZSC keys, the link, its rule and mapping.
+    pub fn helpdesk(&self) -> helpdesk::Helpdesk<'_> {
+        helpdesk::Helpdesk::new(self)
     }
 
     /// Provisioning organizations, for whoever runs the platform.

@@ -215,6 +215,7 @@ impl<'a> Organizations<'a> {
         .await
         .map_err(department_name_taken)?;
         let department = Department::from(department);
+        crate::helpdesk::map_new_department(&write, &department, now).await?;
         append_department_event(&mut write, "department.created", &department, now).await?;
         write.commit().await?;
         Ok(department)

@@ -3,13 +3,14 @@
 //! # Layout
 //! - [`auth`]: the middleware that turns `authorization: Bearer <api key>`
 //!   into a [`Caller`](madoguchi_core::auth::Caller), and the one error mapping.
-//! - [`organization`], [`events`]: the services for partner systems;
+//! - [`organization`], [`events`], [`helpdesk`]: the services for partner systems;
 //!   [`platform`]: provisioning, for whoever runs the platform.
 //! - [`pb`]: the generated messages and service traits from `proto/`.
 //! - [`routes`]: every service with health and reflection, ready to serve.
 
 pub mod auth;
 pub mod events;
+pub mod helpdesk;
 pub mod organization;
 pub mod platform;
 
@@ -34,6 +35,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
         .await;
     health_reporter.set_serving::<pb::event_service_server::EventServiceServer<events::EventApi>>().await;
     health_reporter.set_serving::<pb::platform_service_server::PlatformServiceServer<platform::PlatformApi>>().await;
+    health_reporter.set_serving::<pb::helpdesk_service_server::HelpdeskServiceServer<helpdesk::HelpdeskApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -44,6 +46,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     ))
     .add_service(pb::event_service_server::EventServiceServer::new(events::EventApi::new(core.clone())))
     .add_service(pb::platform_service_server::PlatformServiceServer::new(platform::PlatformApi::new(core.clone())))
+    .add_service(pb::helpdesk_service_server::HelpdeskServiceServer::new(helpdesk::HelpdeskApi::new(core.clone())))
     .add_service(health)
     .add_service(reflection)
     .into_axum_router()
