@@ -193,3 +193,42 @@ async fn an_admin_of_both_sides_links_in_one_step(backend: Backend) {
     );
     app.stop().await.unwrap();
 }
+
+on_both_backends!(admins_link_over_graphql_with_the_same_rules);
+
+async fn admins_link_over_graphql_with_the_same_rules(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let acme = app.login_admin().await;
+    let globex = second_tenant(&app).await;
+    department(&app, &globex, "Support").await;
+    department(&app, &acme, "Support").await;
+    let generated = app.graphql(Some(&globex), "mutation { generateZscKey { zscKey prefix } }", json!({})).await;
+    let key =
+        generated["data"]["generateZscKey"]["zscKey"].as_str().unwrap_or_else(|| panic!("{generated}")).to_owned();
+    const LINK: &str = "mutation($input: LinkHelpdeskInput!) { linkHelpdesk(input: $input) {
+        helpdeskPortalName helpdeskOrganizationName enabled rule mappings { departmentName mode helpdeskDepartmentName } } }";
+    let input = |email: &str, key: &str| json!({"input": {"adminEmail": email, "portalName": "globex", "zscKey": key}});
+
+    let wrong = app.graphql(Some(&acme), LINK, input("admin@example.com", &key)).await;
+    assert_eq!(madoguchi_tests::error_code(&wrong), "PERMISSION_DENIED", "{wrong}");
+    assert!(wrong.to_string().contains("could not recognise admin@example.com"), "{wrong}");
+    let agent = app.create_agent_token(&acme, "AGENT").await;
+    let refused = app.graphql(Some(&agent), LINK, input("boss@globex.example", &key)).await;
+    assert_eq!(madoguchi_tests::error_code(&refused), "PERMISSION_DENIED", "{refused}");
+
+    let linked = app.graphql(Some(&acme), LINK, input("boss@globex.example", &key)).await;
+    let link = &linked["data"]["linkHelpdesk"];
+    assert_eq!(link["helpdeskOrganizationName"], "Globex", "{linked}");
+    assert_eq!(link["rule"], "NONE");
+    assert_eq!(
+        link["mappings"],
+        json!([{"departmentName": "Support", "mode": "DEPARTMENT", "helpdeskDepartmentName": "Support"}])
+    );
+    let read = app.graphql(Some(&acme), "{ helpdeskLink { helpdeskPortalName adminEmail } }", json!({})).await;
+    assert_eq!(
+        read["data"]["helpdeskLink"],
+        json!({"helpdeskPortalName": "globex", "adminEmail": "boss@globex.example"})
+    );
+    assert!(!read.to_string().contains(&key), "the key is never shown again");
+    app.stop().await.unwrap();
+}

@@ -8,8 +8,30 @@
 //! - [`types`]: GraphQL objects mapped from core types.
 //! - [`query`], [`mutation`], [`subscription`]: organization and identity operations.
 //! - [`workspace`], [`workspace_types`]: channels, chats, messages, contacts, live events.
+//! - [`helpdesk`]: ZSC keys, the helpdesk link, its rule and department mapping.
+
+/// A GraphQL enum mirroring a core one, with conversions both ways.
+macro_rules! mirror_enum {
+    ($name:ident, $core:ty { $($variant:ident),+ $(,)? }) => {
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl From<$core> for $name {
+            fn from(value: $core) -> Self {
+                match value { $(<$core>::$variant => Self::$variant),+ }
+            }
+        }
+
+        impl From<$name> for $core {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => Self::$variant),+ }
+            }
+        }
+    };
+}
 
 pub mod context;
+pub mod helpdesk;
 pub mod limits;
 pub mod mutation;
 pub mod query;

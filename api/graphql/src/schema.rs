@@ -6,6 +6,7 @@ use madoguchi_core::Core;
 
 use async_graphql::{MergedObject, MergedSubscription};
 
+use crate::helpdesk::{HelpdeskMutation, HelpdeskQuery};
 use crate::limits::{AliasLimit, OneLoginPerRequest};
 
 use crate::mutation::OrganizationMutation;
@@ -14,10 +15,10 @@ use crate::subscription::OrganizationSubscription;
 use crate::workspace::{WorkspaceMutation, WorkspaceQuery, WorkspaceSubscription};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct Query(OrganizationQuery, WorkspaceQuery);
+pub struct Query(OrganizationQuery, WorkspaceQuery, HelpdeskQuery);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct Mutation(OrganizationMutation, WorkspaceMutation);
+pub struct Mutation(OrganizationMutation, WorkspaceMutation, HelpdeskMutation);
 
 #[derive(MergedSubscription, Default, Debug)]
 pub struct Subscription(OrganizationSubscription, WorkspaceSubscription);

@@ -13,25 +13,6 @@ use madoguchi_core::{delivery, providers::wechat::accounts as wechat_accounts};
 
 use crate::context::{OrGraphql, caller, core};
 
-macro_rules! mirror_enum {
-    ($name:ident, $core:ty { $($variant:ident),+ $(,)? }) => {
-        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-        pub enum $name { $($variant),+ }
-
-        impl From<$core> for $name {
-            fn from(value: $core) -> Self {
-                match value { $(<$core>::$variant => Self::$variant),+ }
-            }
-        }
-
-        impl From<$name> for $core {
-            fn from(value: $name) -> Self {
-                match value { $($name::$variant => Self::$variant),+ }
-            }
-        }
-    };
-}
-
 mirror_enum!(ChannelKind, kinds::ChannelKind { Line, Wechat });
 mirror_enum!(ChannelStatus, kinds::ChannelStatus { Active, Disabled, Deleted });
 mirror_enum!(LineMode, kinds::LineMode { Reply, Push, Auto });

@@ -1,0 +1,176 @@
+//! GraphQL for the helpdesk integration (admins): ZSC keys, the link to a
+//! helpdesk portal, its rule and department mapping — the same core use
+//! cases as gRPC's `HelpdeskService`.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use madoguchi_core::auth::Email;
+use madoguchi_core::helpdesk::{self, LinkHelpdesk, Mapping};
+use madoguchi_core::ids::DepartmentId;
+use madoguchi_core::kinds;
+use madoguchi_core::organizations::PortalName;
+use madoguchi_core::secrets::Secret;
+
+use crate::context::{OrGraphql, caller, core};
+
+mirror_enum!(ChatToTicketRule, kinds::ChatToTicketRule { AllVisitors, Attended, Missed, None });
+mirror_enum!(TicketStatus, kinds::TicketStatus { Open, OnHold, Escalated, Closed });
+mirror_enum!(MappingMode, kinds::MappingMode { Department, None, ViewOnly, ChooseAsNeeded });
+mirror_enum!(RecentTicketsScope, kinds::RecentTicketsScope { AllDepartments, MappedOnly });
+
+/// The chat side's link to a helpdesk portal.
+#[derive(SimpleObject, Debug)]
+pub struct HelpdeskLink {
+    /// The portal it points to, by portal and organization name.
+    pub helpdesk_portal_name: String,
+    pub helpdesk_organization_name: String,
+    pub admin_email: String,
+    pub enabled: bool,
+    pub rule: ChatToTicketRule,
+    pub ticket_status: TicketStatus,
+    pub recent_tickets: RecentTicketsScope,
+    pub mappings: Vec<DepartmentMapping>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How one chat-side department maps onto the helpdesk.
+#[derive(SimpleObject, Debug)]
+pub struct DepartmentMapping {
+    pub department_id: ID,
+    pub department_name: String,
+    pub mode: MappingMode,
+    pub helpdesk_department_id: Option<ID>,
+    pub helpdesk_department_name: Option<String>,
+}
+
+impl From<helpdesk::HelpdeskLink> for HelpdeskLink {
+    fn from(link: helpdesk::HelpdeskLink) -> Self {
+        Self {
+            helpdesk_portal_name: link.helpdesk_portal_name,
+            helpdesk_organization_name: link.helpdesk_organization_name,
+            admin_email: link.admin_email,
+            enabled: link.enabled,
+            rule: link.rule.into(),
+            ticket_status: link.ticket_status.into(),
+            recent_tickets: link.recent_tickets.into(),
+            mappings: link
+                .mappings
+                .into_iter()
+                .map(|mapping| DepartmentMapping {
+                    department_id: mapping.department_id.to_string().into(),
+                    department_name: mapping.department_name,
+                    mode: mapping.mode.into(),
+                    helpdesk_department_id: mapping.helpdesk_department_id.map(|id| id.to_string().into()),
+                    helpdesk_department_name: mapping.helpdesk_department_name,
+                })
+                .collect(),
+            updated_at: link.updated_at,
+        }
+    }
+}
+
+/// A new ZSC key, shown only in this answer.
+#[derive(SimpleObject)]
+pub struct GeneratedZscKey {
+    pub zsc_key: String,
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for GeneratedZscKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedZscKey").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+#[derive(InputObject)]
+pub struct LinkHelpdeskInput {
+    pub admin_email: String,
+    pub portal_name: String,
+    /// Not needed for the caller's own portal.
+    pub zsc_key: Option<String>,
+}
+
+impl std::fmt::Debug for LinkHelpdeskInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkHelpdeskInput")
+            .field("admin_email", &self.admin_email)
+            .field("portal_name", &self.portal_name)
+            .field("zsc_key", &self.zsc_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct HelpdeskQuery;
+
+#[Object]
+impl HelpdeskQuery {
+    /// The organization's link to a helpdesk portal (`NOT_FOUND` without one).
+    async fn helpdesk_link(&self, ctx: &Context<'_>) -> Result<HelpdeskLink> {
+        core(ctx).helpdesk().get_link(&caller(ctx)?).await.graphql().map(Into::into)
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct HelpdeskMutation;
+
+#[Object]
+impl HelpdeskMutation {
+    /// Generates this portal's ZSC key, revoking the previous one (admins).
+    async fn generate_zsc_key(&self, ctx: &Context<'_>) -> Result<GeneratedZscKey> {
+        let generated = core(ctx).helpdesk().generate_zsc_key(&caller(ctx)?).await.graphql()?;
+        Ok(GeneratedZscKey { zsc_key: generated.secret.expose().clone(), prefix: generated.key.prefix })
+    }
+
+    /// Links to a helpdesk portal, or points the link elsewhere (admins).
+    async fn link_helpdesk(&self, ctx: &Context<'_>, input: LinkHelpdeskInput) -> Result<HelpdeskLink> {
+        let command = LinkHelpdesk {
+            admin_email: Email::parse(&input.admin_email).graphql()?,
+            portal_name: PortalName::parse(&input.portal_name).graphql()?,
+            zsc_key: input.zsc_key.map(Secret::new),
+        };
+        core(ctx).helpdesk().link(&caller(ctx)?, command).await.graphql().map(Into::into)
+    }
+
+    async fn set_helpdesk_link_enabled(&self, ctx: &Context<'_>, enabled: bool) -> Result<HelpdeskLink> {
+        core(ctx).helpdesk().set_enabled(&caller(ctx)?, enabled).await.graphql().map(Into::into)
+    }
+
+    /// Which chats become tickets, their status (`OPEN` or `CLOSED`), and
+    /// which recent tickets agents see.
+    async fn set_chat_to_ticket_rule(
+        &self,
+        ctx: &Context<'_>,
+        rule: ChatToTicketRule,
+        ticket_status: TicketStatus,
+        recent_tickets: RecentTicketsScope,
+    ) -> Result<HelpdeskLink> {
+        let (caller, helpdesk) = (caller(ctx)?, core(ctx).helpdesk());
+        let link = helpdesk.set_rule(&caller, rule.into(), ticket_status.into(), recent_tickets.into()).await;
+        link.graphql().map(Into::into)
+    }
+
+    /// Maps a chat-side department: `DEPARTMENT` with `helpdeskDepartmentId`
+    /// of the linked portal, or `NONE`, `VIEW_ONLY`, `CHOOSE_AS_NEEDED`.
+    async fn set_department_mapping(
+        &self,
+        ctx: &Context<'_>,
+        department_id: ID,
+        mode: MappingMode,
+        helpdesk_department_id: Option<ID>,
+    ) -> Result<HelpdeskLink> {
+        let department_id = DepartmentId::parse(&department_id).graphql()?;
+        let mapping = match mode {
+            MappingMode::Department => {
+                let id = helpdesk_department_id.ok_or_else(|| {
+                    madoguchi_core::Error::invalid_argument("helpdeskDepartmentId is required with DEPARTMENT")
+                });
+                Mapping::Department(id.and_then(|id| DepartmentId::parse(&id)).graphql()?)
+            }
+            MappingMode::None => Mapping::None,
+            MappingMode::ViewOnly => Mapping::ViewOnly,
+            MappingMode::ChooseAsNeeded => Mapping::ChooseAsNeeded,
+        };
+        core(ctx).helpdesk().set_mapping(&caller(ctx)?, department_id, mapping).await.graphql().map(Into::into)
+    }
+}
