@@ -102,6 +102,9 @@ enum ApiKeyCommand {
 /// Runs the command line and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command that opens the core builds an HTTP client (for LINE and
+    // WeChat), which needs the process's TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

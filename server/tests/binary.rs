@@ -57,3 +57,50 @@ fn postgresql_without_a_master_key_is_refused_with_the_reason() {
     assert!(stderr.contains("every replica"), "{stderr}");
     assert!(!dir.path().join("data/master.key").exists(), "no key generated");
 }
+
+#[test]
+fn the_operator_provisions_lists_and_disables_organizations_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = madoguchi().current_dir(dir.path()).args(args).output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        (output.status.success(), stdout, stderr)
+    };
+    let (ok, created, stderr) = run(&[
+        "organization",
+        "create",
+        "--name",
+        "Beta Inc",
+        "--portal",
+        "beta",
+        "--admin-email",
+        "owner@beta.example",
+    ]);
+    assert!(ok, "{stderr}");
+    let password = created
+        .lines()
+        .find_map(|line| line.strip_prefix("password:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(password.len() >= 20, "{created}");
+    // The password goes to the terminal once, never to the logs.
+    assert!(!stderr.contains(password), "{stderr}");
+
+    let (ok, _, stderr) =
+        run(&["organization", "create", "--name", "Again", "--portal", "beta", "--admin-email", "x@beta.example"]);
+    assert!(!ok && stderr.contains("portal name is taken"), "{stderr}");
+
+    let (ok, listed, _) = run(&["organization", "list"]);
+    assert!(ok);
+    let beta = listed.lines().find(|line| line.contains(" beta ")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(beta.contains("active"), "{listed}");
+    let (ok, _, stderr) = run(&["organization", "disable", "--portal", "beta"]);
+    assert!(ok, "{stderr}");
+    let (_, listed, _) = run(&["organization", "list"]);
+    assert!(listed.lines().any(|line| line.contains(" beta ") && line.contains("disabled")), "{listed}");
+    let (ok, _, stderr) = run(&["organization", "disable", "--portal", "nobody"]);
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+}
