@@ -38,12 +38,20 @@ async fn probes_and_metrics_answer(backend: Backend) {
     .await
     .unwrap();
     let metrics_url = format!("http://{}/metrics", app.metrics);
-    let metrics = eventually(|| async {
+    eventually(|| async {
         let metrics = app.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
-        metrics.contains("deliveries_total{result=\"SENT\"}").then_some(metrics)
+        metrics.contains("deliveries_total{provider=\"line\",result=\"SENT\"}").then_some(())
     })
     .await;
+    // A gRPC call without a key is counted with its method and status.
+    let mut grpc =
+        madoguchi_grpc::pb::organization_service_client::OrganizationServiceClient::new(app.grpc_channel().await);
+    let refused = grpc.get_organization(madoguchi_grpc::pb::GetOrganizationRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let metrics = app.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
     for name in [
+        "grpc_requests_total{method=\"/madoguchi.v1.OrganizationService/GetOrganization\",code=\"Unauthenticated\"}",
+        "grpc_request_duration_seconds",
         "webhook_events_total{provider=\"line\",outcome=\"stored\"}",
         "job_attempts_total{kind=\"line.reply\",result=\"done\"}",
         "websocket_connections",

@@ -138,6 +138,7 @@ impl<'a> Delivery<'a> {
     /// one transaction fenced by the job's lease.
     pub(crate) async fn set_states(
         &self,
+        provider: ChannelKind,
         chat: &chats::Model,
         rows: &[messages::Model],
         state: DeliveryState,
@@ -148,7 +149,7 @@ impl<'a> Delivery<'a> {
             return Ok(());
         }
         let mut write = self.core.write().await?.fenced_by(self.lease);
-        set_states_in(&mut write, chat, rows, state, error, now).await?;
+        set_states_in(&mut write, provider, chat, rows, state, error, now).await?;
         write.commit().await
     }
 }
@@ -158,6 +159,7 @@ impl<'a> Delivery<'a> {
 /// event per change; returns the rows that changed, as they now stand.
 pub(crate) async fn set_states_in(
     write: &mut Write<'_>,
+    provider: ChannelKind,
     chat: &chats::Model,
     rows: &[messages::Model],
     state: DeliveryState,
@@ -178,7 +180,8 @@ pub(crate) async fn set_states_in(
             continue;
         }
         if matches!(state, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Unconfirmed) {
-            metrics::counter!("deliveries_total", "result" => state.as_str()).increment(1);
+            let labels = [("provider", provider.as_str().to_lowercase()), ("result", state.as_str().to_owned())];
+            metrics::counter!("deliveries_total", &labels).increment(1);
         }
         let updated =
             messages::Entity::find_by_id(row.id).one(&**write).await?.ok_or_else(|| Error::not_found("message"))?;

@@ -450,6 +450,8 @@ impl Core {
             let worker = format!("{}-{number}", uuid::Uuid::new_v4().simple());
             tasks.push(tokio::spawn(async move { core.jobs().run_worker(worker, std::future::pending()).await }));
         }
+        let core = self.clone();
+        tasks.push(tokio::spawn(async move { core.jobs().observe_queue(std::time::Duration::from_secs(10)).await }));
         if self.backend() == DbBackend::Postgres {
             let pool = self.inner.db.get_postgres_connection_pool().clone();
             tasks.push(tokio::spawn(Arc::clone(&self.inner.events).listen_postgres(pool)));

@@ -50,6 +50,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     .add_service(health)
     .add_service(reflection)
     .into_axum_router()
-    .layer(axum::middleware::from_fn_with_state(core, auth::authenticate));
+    .layer(axum::middleware::from_fn_with_state(core, auth::authenticate))
+    .layer(axum::middleware::from_fn(auth::observe));
     Ok(router)
 }

@@ -160,7 +160,58 @@ pub struct Jobs<'a> {
     core: &'a Core,
 }
 
+/// Queued jobs of one kind, for the queue gauges.
+#[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]
+pub struct QueueDepth {
+    pub kind: String,
+    pub queued: i64,
+    /// When the longest-waiting one was due.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
 impl<'a> Jobs<'a> {
+    /// Counts queued jobs by kind, with when the longest-waiting one was due.
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        Ok(jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Kind)
+            .column_as(jobs::Column::Id.count(), "queued")
+            .column_as(jobs::Column::RunAt.min(), "oldest_due")
+            .filter(jobs::Column::Status.eq("QUEUED"))
+            .group_by(jobs::Column::Kind)
+            .into_model::<QueueDepth>()
+            .all(self.core.db())
+            .await?)
+    }
+
+    /// Keeps `job_queue_depth{kind}` and `job_queue_lag_seconds{kind}` (how
+    /// long the longest-waiting due job has waited) current, every `every`.
+    pub async fn observe_queue(&self, every: Duration) {
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            match self.queue_depths().await {
+                Ok(depths) => {
+                    let now = self.core.now();
+                    let mut current = std::collections::BTreeSet::new();
+                    for depth in depths {
+                        let lag =
+                            depth.oldest_due.map_or(0.0, |due| (now - due).num_milliseconds().max(0) as f64 / 1e3);
+                        metrics::gauge!("job_queue_depth", "kind" => depth.kind.clone()).set(depth.queued as f64);
+                        metrics::gauge!("job_queue_lag_seconds", "kind" => depth.kind.clone()).set(lag);
+                        current.insert(depth.kind);
+                    }
+                    for gone in seen.difference(&current) {
+                        metrics::gauge!("job_queue_depth", "kind" => gone.clone()).set(0.0);
+                        metrics::gauge!("job_queue_lag_seconds", "kind" => gone.clone()).set(0.0);
+                    }
+                    seen.extend(current);
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the job queue's depth"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     pub(crate) fn new(core: &'a Core) -> Self {
         Self { core }
     }
@@ -430,6 +481,32 @@ mod tests {
         let job = NewJob::new(JobKind::LineReply { chat_id: ChatId::generate() }, core.now());
         enqueue(core.db(), job, core.now()).await.unwrap();
         core.jobs().claim("worker").await.unwrap().expect("a due job")
+    }
+
+    #[tokio::test]
+    async fn queue_depths_count_queued_jobs_by_kind_with_the_oldest_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path()).await;
+        assert_eq!(core.jobs().queue_depths().await.unwrap(), Vec::new());
+        let now = core.now();
+        let earlier = now - chrono::Duration::seconds(90);
+        for run_at in [now, earlier] {
+            let mut job = NewJob::new(JobKind::LineReply { chat_id: ChatId::generate() }, now);
+            job.run_at = run_at;
+            enqueue(core.db(), job, now).await.unwrap();
+        }
+        let push = NewJob::new(JobKind::LinePush { message_id: crate::ids::MessageId::generate() }, now);
+        enqueue(core.db(), push, now).await.unwrap();
+        let depths = core.jobs().queue_depths().await.unwrap();
+        let reply = depths.iter().find(|depth| depth.kind == "line.reply").unwrap();
+        assert_eq!(reply.queued, 2);
+        let oldest = reply.oldest_due.unwrap();
+        assert!((oldest - earlier).num_milliseconds().abs() < 1_000, "{oldest} vs {earlier}");
+        assert_eq!(depths.iter().find(|depth| depth.kind == "line.push").unwrap().queued, 1);
+        // A claimed job is no longer queued.
+        core.jobs().claim("worker").await.unwrap().expect("a due job");
+        let queued: i64 = core.jobs().queue_depths().await.unwrap().iter().map(|depth| depth.queued).sum();
+        assert_eq!(queued, 2);
     }
 
     #[tokio::test]

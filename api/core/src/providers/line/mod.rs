@@ -584,7 +584,7 @@ impl<'a> LineOutbound<'a> {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        Delivery::new(self.core, self.lease).set_states(chat, rows, state, error, now).await
+        Delivery::new(self.core, self.lease).set_states(ChannelKind::Line, chat, rows, state, error, now).await
     }
 
     /// Runs a `line.reconcile_quota` job.

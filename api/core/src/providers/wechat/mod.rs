@@ -739,7 +739,9 @@ impl<'a> WechatOutbound<'a> {
         now: DateTime<Utc>,
     ) -> Result<Outcome> {
         let mut write = self.core.write().await?.fenced_by(self.lease);
-        let changed = set_states_in(&mut write, chat, &[message], DeliveryState::Failed, Some(reason), now).await?;
+        let changed =
+            set_states_in(&mut write, ChannelKind::Wechat, chat, &[message], DeliveryState::Failed, Some(reason), now)
+                .await?;
         if let (false, Some(month)) = (changed.is_empty(), allowance_month) {
             consumer_allowances::Entity::update_many()
                 .col_expr(consumer_allowances::Column::Used, Expr::col(consumer_allowances::Column::Used).sub(1))
@@ -761,7 +763,7 @@ impl<'a> WechatOutbound<'a> {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        Delivery::new(self.core, self.lease).set_states(chat, rows, state, error, now).await
+        Delivery::new(self.core, self.lease).set_states(ChannelKind::Wechat, chat, rows, state, error, now).await
     }
 }
 
