@@ -9,6 +9,7 @@ const FILES: &[&str] = &[
     "madoguchi/v1/event.proto",
     "madoguchi/v1/platform.proto",
     "madoguchi/v1/helpdesk.proto",
+    "madoguchi/v1/ticket.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

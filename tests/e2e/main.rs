@@ -31,5 +31,6 @@ mod races;
 mod scale;
 mod sessions;
 mod subscriptions;
+mod tickets;
 mod wechat;
 mod workspace;

@@ -159,6 +159,10 @@ string_enum!(
     TicketStatus { Open => "OPEN", OnHold => "ON_HOLD", Escalated => "ESCALATED", Closed => "CLOSED" }
 );
 string_enum!(
+    /// A ticket's priority.
+    TicketPriority { High => "HIGH", Medium => "MEDIUM", Low => "LOW" }
+);
+string_enum!(
     /// How a chat-side department maps onto the helpdesk.
     MappingMode {
         /// Onto one helpdesk department.

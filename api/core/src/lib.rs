@@ -12,6 +12,7 @@
 //! - [`auth`]: callers, permissions, tokens, passwords, API key format.
 //! - [`organizations`], [`agents`], [`api_keys`]: tenancy and identity use cases.
 //! - [`platform`]: provisioning organizations, for whoever runs the platform.
+//! - [`tickets`]: tickets made from chats, reached by one rule across a helpdesk link.
 //! - [`helpdesk`]: ZSC keys, the chat side's link to a helpdesk portal, its rule and department mapping.
 //! - [`channels`], [`chats`], [`contacts`]: channels, the agent workspace, customers.
 //! - [`intake`]: provider-neutral inbound events → receipt, end user, chat, message, jobs.
@@ -46,6 +47,7 @@ pub mod platform;
 pub mod providers;
 pub(crate) mod rate_limits;
 pub mod secrets;
+pub mod tickets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -269,6 +271,11 @@ impl Core {
     /// The helpdesk integration: ZSC keys, the link, its rule and mapping.
     pub fn helpdesk(&self) -> helpdesk::Helpdesk<'_> {
         helpdesk::Helpdesk::new(self)
+    }
+
+    /// Tickets: converting chats, reading, searching, moving them.
+    pub fn tickets(&self) -> tickets::Tickets<'_> {
+        tickets::Tickets::new(self)
     }
 
     /// Provisioning organizations, for whoever runs the platform.

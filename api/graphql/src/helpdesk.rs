@@ -1,15 +1,16 @@
 //! GraphQL for the helpdesk integration (admins): ZSC keys, the link to a
-//! helpdesk portal, its rule and department mapping — the same core use
-//! cases as gRPC's `HelpdeskService`.
+//! helpdesk portal, its rule and department mapping; and tickets (agents) —
+//! the same core use cases as gRPC's `HelpdeskService` and `TicketService`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use madoguchi_core::auth::Email;
 use madoguchi_core::helpdesk::{self, LinkHelpdesk, Mapping};
-use madoguchi_core::ids::DepartmentId;
+use madoguchi_core::ids::{ChatId, DepartmentId, TicketId};
 use madoguchi_core::kinds;
 use madoguchi_core::organizations::PortalName;
 use madoguchi_core::secrets::Secret;
+use madoguchi_core::tickets::{self, ConvertChat};
 
 use crate::context::{OrGraphql, caller, core};
 
@@ -172,5 +173,123 @@ impl HelpdeskMutation {
             MappingMode::ChooseAsNeeded => Mapping::ChooseAsNeeded,
         };
         core(ctx).helpdesk().set_mapping(&caller(ctx)?, department_id, mapping).await.graphql().map(Into::into)
+    }
+}
+
+mirror_enum!(TicketPriority, kinds::TicketPriority { High, Medium, Low });
+
+/// A helpdesk ticket.
+#[derive(SimpleObject, Debug)]
+pub struct Ticket {
+    pub id: ID,
+    /// The helpdesk portal it belongs to.
+    pub portal_name: String,
+    pub number: i64,
+    pub subject: String,
+    /// For tickets made from chats, the transcript.
+    pub description: Option<String>,
+    pub status: TicketStatus,
+    pub priority: TicketPriority,
+    pub classification: Option<String>,
+    pub department_id: Option<ID>,
+    pub email: Option<String>,
+    /// The chats that became or joined it.
+    pub chat_ids: Vec<ID>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<tickets::Ticket> for Ticket {
+    fn from(ticket: tickets::Ticket) -> Self {
+        Self {
+            id: ticket.id.to_string().into(),
+            portal_name: ticket.portal_name,
+            number: ticket.number,
+            subject: ticket.subject,
+            description: ticket.description,
+            status: ticket.status.into(),
+            priority: ticket.priority.into(),
+            classification: ticket.classification,
+            department_id: ticket.department_id.map(|id| id.to_string().into()),
+            email: ticket.email,
+            chat_ids: ticket.chat_ids.into_iter().map(|id| id.to_string().into()).collect(),
+            created_at: ticket.created_at,
+            updated_at: ticket.updated_at,
+        }
+    }
+}
+
+/// What the agent chooses when converting a chat; taken where the chat's
+/// department maps as `CHOOSE_AS_NEEDED` (a mapped department decides them
+/// otherwise).
+#[derive(InputObject, Debug, Default)]
+pub struct ConvertChatInput {
+    pub subject: Option<String>,
+    pub helpdesk_department_id: Option<ID>,
+    pub priority: Option<TicketPriority>,
+    pub status: Option<TicketStatus>,
+    pub classification: Option<String>,
+}
+
+fn ticket_id(id: &ID) -> madoguchi_core::Result<TicketId> {
+    TicketId::parse(id)
+}
+
+#[derive(Default, Debug)]
+pub struct TicketQuery;
+
+#[Object]
+impl TicketQuery {
+    /// A ticket the caller reaches (its portal's, or through the helpdesk link).
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
+        let id = ticket_id(&id).graphql()?;
+        core(ctx).tickets().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    }
+
+    /// Tickets by number, email or subject, newest first.
+    async fn search_tickets(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        #[graphql(default = 20)] first: u64,
+    ) -> Result<Vec<Ticket>> {
+        let found = core(ctx).tickets().search(&caller(ctx)?, &text, first).await.graphql()?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct TicketMutation;
+
+#[Object]
+impl TicketMutation {
+    /// Converts a chat into a ticket of the linked helpdesk portal; needs
+    /// the visitor's email (link them to a contact with one first).
+    async fn convert_chat_to_ticket(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        #[graphql(default)] input: ConvertChatInput,
+    ) -> Result<Ticket> {
+        let chat_id = ChatId::parse(&chat_id).graphql()?;
+        let command = ConvertChat {
+            subject: input.subject,
+            helpdesk_department_id: input
+                .helpdesk_department_id
+                .as_ref()
+                .map(|id| DepartmentId::parse(id))
+                .transpose()
+                .graphql()?,
+            priority: input.priority.map(Into::into),
+            status: input.status.map(Into::into),
+            classification: input.classification,
+        };
+        core(ctx).tickets().convert_chat(&caller(ctx)?, chat_id, command).await.graphql().map(Into::into)
+    }
+
+    /// Reopens, closes or otherwise moves a ticket.
+    async fn set_ticket_status(&self, ctx: &Context<'_>, id: ID, status: TicketStatus) -> Result<Ticket> {
+        let id = ticket_id(&id).graphql()?;
+        core(ctx).tickets().set_status(&caller(ctx)?, id, status.into()).await.graphql().map(Into::into)
     }
 }

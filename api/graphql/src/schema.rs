@@ -6,7 +6,7 @@ use madoguchi_core::Core;
 
 use async_graphql::{MergedObject, MergedSubscription};
 
-use crate::helpdesk::{HelpdeskMutation, HelpdeskQuery};
+use crate::helpdesk::{HelpdeskMutation, HelpdeskQuery, TicketMutation, TicketQuery};
 use crate::limits::{AliasLimit, OneLoginPerRequest};
 
 use crate::mutation::OrganizationMutation;
@@ -15,10 +15,10 @@ use crate::subscription::OrganizationSubscription;
 use crate::workspace::{WorkspaceMutation, WorkspaceQuery, WorkspaceSubscription};
 
 #[derive(MergedObject, Default, Debug)]
-pub struct Query(OrganizationQuery, WorkspaceQuery, HelpdeskQuery);
+pub struct Query(OrganizationQuery, WorkspaceQuery, HelpdeskQuery, TicketQuery);
 
 #[derive(MergedObject, Default, Debug)]
-pub struct Mutation(OrganizationMutation, WorkspaceMutation, HelpdeskMutation);
+pub struct Mutation(OrganizationMutation, WorkspaceMutation, HelpdeskMutation, TicketMutation);
 
 #[derive(MergedSubscription, Default, Debug)]
 pub struct Subscription(OrganizationSubscription, WorkspaceSubscription);

@@ -117,7 +117,7 @@ fn rule_from(rule: pb::ChatToTicketRule) -> CoreResult<kinds::ChatToTicketRule> 
     })
 }
 
-fn status_from(status: pb::TicketStatus) -> CoreResult<kinds::TicketStatus> {
+pub(crate) fn status_from(status: pb::TicketStatus) -> CoreResult<kinds::TicketStatus> {
     Ok(match status {
         pb::TicketStatus::Open => kinds::TicketStatus::Open,
         pb::TicketStatus::OnHold => kinds::TicketStatus::OnHold,
@@ -125,6 +125,15 @@ fn status_from(status: pb::TicketStatus) -> CoreResult<kinds::TicketStatus> {
         pb::TicketStatus::Closed => kinds::TicketStatus::Closed,
         pb::TicketStatus::Unspecified => return Err(Error::invalid_argument("ticket_status is required")),
     })
+}
+
+pub(crate) fn status_to(status: kinds::TicketStatus) -> pb::TicketStatus {
+    match status {
+        kinds::TicketStatus::Open => pb::TicketStatus::Open,
+        kinds::TicketStatus::OnHold => pb::TicketStatus::OnHold,
+        kinds::TicketStatus::Escalated => pb::TicketStatus::Escalated,
+        kinds::TicketStatus::Closed => pb::TicketStatus::Closed,
+    }
 }
 
 fn scope_from(scope: pb::RecentTicketsScope) -> CoreResult<kinds::RecentTicketsScope> {
@@ -143,12 +152,7 @@ impl From<HelpdeskLink> for pb::HelpdeskLink {
             kinds::ChatToTicketRule::Missed => pb::ChatToTicketRule::Missed,
             kinds::ChatToTicketRule::None => pb::ChatToTicketRule::None,
         };
-        let status = match link.ticket_status {
-            kinds::TicketStatus::Open => pb::TicketStatus::Open,
-            kinds::TicketStatus::OnHold => pb::TicketStatus::OnHold,
-            kinds::TicketStatus::Escalated => pb::TicketStatus::Escalated,
-            kinds::TicketStatus::Closed => pb::TicketStatus::Closed,
-        };
+        let status = status_to(link.ticket_status);
         let scope = match link.recent_tickets {
             kinds::RecentTicketsScope::AllDepartments => pb::RecentTicketsScope::AllDepartments,
             kinds::RecentTicketsScope::MappedOnly => pb::RecentTicketsScope::MappedOnly,

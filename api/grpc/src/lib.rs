@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`auth`]: the middleware that turns `authorization: Bearer <api key>`
 //!   into a [`Caller`](madoguchi_core::auth::Caller), and the one error mapping.
-//! - [`organization`], [`events`], [`helpdesk`]: the services for partner systems;
+//! - [`organization`], [`events`], [`helpdesk`], [`ticket`]: the services for partner systems;
 //!   [`platform`]: provisioning, for whoever runs the platform.
 //! - [`pb`]: the generated messages and service traits from `proto/`.
 //! - [`routes`]: every service with health and reflection, ready to serve.
@@ -13,6 +13,7 @@ pub mod events;
 pub mod helpdesk;
 pub mod organization;
 pub mod platform;
+pub mod ticket;
 
 /// Generated from `proto/madoguchi/v1`.
 #[allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
@@ -36,6 +37,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     health_reporter.set_serving::<pb::event_service_server::EventServiceServer<events::EventApi>>().await;
     health_reporter.set_serving::<pb::platform_service_server::PlatformServiceServer<platform::PlatformApi>>().await;
     health_reporter.set_serving::<pb::helpdesk_service_server::HelpdeskServiceServer<helpdesk::HelpdeskApi>>().await;
+    health_reporter.set_serving::<pb::ticket_service_server::TicketServiceServer<ticket::TicketApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -47,6 +49,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     .add_service(pb::event_service_server::EventServiceServer::new(events::EventApi::new(core.clone())))
     .add_service(pb::platform_service_server::PlatformServiceServer::new(platform::PlatformApi::new(core.clone())))
     .add_service(pb::helpdesk_service_server::HelpdeskServiceServer::new(helpdesk::HelpdeskApi::new(core.clone())))
+    .add_service(pb::ticket_service_server::TicketServiceServer::new(ticket::TicketApi::new(core.clone())))
     .add_service(health)
     .add_service(reflection)
     .into_axum_router()

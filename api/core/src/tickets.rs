@@ -1,0 +1,395 @@
+//! Tickets: a helpdesk portal's, made from chats on the chat side that links
+//! to it (or on the portal itself). Which tickets a caller reaches — its own
+//! portal's, or through an enabled link as the department mapping says — is
+//! decided in one place, [`Tickets::scopes`], and every use case asks it.
+
+use chrono::{DateTime, Utc};
+use madoguchi_entity::{
+    contacts, department_mappings, end_users, helpdesk_links, messages, organizations, ticket_chats, tickets,
+};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::json;
+
+use crate::Core;
+use crate::auth::{Caller, Permission};
+use crate::error::{Error, Result};
+use crate::events::NewEvent;
+use crate::ids::{ChatId, DepartmentId, OrganizationId, TicketId};
+use crate::kinds::{MappingMode, MessageDirection, TicketPriority, TicketStatus};
+
+/// A ticket as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ticket {
+    pub id: TicketId,
+    /// The helpdesk portal it belongs to.
+    pub portal_name: String,
+    pub number: i64,
+    pub subject: String,
+    pub description: Option<String>,
+    pub status: TicketStatus,
+    pub priority: TicketPriority,
+    pub classification: Option<String>,
+    pub department_id: Option<DepartmentId>,
+    pub email: Option<String>,
+    pub chat_ids: Vec<ChatId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Converting a chat: what the agent chose. Department, priority, status
+/// and classification are taken only where the chat's department maps as
+/// `CHOOSE_AS_NEEDED`; a mapped department decides them otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct ConvertChat {
+    pub subject: Option<String>,
+    pub helpdesk_department_id: Option<DepartmentId>,
+    pub priority: Option<TicketPriority>,
+    pub status: Option<TicketStatus>,
+    pub classification: Option<String>,
+}
+
+/// Which tickets of one portal a caller reaches.
+#[derive(Clone, Debug, PartialEq)]
+struct Scope {
+    portal: uuid::Uuid,
+    portal_name: String,
+    /// `None`: every department's.
+    readable: Option<Vec<uuid::Uuid>>,
+    writable: Option<Vec<uuid::Uuid>>,
+}
+
+impl Scope {
+    fn reads(&self, department: Option<uuid::Uuid>) -> bool {
+        reaches(&self.readable, department)
+    }
+
+    fn writes(&self, department: Option<uuid::Uuid>) -> bool {
+        reaches(&self.writable, department)
+    }
+}
+
+fn reaches(departments: &Option<Vec<uuid::Uuid>>, department: Option<uuid::Uuid>) -> bool {
+    match departments {
+        None => true,
+        Some(departments) => department.is_some_and(|department| departments.contains(&department)),
+    }
+}
+
+/// Ticket use cases.
+#[derive(Debug, Clone, Copy)]
+pub struct Tickets<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Tickets<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Self { core }
+    }
+
+    /// The one rule for reaching tickets: the caller's own portal's, all of
+    /// them; and, through an enabled link, the linked portal's — of the
+    /// helpdesk departments mapped from a chat-side department, or of every
+    /// department when any maps as `VIEW_ONLY` or `CHOOSE_AS_NEEDED` (the
+    /// seed's note); written only through `DEPARTMENT` and
+    /// `CHOOSE_AS_NEEDED` mappings. `NONE` reaches nothing.
+    async fn scopes(&self, caller: &Caller) -> Result<Vec<Scope>> {
+        let organization_id = caller.organization_id().uuid();
+        let own = organizations::Entity::find_by_id(organization_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("organization"))?;
+        let mut scopes = vec![Scope { portal: own.id, portal_name: own.portal_name, readable: None, writable: None }];
+        let Some(link) = helpdesk_links::Entity::find()
+            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id))
+            .filter(helpdesk_links::Column::Enabled.eq(true))
+            .one(self.core.db())
+            .await?
+        else {
+            return Ok(scopes);
+        };
+        let Some(portal) = link.helpdesk_organization_id.filter(|portal| *portal != organization_id) else {
+            return Ok(scopes);
+        };
+        let portal_name = link.helpdesk_portal_name.clone();
+        let mappings = department_mappings::Entity::find()
+            .filter(department_mappings::Column::LinkId.eq(link.id))
+            .all(self.core.db())
+            .await?;
+        let modes: Vec<MappingMode> =
+            mappings.iter().map(|row| MappingMode::parse(&row.mode)).collect::<Result<_>>()?;
+        let mapped: Vec<uuid::Uuid> = mappings.iter().filter_map(|row| row.helpdesk_department_id).collect();
+        let readable = if modes.iter().any(|mode| matches!(mode, MappingMode::ViewOnly | MappingMode::ChooseAsNeeded)) {
+            None
+        } else {
+            Some(mapped.clone())
+        };
+        let writable = if modes.contains(&MappingMode::ChooseAsNeeded) { None } else { Some(mapped) };
+        scopes.push(Scope { portal, portal_name, readable, writable });
+        Ok(scopes)
+    }
+
+    /// Converts a chat into a ticket of the linked helpdesk portal (or of
+    /// the caller's own portal when there is no link), as the chat's
+    /// department mapping says. Needs the visitor's email: link the visitor
+    /// to a contact with one first.
+    pub async fn convert_chat(&self, caller: &Caller, chat_id: ChatId, command: ConvertChat) -> Result<Ticket> {
+        caller.require(Permission::WriteTickets)?;
+        let chat = self.core.chats().visible(caller, chat_id).await?;
+        let organization_id = caller.organization_id();
+        let link = helpdesk_links::Entity::find()
+            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(self.core.db())
+            .await?;
+        let (portal, department, chosen) = match &link {
+            Some(link) if !link.enabled => {
+                return Err(Error::failed_precondition("the helpdesk link is disabled"));
+            }
+            Some(link) => {
+                let portal = link.helpdesk_organization_id.ok_or_else(|| Error::not_found("helpdesk portal"))?;
+                let mapping =
+                    department_mappings::Entity::find_by_id((link.id, chat.department_id)).one(self.core.db()).await?;
+                let mode = match &mapping {
+                    Some(mapping) => MappingMode::parse(&mapping.mode)?,
+                    None => MappingMode::ChooseAsNeeded,
+                };
+                match mode {
+                    MappingMode::Department => {
+                        (portal, mapping.and_then(|mapping| mapping.helpdesk_department_id), false)
+                    }
+                    MappingMode::ChooseAsNeeded => {
+                        (portal, command.helpdesk_department_id.map(DepartmentId::uuid), true)
+                    }
+                    MappingMode::None | MappingMode::ViewOnly => {
+                        return Err(Error::permission_denied(format!(
+                            "the chat's department maps as {}: it makes no tickets",
+                            mode.as_str()
+                        )));
+                    }
+                }
+            }
+            // Not linked: the organization is its own helpdesk.
+            None => (organization_id.uuid(), command.helpdesk_department_id.map(DepartmentId::uuid), true),
+        };
+        if let Some(department) = department {
+            self.core
+                .organizations()
+                .find_department(OrganizationId::from(portal), DepartmentId::from(department))
+                .await
+                .map_err(|_| Error::invalid_argument("that department is not in the helpdesk portal"))?;
+        }
+        let status = match (chosen, command.status) {
+            (true, Some(status)) => status,
+            _ => link
+                .as_ref()
+                .map_or(Ok(TicketStatus::Open), |link| TicketStatus::parse(&link.ticket_status_on_create))?,
+        };
+        let priority = if chosen { command.priority.unwrap_or(TicketPriority::Medium) } else { TicketPriority::Medium };
+        let classification = if chosen { command.classification.clone() } else { None };
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        let contact = match user.contact_id {
+            Some(id) => contacts::Entity::find_by_id(id).one(self.core.db()).await?,
+            None => None,
+        };
+        let email = contact.as_ref().and_then(|contact| contact.email.clone()).ok_or_else(|| {
+            Error::failed_precondition("the visitor has no email: link them to a contact with an email first")
+        })?;
+        let visitor = contact.map(|contact| contact.name).or(user.display_name).unwrap_or(user.external_id);
+        let subject = match command.subject.as_deref().map(str::trim) {
+            Some("") => return Err(Error::invalid_argument("the subject is empty")),
+            Some(subject) if subject.chars().count() > 255 => {
+                return Err(Error::invalid_argument("the subject is longer than 255 characters"));
+            }
+            Some(subject) => subject.to_owned(),
+            None => format!("Chat with {visitor}"),
+        };
+        let transcript = self.transcript(chat.id, &visitor).await?;
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        // The portal's row is the counter: the update holds it until commit,
+        // so concurrent conversions number one after another.
+        organizations::Entity::update_many()
+            .col_expr(organizations::Column::TicketSeq, Expr::col(organizations::Column::TicketSeq).add(1))
+            .filter(organizations::Column::Id.eq(portal))
+            .exec(&*write)
+            .await?;
+        let number = organizations::Entity::find_by_id(portal)
+            .one(&*write)
+            .await?
+            .ok_or_else(|| Error::not_found("helpdesk portal"))?
+            .ticket_seq;
+        let id = uuid::Uuid::now_v7();
+        tickets::Entity::insert(tickets::ActiveModel {
+            id: Set(id),
+            organization_id: Set(portal),
+            number: Set(number),
+            subject: Set(subject),
+            description: Set(Some(transcript)),
+            status: Set(status.as_str().into()),
+            priority: Set(priority.as_str().into()),
+            classification: Set(classification),
+            department_id: Set(department),
+            contact_id: Set(user.contact_id.filter(|_| portal == organization_id.uuid())),
+            email: Set(Some(email)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            closed_at: Set((status == TicketStatus::Closed).then_some(now)),
+        })
+        .exec_without_returning(&*write)
+        .await?;
+        ticket_chats::Entity::insert(ticket_chats::ActiveModel {
+            ticket_id: Set(id),
+            chat_id: Set(chat.id),
+            conversion_key: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&*write)
+        .await?;
+        let payload = json!({"ticketId": id, "number": number, "status": status, "chatId": chat.id});
+        write.append(portal.into(), NewEvent::new("ticket.created", payload.clone(), now)).await?;
+        if portal != organization_id.uuid() {
+            let event = NewEvent::new("chat.converted", payload, now)
+                .in_channel(chat.channel_id.into())
+                .in_chat(chat.id.into());
+            write.append(organization_id, event).await?;
+        }
+        write.commit().await?;
+        self.get(caller, id.into()).await
+    }
+
+    /// Returns a ticket the caller reaches.
+    pub async fn get(&self, caller: &Caller, id: TicketId) -> Result<Ticket> {
+        caller.require(Permission::ReadTickets)?;
+        let scopes = self.scopes(caller).await?;
+        let row = tickets::Entity::find_by_id(id.uuid())
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        let scope = scopes
+            .iter()
+            .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        self.ticket(row, &scope.portal_name).await
+    }
+
+    /// Finds tickets the caller reaches by number, email or subject (which
+    /// names the visitor for tickets made from chats), newest first.
+    pub async fn search(&self, caller: &Caller, text: &str, limit: u64) -> Result<Vec<Ticket>> {
+        caller.require(Permission::ReadTickets)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid_argument("give something to search for"));
+        }
+        let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let mut matches = Condition::any()
+            .add(Expr::col(tickets::Column::Email).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')))
+            .add(Expr::col(tickets::Column::Subject).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')));
+        if let Ok(number) = text.trim_start_matches('#').parse::<i64>() {
+            matches = matches.add(tickets::Column::Number.eq(number));
+        }
+        let mut found = Vec::new();
+        for scope in self.scopes(caller).await? {
+            let mut query = tickets::Entity::find()
+                .filter(tickets::Column::OrganizationId.eq(scope.portal))
+                .filter(matches.clone())
+                .order_by_desc(tickets::Column::Number)
+                .limit(limit.clamp(1, 100));
+            if let Some(departments) = &scope.readable {
+                query = query.filter(tickets::Column::DepartmentId.is_in(departments.clone()));
+            }
+            for row in query.all(self.core.db()).await? {
+                found.push(self.ticket(row, &scope.portal_name).await?);
+            }
+        }
+        found.sort_by_key(|ticket| std::cmp::Reverse(ticket.created_at));
+        found.truncate(limit.clamp(1, 100) as usize);
+        Ok(found)
+    }
+
+    /// Reopens, closes or otherwise moves a ticket the caller may write.
+    pub async fn set_status(&self, caller: &Caller, id: TicketId, status: TicketStatus) -> Result<Ticket> {
+        caller.require(Permission::WriteTickets)?;
+        let scopes = self.scopes(caller).await?;
+        let row = tickets::Entity::find_by_id(id.uuid())
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        let scope = scopes
+            .iter()
+            .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        if !scope.writes(row.department_id) {
+            return Err(Error::permission_denied(
+                "the department mapping lets this organization only view this ticket",
+            ));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let closed_at = (status == TicketStatus::Closed).then_some(now);
+        // Conditional on the status read: of two agents racing, one moves it.
+        let changed = tickets::Entity::update_many()
+            .col_expr(tickets::Column::Status, Expr::value(status.as_str()))
+            .col_expr(tickets::Column::ClosedAt, Expr::value(closed_at))
+            .col_expr(tickets::Column::UpdatedAt, Expr::value(now))
+            .filter(tickets::Column::Id.eq(id.uuid()))
+            .filter(tickets::Column::Status.eq(row.status.clone()))
+            .exec(&*write)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Err(Error::aborted("the ticket changed meanwhile: look at it again"));
+        }
+        let payload = json!({"ticketId": id, "number": row.number, "status": status});
+        write.append(row.organization_id.into(), NewEvent::new("ticket.updated", payload, now)).await?;
+        write.commit().await?;
+        self.get(caller, id).await
+    }
+
+    async fn ticket(&self, row: tickets::Model, portal_name: &str) -> Result<Ticket> {
+        let chat_ids = ticket_chats::Entity::find()
+            .filter(ticket_chats::Column::TicketId.eq(row.id))
+            .order_by_asc(ticket_chats::Column::CreatedAt)
+            .all(self.core.db())
+            .await?
+            .into_iter()
+            .map(|link| link.chat_id.into())
+            .collect();
+        Ok(Ticket {
+            id: row.id.into(),
+            portal_name: portal_name.to_owned(),
+            number: row.number,
+            subject: row.subject,
+            description: row.description,
+            status: TicketStatus::parse(&row.status)?,
+            priority: TicketPriority::parse(&row.priority)?,
+            classification: row.classification,
+            department_id: row.department_id.map(Into::into),
+            email: row.email,
+            chat_ids,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    /// The chat's messages as text, oldest first.
+    async fn transcript(&self, chat_id: uuid::Uuid, visitor: &str) -> Result<String> {
+        let rows = messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat_id))
+            .filter(messages::Column::IsPasscode.eq(false))
+            .order_by_asc(messages::Column::CreatedAt)
+            .order_by_asc(messages::Column::Id)
+            .all(self.core.db())
+            .await?;
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                let who = if row.direction == MessageDirection::Inbound.as_str() { visitor } else { "Agent" };
+                let what = row.text.clone().unwrap_or_else(|| format!("[{}]", row.kind.to_lowercase()));
+                format!("[{}] {who}: {what}", row.created_at.format("%Y-%m-%d %H:%M:%S"))
+            })
+            .collect();
+        Ok(lines.join("\n"))
+    }
+}

@@ -1,0 +1,237 @@
+//! Tickets made from chats across a helpdesk link: the email a conversion
+//! needs, the portal, department and status the mapping and rule decide,
+//! and who reaches the ticket — the helpdesk portal, the linked chat side as
+//! its mapping says (DEPARTMENT, VIEW_ONLY, NONE, disabled), an unrelated
+//! tenant never — on GraphQL and gRPC; ticket numbers under racing
+//! conversions.
+
+use madoguchi_core::auth::{Email, Password};
+use madoguchi_core::organizations::{CreateOrganization, Name, PortalName};
+use madoguchi_grpc::pb;
+use madoguchi_grpc::pb::ticket_service_client::TicketServiceClient;
+use madoguchi_tests::line::{TestChannel, text_event};
+use madoguchi_tests::{Backend, TestApp, error_code, spawn_app};
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::grpc::{api_key, with_key};
+use crate::identity::second_tenant;
+
+const TICKET: &str =
+    "query($id: ID!) { ticket(id: $id) { portalName number status departmentId email chatIds description } }";
+
+/// Links acme (chat side) to globex (helpdesk) with same-name departments;
+/// returns acme's admin, globex's admin and acme's LINE channel.
+async fn linked(app: &TestApp) -> (String, String, TestChannel, String) {
+    let acme = app.login_admin().await;
+    let globex = second_tenant(app).await;
+    let channel = app.create_line_channel(&acme, "PUSH", "STANDARD").await;
+    let shown = app
+        .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
+        .await;
+    let department_id = shown["data"]["channel"]["departmentId"].as_str().unwrap().to_owned();
+    let departments = app.graphql(Some(&acme), "{ departments { id name } }", json!({})).await;
+    let name = departments["data"]["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|department| department["id"] == department_id.as_str())
+        .map(|department| department["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    let theirs = app
+        .graphql(
+            Some(&globex),
+            "mutation($name: String!) { createDepartment(name: $name) { id } }",
+            json!({"name": name}),
+        )
+        .await;
+    let helpdesk_department =
+        theirs["data"]["createDepartment"]["id"].as_str().unwrap_or_else(|| panic!("{theirs}")).to_owned();
+    let key = app.graphql(Some(&globex), "mutation { generateZscKey { zscKey } }", json!({})).await;
+    let key = key["data"]["generateZscKey"]["zscKey"].as_str().unwrap().to_owned();
+    let link = app
+        .graphql(
+            Some(&acme),
+            "mutation($input: LinkHelpdeskInput!) { linkHelpdesk(input: $input) { mappings { mode } } }",
+            json!({"input": {"adminEmail": "boss@globex.example", "portalName": "globex", "zscKey": key}}),
+        )
+        .await;
+    assert_eq!(link["data"]["linkHelpdesk"]["mappings"], json!([{"mode": "DEPARTMENT"}]), "{link}");
+    (acme, globex, channel, helpdesk_department)
+}
+
+/// A claimed chat of `user` whose visitor has a contact with an email.
+async fn chat_with_email(app: &TestApp, admin: &str, channel: &TestChannel, user: &str, email: Option<&str>) -> String {
+    assert_eq!(
+        app.deliver_line(channel, vec![text_event(user, &format!("m-{user}"), "my order is late", "r")]).await,
+        200
+    );
+    let chats = app
+        .graphql(
+            Some(admin),
+            "query($id: String!) { chats(filter: {customerId: $id}) { edges { node { id } } } }",
+            json!({"id": user}),
+        )
+        .await;
+    let chat_id =
+        chats["data"]["chats"]["edges"][0]["node"]["id"].as_str().unwrap_or_else(|| panic!("{chats}")).to_owned();
+    app.graphql(Some(admin), "mutation($id: ID!) { claimChat(id: $id) { id } }", json!({"id": chat_id})).await;
+    if let Some(email) = email {
+        let contact = app
+            .graphql(
+                Some(admin),
+                "mutation($input: ContactInput!) { createContact(input: $input) { id } }",
+                json!({"input": {"name": format!("Visitor {user}"), "email": email}}),
+            )
+            .await;
+        let contact_id =
+            contact["data"]["createContact"]["id"].as_str().unwrap_or_else(|| panic!("{contact}")).to_owned();
+        let linked = app
+            .graphql(
+                Some(admin),
+                "mutation($chat: ID!, $contact: ID) { linkChatToContact(chatId: $chat, contactId: $contact) { id } }",
+                json!({"chat": chat_id, "contact": contact_id}),
+            )
+            .await;
+        assert!(linked["errors"].is_null(), "{linked}");
+    }
+    chat_id
+}
+
+async fn convert(app: &TestApp, token: &str, chat_id: &str) -> Value {
+    app.graphql(
+        Some(token),
+        "mutation($id: ID!) { convertChatToTicket(chatId: $id) { id portalName number status departmentId email } }",
+        json!({"id": chat_id}),
+    )
+    .await
+}
+
+async fn set_mode(app: &TestApp, admin: &str, department_id: &str, mode: &str, helpdesk: Option<&str>) {
+    let set = app
+        .graphql(
+            Some(admin),
+            "mutation($d: ID!, $m: MappingMode!, $h: ID) { setDepartmentMapping(departmentId: $d, mode: $m, helpdeskDepartmentId: $h) { enabled } }",
+            json!({"d": department_id, "m": mode, "h": helpdesk}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+}
+
+on_both_backends!(
+    a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_says,
+    racing_conversions_get_distinct_numbers
+);
+
+async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_says(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (acme, globex, channel, helpdesk_department) = linked(&app).await;
+    let outsider = {
+        app.core
+            .organizations()
+            .create(CreateOrganization {
+                name: Name::parse("Initech").unwrap(),
+                portal_name: PortalName::parse("initech").unwrap(),
+                admin_email: Email::parse("bill@initech.example").unwrap(),
+                admin_name: Name::parse("Bill").unwrap(),
+                admin_password: Password::parse("initech password 1").unwrap(),
+            })
+            .await
+            .unwrap();
+        app.login("bill@initech.example", "initech password 1").await
+    };
+
+    // No email, no ticket.
+    let nameless = chat_with_email(&app, &acme, &channel, "Unoemail", None).await;
+    let refused = convert(&app, &acme, &nameless).await;
+    assert_eq!(error_code(&refused), "FAILED_PRECONDITION", "{refused}");
+    assert!(refused.to_string().contains("email"), "{refused}");
+
+    let chat_id = chat_with_email(&app, &acme, &channel, "Uvisitor", Some("visitor@example.com")).await;
+    let converted = convert(&app, &acme, &chat_id).await;
+    let ticket = &converted["data"]["convertChatToTicket"];
+    assert_eq!(ticket["portalName"], "globex", "{converted}");
+    assert_eq!(ticket["number"], 1);
+    assert_eq!(ticket["status"], "OPEN");
+    assert_eq!(ticket["departmentId"], helpdesk_department.as_str());
+    assert_eq!(ticket["email"], "visitor@example.com");
+    let id = ticket["id"].as_str().unwrap().to_owned();
+
+    // The helpdesk portal reads it, with the transcript; an unrelated tenant never.
+    let read = app.graphql(Some(&globex), TICKET, json!({"id": id})).await;
+    assert_eq!(read["data"]["ticket"]["chatIds"], json!([chat_id]), "{read}");
+    assert!(read["data"]["ticket"]["description"].as_str().unwrap().contains("my order is late"), "{read}");
+    assert_eq!(error_code(&app.graphql(Some(&outsider), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    let search = "query($text: String!) { searchTickets(text: $text) { number } }";
+    for text in ["#1", "visitor@example", "Visitor Uvisitor"] {
+        let found = app.graphql(Some(&acme), search, json!({"text": text})).await;
+        assert_eq!(found["data"]["searchTickets"], json!([{"number": 1}]), "{text}: {found}");
+        let none = app.graphql(Some(&outsider), search, json!({"text": text})).await;
+        assert_eq!(none["data"]["searchTickets"], json!([]), "{text}: {none}");
+    }
+
+    // Over gRPC with the chat side's key, the same.
+    let (key, _) = api_key(&app, &acme, &["tickets:write"]).await;
+    let mut client = TicketServiceClient::new(app.grpc_channel().await);
+    let got =
+        client.get_ticket(with_key(pb::GetTicketRequest { ticket_id: id.clone() }, &key)).await.unwrap().into_inner();
+    assert_eq!(got.ticket.unwrap().number, 1);
+
+    // VIEW_ONLY: seen, not changed, no new tickets.
+    let department_id = app
+        .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
+        .await["data"]["channel"]["departmentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_mode(&app, &acme, &department_id, "VIEW_ONLY", None).await;
+    assert_eq!(app.graphql(Some(&acme), TICKET, json!({"id": id})).await["data"]["ticket"]["number"], 1);
+    let close = "mutation($id: ID!, $s: TicketStatus!) { setTicketStatus(id: $id, status: $s) { status } }";
+    let denied = app.graphql(Some(&acme), close, json!({"id": id, "s": "CLOSED"})).await;
+    assert_eq!(error_code(&denied), "PERMISSION_DENIED", "{denied}");
+    let another = chat_with_email(&app, &acme, &channel, "Uviewonly", Some("v2@example.com")).await;
+    assert_eq!(error_code(&convert(&app, &acme, &another).await), "PERMISSION_DENIED");
+    let update = pb::UpdateTicketStatusRequest { ticket_id: id.clone(), status: pb::TicketStatus::Closed.into() };
+    assert_eq!(client.update_ticket_status(with_key(update, &key)).await.unwrap_err().code(), Code::PermissionDenied);
+
+    // NONE: not even seen. A disabled link: the same.
+    set_mode(&app, &acme, &department_id, "NONE", None).await;
+    assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    set_mode(&app, &acme, &department_id, "DEPARTMENT", Some(&helpdesk_department)).await;
+    assert_eq!(app.graphql(Some(&acme), TICKET, json!({"id": id})).await["data"]["ticket"]["number"], 1);
+    app.graphql(Some(&acme), "mutation { setHelpdeskLinkEnabled(enabled: false) { enabled } }", json!({})).await;
+    assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    assert_eq!(error_code(&convert(&app, &acme, &another).await), "FAILED_PRECONDITION");
+    app.graphql(Some(&acme), "mutation { setHelpdeskLinkEnabled(enabled: true) { enabled } }", json!({})).await;
+
+    // Closed and reopened from the chat side; the portal sees each.
+    let closed = app.graphql(Some(&acme), close, json!({"id": id, "s": "CLOSED"})).await;
+    assert_eq!(closed["data"]["setTicketStatus"]["status"], "CLOSED", "{closed}");
+    let reopened = app.graphql(Some(&acme), close, json!({"id": id, "s": "OPEN"})).await;
+    assert_eq!(reopened["data"]["setTicketStatus"]["status"], "OPEN", "{reopened}");
+    assert_eq!(app.graphql(Some(&globex), TICKET, json!({"id": id})).await["data"]["ticket"]["status"], "OPEN");
+    app.stop().await.unwrap();
+}
+
+async fn racing_conversions_get_distinct_numbers(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (acme, _, channel, _) = linked(&app).await;
+    let mut chats = Vec::new();
+    for n in 0..8 {
+        chats.push(
+            chat_with_email(&app, &acme, &channel, &format!("Urace{n}"), Some(&format!("r{n}@example.com"))).await,
+        );
+    }
+    let conversions = chats.iter().map(|chat_id| {
+        let (app, acme) = (&app, &acme);
+        async move { convert(app, acme, chat_id).await }
+    });
+    let mut numbers: Vec<i64> = futures::future::join_all(conversions)
+        .await
+        .iter()
+        .map(|answer| answer["data"]["convertChatToTicket"]["number"].as_i64().unwrap_or_else(|| panic!("{answer}")))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+}
