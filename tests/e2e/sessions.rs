@@ -123,7 +123,7 @@ async fn a_revoked_keys_event_stream_ends_unauthenticated(backend: Backend) {
     let (key, key_id) = api_key(&app, &admin, &["events:read"]).await;
     let mut client = EventServiceClient::new(app.grpc_channel().await);
     let mut stream = client
-        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &key))
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None, kinds: Vec::new() }, &key))
         .await
         .unwrap()
         .into_inner();
@@ -149,7 +149,7 @@ async fn a_key_revoked_on_one_replica_ends_its_stream_on_the_other() {
     let (key, key_id) = api_key(&app, &admin, &["events:read"]).await;
     let mut client = EventServiceClient::new(replica.grpc_channel().await);
     let mut stream = client
-        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &key))
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None, kinds: Vec::new() }, &key))
         .await
         .unwrap()
         .into_inner();

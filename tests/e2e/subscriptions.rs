@@ -115,7 +115,7 @@ async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {
     create_department(&app, &admin, "Support").await;
     let mut client = EventServiceClient::new(app.grpc_channel().await);
     let mut stream = client
-        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: Some(0) }, &key))
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: Some(0), kinds: Vec::new() }, &key))
         .await
         .unwrap()
         .into_inner();
@@ -133,7 +133,9 @@ async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {
     assert_eq!(name, Some(prost_types::value::Kind::StringValue("Sales".into())));
 
     let (unscoped, _) = api_key(&app, &admin, &["organization:read"]).await;
-    let denied =
-        client.stream_events(with_key(pb::StreamEventsRequest { after_cursor: None }, &unscoped)).await.unwrap_err();
+    let denied = client
+        .stream_events(with_key(pb::StreamEventsRequest { after_cursor: None, kinds: Vec::new() }, &unscoped))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 }

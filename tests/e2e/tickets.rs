@@ -170,6 +170,16 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
         assert_eq!(none["data"]["searchTickets"], json!([]), "{text}: {none}");
     }
 
+    // The portal's event stream, filtered to tickets, carries it.
+    let (events_key, _) = api_key(&app, &globex, &["events:read"]).await;
+    let mut events = madoguchi_grpc::pb::event_service_client::EventServiceClient::new(app.grpc_channel().await);
+    let request = pb::StreamEventsRequest { after_cursor: Some(0), kinds: vec!["ticket.".into()] };
+    let mut stream = events.stream_events(with_key(request, &events_key)).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap().event.unwrap();
+    assert_eq!(first.kind, "ticket.created", "{first:?}");
+    let bad = pb::StreamEventsRequest { after_cursor: Some(0), kinds: vec!["Ticket.*".into()] };
+    assert_eq!(events.stream_events(with_key(bad, &events_key)).await.unwrap_err().code(), Code::InvalidArgument);
+
     // Over gRPC with the chat side's key, the same.
     let (key, _) = api_key(&app, &acme, &["tickets:write"]).await;
     let mut client = TicketServiceClient::new(app.grpc_channel().await);

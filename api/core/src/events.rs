@@ -47,6 +47,37 @@ const ANNOUNCE_COALESCING: Duration = Duration::from_millis(2);
 /// How many events one insert statement carries.
 const INSERT_CHUNK: usize = 500;
 
+/// Which kinds of events a follower wants: exact kinds (`ticket.created`)
+/// or prefixes ending in a dot (`ticket.`); empty wants every kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KindFilter(Vec<String>);
+
+impl KindFilter {
+    /// At most 32 entries of lower-case letters, digits, `_` and `.`.
+    pub fn parse(kinds: &[String]) -> Result<Self> {
+        if kinds.len() > 32 {
+            return Err(Error::invalid_argument("at most 32 kinds"));
+        }
+        for kind in kinds {
+            let well_formed = !kind.is_empty()
+                && kind.len() <= 64
+                && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+            if !well_formed {
+                return Err(Error::invalid_argument(format!("{kind:?} is not an event kind or prefix")));
+            }
+        }
+        Ok(Self(kinds.to_vec()))
+    }
+
+    pub fn matches(&self, kind: &str) -> bool {
+        self.0.is_empty()
+            || self
+                .0
+                .iter()
+                .any(|wanted| if wanted.ends_with('.') { kind.starts_with(wanted.as_str()) } else { kind == wanted })
+    }
+}
+
 /// Whether an event changes who may do what: sessions and streams check
 /// their caller again after one (see [`EventLog::identity_changes`]).
 pub(crate) fn is_identity_kind(kind: &str) -> bool {
@@ -394,5 +425,24 @@ impl From<events::Model> for Event {
             payload: row.payload,
             created_at: row.created_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod kind_filter_tests {
+    use super::*;
+
+    #[test]
+    fn kind_filters_match_kinds_and_dotted_prefixes() {
+        let filter = KindFilter::parse(&["ticket.".into(), "chat.converted".into()]).unwrap();
+        assert!(filter.matches("ticket.created") && filter.matches("chat.converted"));
+        assert!(
+            !filter.matches("chat.converted_again")
+                && !filter.matches("tickets.created")
+                && !filter.matches("message.created")
+        );
+        assert!(KindFilter::parse(&[]).unwrap().matches("anything"));
+        assert!(KindFilter::parse(&["Ticket.*".into()]).is_err());
+        assert!(KindFilter::parse(&[String::new()]).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use futures::{Stream, StreamExt};
 use madoguchi_core::Core;
-use madoguchi_core::events::Event;
+use madoguchi_core::events::{Event, KindFilter};
 use std::pin::Pin;
 use tonic::{Request, Response, Status};
 
@@ -33,8 +33,10 @@ impl pb::event_service_server::EventService for EventApi {
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let caller = caller(&request)?;
         let after = request.get_ref().after_cursor;
+        let kinds = KindFilter::parse(&request.get_ref().kinds).status()?;
         let events = self.core.follow_organization_log(&caller, after).await.status()?;
         let stream = events
+            .filter(move |event| std::future::ready(event.as_ref().map_or(true, |event| kinds.matches(&event.kind))))
             .map(|event| event.map(|event| pb::StreamEventsResponse { event: Some(event.into()) }).map_err(to_status));
         Ok(Response::new(Box::pin(stream)))
     }
