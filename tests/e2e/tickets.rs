@@ -187,6 +187,14 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
         client.get_ticket(with_key(pb::GetTicketRequest { ticket_id: id.clone() }, &key)).await.unwrap().into_inner();
     assert_eq!(got.ticket.unwrap().number, 1);
 
+    // A second chat merged in: its transcript appended, once.
+    let second = chat_with_email(&app, &acme, &channel, "Usecond", Some("second@example.com")).await;
+    let merged = pb::MergeChatRequest { chat_id: second.clone(), ticket_id: id.clone() };
+    let ticket = client.merge_chat(with_key(merged.clone(), &key)).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(ticket.chat_ids, [chat_id.clone(), second.clone()]);
+    assert_eq!(ticket.description.matches("my order is late").count(), 2, "{}", ticket.description);
+    assert_eq!(client.merge_chat(with_key(merged, &key)).await.unwrap_err().code(), Code::AlreadyExists);
+
     // VIEW_ONLY: seen, not changed, no new tickets.
     let department_id = app
         .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use madoguchi_entity::{
     contacts, department_mappings, end_users, helpdesk_links, messages, organizations, ticket_chats, tickets,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 
@@ -258,6 +258,67 @@ impl<'a> Tickets<'a> {
         }
         write.commit().await?;
         self.get(caller, id.into()).await
+    }
+
+    /// Merges a chat into a ticket the caller may write: the chat's
+    /// transcript is appended to the ticket's description and the chat
+    /// joins its thread. A chat joins a ticket once (`CONFLICT` after).
+    pub async fn merge_chat(&self, caller: &Caller, chat_id: ChatId, ticket_id: TicketId) -> Result<Ticket> {
+        caller.require(Permission::WriteTickets)?;
+        let chat = self.core.chats().visible(caller, chat_id).await?;
+        let scopes = self.scopes(caller).await?;
+        let row = tickets::Entity::find_by_id(ticket_id.uuid())
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        let scope = scopes
+            .iter()
+            .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
+            .ok_or_else(|| Error::not_found("ticket"))?;
+        if !scope.writes(row.department_id) {
+            return Err(Error::permission_denied(
+                "the department mapping lets this organization only view this ticket",
+            ));
+        }
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        let visitor = user.display_name.clone().unwrap_or(user.external_id.clone());
+        let transcript = self.transcript(chat.id, &visitor).await?;
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        // The primary key (ticket, chat) settles a chat merged twice at once.
+        ticket_chats::Entity::insert(ticket_chats::ActiveModel {
+            ticket_id: Set(row.id),
+            chat_id: Set(chat.id),
+            conversion_key: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&*write)
+        .await
+        .map_err(|error| match Error::from(error) {
+            error if error.code() == crate::ErrorCode::Conflict => {
+                Error::conflict("the chat is already in this ticket")
+            }
+            error => error,
+        })?;
+        // Appended in the database, so two merges at once both land.
+        let addition = format!("\n\n--- chat merged {} ---\n{transcript}", now.format("%Y-%m-%d %H:%M:%S"));
+        tickets::Entity::update_many()
+            .col_expr(
+                tickets::Column::Description,
+                Expr::from(Func::coalesce([Expr::col(tickets::Column::Description), Expr::value("")]))
+                    .binary(BinOper::Custom("||"), Expr::value(addition)),
+            )
+            .col_expr(tickets::Column::UpdatedAt, Expr::value(now))
+            .filter(tickets::Column::Id.eq(row.id))
+            .exec(&*write)
+            .await?;
+        let payload = json!({"ticketId": row.id, "number": row.number, "chatId": chat.id});
+        write.append(row.organization_id.into(), NewEvent::new("ticket.chat_merged", payload, now)).await?;
+        write.commit().await?;
+        self.get(caller, ticket_id).await
     }
 
     /// Returns a ticket the caller reaches.

@@ -287,6 +287,12 @@ impl TicketMutation {
         core(ctx).tickets().convert_chat(&caller(ctx)?, chat_id, command).await.graphql().map(Into::into)
     }
 
+    /// Merges a chat into an existing ticket: its transcript is appended.
+    async fn merge_chat_into_ticket(&self, ctx: &Context<'_>, chat_id: ID, ticket_id: ID) -> Result<Ticket> {
+        let (chat_id, ticket_id) = (ChatId::parse(&chat_id).graphql()?, self::ticket_id(&ticket_id).graphql()?);
+        core(ctx).tickets().merge_chat(&caller(ctx)?, chat_id, ticket_id).await.graphql().map(Into::into)
+    }
+
     /// Reopens, closes or otherwise moves a ticket.
     async fn set_ticket_status(&self, ctx: &Context<'_>, id: ID, status: TicketStatus) -> Result<Ticket> {
         let id = ticket_id(&id).graphql()?;

@@ -58,6 +58,17 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         Ok(Response::new(pb::ConvertChatResponse { ticket: Some(ticket.into()) }))
     }
 
+    async fn merge_chat(
+        &self,
+        request: Request<pb::MergeChatRequest>,
+    ) -> Result<Response<pb::MergeChatResponse>, Status> {
+        let caller = caller(&request)?;
+        let chat_id = ChatId::parse(&request.get_ref().chat_id).status()?;
+        let id = ticket_id(&request.get_ref().ticket_id)?;
+        let ticket = self.core.tickets().merge_chat(&caller, chat_id, id).await.status()?;
+        Ok(Response::new(pb::MergeChatResponse { ticket: Some(ticket.into()) }))
+    }
+
     async fn get_ticket(
         &self,
         request: Request<pb::GetTicketRequest>,
