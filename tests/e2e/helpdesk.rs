@@ -131,6 +131,16 @@ async fn a_chat_side_links_to_another_tenants_helpdesk_with_its_zsc_key(backend:
     };
     assert_eq!(client.set_department_mapping(with_key(outside, &acme_key)).await.unwrap_err().code(), Code::NotFound);
 
+    // Linking the same portal again keeps the admin's choices.
+    let again = client
+        .link_helpdesk(with_key(link_request(boss, "globex", &zsc.zsc_key), &acme_key))
+        .await
+        .unwrap()
+        .into_inner()
+        .link
+        .unwrap();
+    assert_eq!(mapping(&again, "Support").mode(), pb::MappingMode::ViewOnly);
+
     // The rule; tickets from chats are OPEN or CLOSED.
     let rule = pb::SetChatToTicketRuleRequest {
         rule: pb::ChatToTicketRule::Attended.into(),

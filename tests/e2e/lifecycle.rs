@@ -48,7 +48,13 @@ async fn probes_and_metrics_answer(backend: Backend) {
         madoguchi_grpc::pb::organization_service_client::OrganizationServiceClient::new(app.grpc_channel().await);
     let refused = grpc.get_organization(madoguchi_grpc::pb::GetOrganizationRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    // A method nobody serves, posted without a key, grows no label.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let random = format!("http://{}/madoguchi.v1.Nothing/{}", app.grpc, uuid::Uuid::new_v4().simple());
+    h2.post(&random).header("content-type", "application/grpc").body(vec![0u8; 5]).send().await.unwrap();
     let metrics = app.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("madoguchi.v1.Nothing"), "{metrics}");
+    assert!(metrics.contains("grpc_requests_total{method=\"unknown\""), "{metrics}");
     for name in [
         "grpc_requests_total{method=\"/madoguchi.v1.OrganizationService/GetOrganization\",code=\"Unauthenticated\"}",
         "grpc_request_duration_seconds",

@@ -163,7 +163,7 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
     assert!(read["data"]["ticket"]["description"].as_str().unwrap().contains("my order is late"), "{read}");
     assert_eq!(error_code(&app.graphql(Some(&outsider), TICKET, json!({"id": id})).await), "NOT_FOUND");
     let search = "query($text: String!) { searchTickets(text: $text) { number } }";
-    for text in ["#1", "visitor@example", "Visitor Uvisitor"] {
+    for text in ["#1", "visitor@example", "VISITOR@Example.com", "Visitor Uvisitor"] {
         let found = app.graphql(Some(&acme), search, json!({"text": text})).await;
         assert_eq!(found["data"]["searchTickets"], json!([{"number": 1}]), "{text}: {found}");
         let none = app.graphql(Some(&outsider), search, json!({"text": text})).await;
@@ -228,6 +228,22 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
     let reopened = app.graphql(Some(&acme), close, json!({"id": id, "s": "OPEN"})).await;
     assert_eq!(reopened["data"]["setTicketStatus"]["status"], "OPEN", "{reopened}");
     assert_eq!(app.graphql(Some(&globex), TICKET, json!({"id": id})).await["data"]["ticket"]["status"], "OPEN");
+
+    // The portal cuts the link off by rotating its key, or by being disabled.
+    let operator = madoguchi_core::platform::PlatformOperator::at_the_command_line();
+    let globex_portal = PortalName::parse("globex").unwrap();
+    app.core.platform().set_organization_disabled(&operator, &globex_portal, true).await.unwrap();
+    assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    app.core.platform().set_organization_disabled(&operator, &globex_portal, false).await.unwrap();
+    let globex = app.login("boss@globex.example", "globex password 1").await;
+    assert_eq!(app.graphql(Some(&acme), TICKET, json!({"id": id})).await["data"]["ticket"]["number"], 1);
+    app.graphql(Some(&globex), "mutation { generateZscKey { prefix } }", json!({})).await;
+    assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    let cut = convert(&app, &acme, &another).await;
+    assert_eq!(error_code(&cut), "FAILED_PRECONDITION", "{cut}");
+    assert!(cut.to_string().contains("link again"), "{cut}");
+    // The portal's own agents are not cut off from their tickets.
+    assert_eq!(app.graphql(Some(&globex), TICKET, json!({"id": id})).await["data"]["ticket"]["number"], 1);
     app.stop().await.unwrap();
 }
 

@@ -103,6 +103,13 @@ impl<'a> Helpdesk<'a> {
         let prefix = random_string(ALPHANUMERIC, 8);
         let secret = Secret::new(format!("{ZSC_TAG}_{prefix}_{}", random_string(ALPHANUMERIC, 40)));
         let mut write = self.core.write().await?;
+        // The organization's row first: generations one after another, so
+        // each revokes the one before and one key stays live.
+        organizations::Entity::update_many()
+            .col_expr(organizations::Column::TicketSeq, Expr::col(organizations::Column::TicketSeq))
+            .filter(organizations::Column::Id.eq(organization_id.uuid()))
+            .exec(&*write)
+            .await?;
         zsc_keys::Entity::update_many()
             .col_expr(zsc_keys::Column::RevokedAt, Expr::value(now))
             .filter(zsc_keys::Column::OrganizationId.eq(organization_id.uuid()))
@@ -146,18 +153,23 @@ impl<'a> Helpdesk<'a> {
                 )
             })?;
         let own = portal.id == organization_id.uuid();
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
         if !own {
             let presented = command
                 .zsc_key
                 .as_ref()
                 .ok_or_else(|| Error::invalid_argument("give the helpdesk portal's ZSC key"))?;
-            let current = zsc_keys::Entity::find()
+            // A no-op update takes the key's row: a rotation at the same
+            // moment waits for this link, or this link sees it revoked.
+            let current = zsc_keys::Entity::update_many()
+                .col_expr(zsc_keys::Column::Prefix, Expr::col(zsc_keys::Column::Prefix))
                 .filter(zsc_keys::Column::OrganizationId.eq(portal.id))
                 .filter(zsc_keys::Column::Digest.eq(digest(presented.expose())))
                 .filter(zsc_keys::Column::RevokedAt.is_null())
-                .one(self.core.db())
+                .exec(&*write)
                 .await?;
-            if current.is_none() {
+            if current.rows_affected != 1 {
                 return Err(Error::permission_denied(format!(
                     "the ZSC key is not the current key of portal {:?}: ask its admin for the key shown when it \
                      was generated",
@@ -170,7 +182,7 @@ impl<'a> Helpdesk<'a> {
             .filter(agents::Column::Email.eq(command.admin_email.as_str()))
             .filter(agents::Column::Role.eq(Role::Admin.as_str()))
             .filter(agents::Column::Active.eq(true))
-            .one(self.core.db())
+            .one(&*write)
             .await?;
         if admin.is_none() {
             return Err(Error::permission_denied(format!(
@@ -179,9 +191,12 @@ impl<'a> Helpdesk<'a> {
                 portal.portal_name
             )));
         }
-        let now = self.core.now();
+        let previous = helpdesk_links::Entity::find()
+            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(&*write)
+            .await?;
+        let same_portal = previous.as_ref().is_some_and(|link| link.helpdesk_organization_id == Some(portal.id));
         let sealed = command.zsc_key.as_ref().map(|key| self.seal(organization_id, key)).unwrap_or_default();
-        let mut write = self.core.write().await?;
         helpdesk_links::Entity::insert(helpdesk_links::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             organization_id: Set(organization_id.uuid()),
@@ -216,11 +231,14 @@ impl<'a> Helpdesk<'a> {
             .one(&*write)
             .await?
             .ok_or_else(|| Error::not_found("helpdesk link"))?;
-        // Mapped afresh against the portal it now points to.
-        department_mappings::Entity::delete_many()
-            .filter(department_mappings::Column::LinkId.eq(link.id))
-            .exec(&*write)
-            .await?;
+        // Mapped afresh against a portal it did not point to; linking the
+        // same portal again keeps the admin's mappings, adding missing ones.
+        if !same_portal {
+            department_mappings::Entity::delete_many()
+                .filter(department_mappings::Column::LinkId.eq(link.id))
+                .exec(&*write)
+                .await?;
+        }
         let ours = departments_of(&*write, organization_id.uuid()).await?;
         let theirs = departments_of(&*write, portal.id).await?;
         if !ours.is_empty() {
@@ -237,6 +255,11 @@ impl<'a> Helpdesk<'a> {
                     updated_at: Set(now),
                 }
             }))
+            .on_conflict(
+                OnConflict::columns([department_mappings::Column::LinkId, department_mappings::Column::DepartmentId])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&*write)
             .await?;
         }
@@ -372,8 +395,14 @@ impl<'a> Helpdesk<'a> {
             Mapping::Department(id) => {
                 // Only a department of the portal the link points to.
                 let portal = link.helpdesk_organization_id.ok_or_else(|| Error::not_found("helpdesk department"))?;
-                self.core.organizations().find_department(OrganizationId::from(portal), id).await.map_err(|_| {
-                    Error::new(ErrorCode::NotFound, "that department is not in the linked helpdesk portal".to_owned())
+                self.core.organizations().find_department(OrganizationId::from(portal), id).await.map_err(|error| {
+                    match error.code() {
+                        ErrorCode::NotFound => Error::new(
+                            ErrorCode::NotFound,
+                            "that department is not in the linked helpdesk portal".to_owned(),
+                        ),
+                        _ => error,
+                    }
                 })?;
                 (MappingMode::Department, Some(id.uuid()))
             }
@@ -422,13 +451,7 @@ impl<'a> Helpdesk<'a> {
     }
 
     fn seal(&self, organization_id: OrganizationId, key: &Secret<String>) -> Vec<u8> {
-        let at = SealedAt {
-            organization_id: organization_id.uuid(),
-            table: "helpdesk_links",
-            row_id: organization_id.uuid(),
-            column: "zsc_key",
-        };
-        self.core.secrets().seal(at, key.expose().as_bytes())
+        self.core.secrets().seal(link_key_at(organization_id), key.expose().as_bytes())
     }
 }
 
@@ -501,6 +524,20 @@ pub(crate) async fn map_new_department(
     Ok(())
 }
 
+fn link_key_at(organization_id: OrganizationId) -> SealedAt<'static> {
+    SealedAt {
+        organization_id: organization_id.uuid(),
+        table: "helpdesk_links",
+        row_id: organization_id.uuid(),
+        column: "zsc_key",
+    }
+}
+
+/// Opens the ZSC key a link was made with.
+pub(crate) fn open_link_key(core: &Core, organization_id: OrganizationId, sealed: &[u8]) -> Result<Secret<String>> {
+    core.secrets().open(link_key_at(organization_id), sealed)
+}
+
 async fn departments_of(
     db: &impl sea_orm::ConnectionTrait,
     organization_id: uuid::Uuid,
@@ -512,6 +549,6 @@ async fn departments_of(
         .await?)
 }
 
-fn digest(secret: &str) -> String {
+pub(crate) fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

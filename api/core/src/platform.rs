@@ -24,7 +24,7 @@ use crate::secrets::Secret;
 
 /// Whoever runs the platform. Only [`Platform::authenticate`] and
 /// [`PlatformOperator::at_the_command_line`] make one.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PlatformOperator {
     _private: (),
 }

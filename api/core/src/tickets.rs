@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{
-    contacts, department_mappings, end_users, helpdesk_links, messages, organizations, ticket_chats, tickets,
+    channels, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
+    ticket_chats, tickets, zsc_keys,
 };
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -15,7 +16,7 @@ use crate::Core;
 use crate::auth::{Caller, Permission};
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
-use crate::ids::{ChatId, DepartmentId, OrganizationId, TicketId};
+use crate::ids::{ChannelId, ChatId, DepartmentId, OrganizationId, TicketId};
 use crate::kinds::{MappingMode, MessageDirection, TicketPriority, TicketStatus};
 
 /// A ticket as the API shows it.
@@ -47,6 +48,45 @@ pub struct ConvertChat {
     pub priority: Option<TicketPriority>,
     pub status: Option<TicketStatus>,
     pub classification: Option<String>,
+}
+
+/// The chat side's link while the portal still accepts it: enabled, the
+/// portal not disabled, and — unless it is the organization's own portal —
+/// linked with the portal's current ZSC key (rotating the key cuts links
+/// made with the old one). Returns the link and the portal's id.
+pub(crate) async fn live_link(
+    db: &impl sea_orm::ConnectionTrait,
+    core: &Core,
+    organization_id: OrganizationId,
+) -> Result<Option<(helpdesk_links::Model, uuid::Uuid)>> {
+    let Some(link) = helpdesk_links::Entity::find()
+        .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
+        .filter(helpdesk_links::Column::Enabled.eq(true))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(portal) = link.helpdesk_organization_id else { return Ok(None) };
+    let active = organizations::Entity::find_by_id(portal)
+        .filter(organizations::Column::DisabledAt.is_null())
+        .one(db)
+        .await?
+        .is_some();
+    if !active {
+        return Ok(None);
+    }
+    if portal == organization_id.uuid() {
+        return Ok(Some((link, portal)));
+    }
+    let Ok(key) = crate::helpdesk::open_link_key(core, organization_id, &link.zsc_key) else { return Ok(None) };
+    let current = zsc_keys::Entity::find()
+        .filter(zsc_keys::Column::OrganizationId.eq(portal))
+        .filter(zsc_keys::Column::Digest.eq(crate::helpdesk::digest(key.expose())))
+        .filter(zsc_keys::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    Ok(current.map(|_| (link, portal)))
 }
 
 /// Which tickets of one portal a caller reaches.
@@ -100,32 +140,52 @@ impl<'a> Tickets<'a> {
             .await?
             .ok_or_else(|| Error::not_found("organization"))?;
         let mut scopes = vec![Scope { portal: own.id, portal_name: own.portal_name, readable: None, writable: None }];
-        let Some(link) = helpdesk_links::Entity::find()
-            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id))
-            .filter(helpdesk_links::Column::Enabled.eq(true))
-            .one(self.core.db())
-            .await?
-        else {
+        let Some((link, portal)) = live_link(self.core.db(), self.core, caller.organization_id()).await? else {
             return Ok(scopes);
         };
-        let Some(portal) = link.helpdesk_organization_id.filter(|portal| *portal != organization_id) else {
+        if portal == organization_id {
             return Ok(scopes);
-        };
-        let portal_name = link.helpdesk_portal_name.clone();
-        let mappings = department_mappings::Entity::find()
+        }
+        let rows = department_mappings::Entity::find()
             .filter(department_mappings::Column::LinkId.eq(link.id))
             .all(self.core.db())
             .await?;
-        let modes: Vec<MappingMode> =
-            mappings.iter().map(|row| MappingMode::parse(&row.mode)).collect::<Result<_>>()?;
-        let mapped: Vec<uuid::Uuid> = mappings.iter().filter_map(|row| row.helpdesk_department_id).collect();
+        // An agent reaches through the departments of the channels they
+        // work on; admins and API keys through every department.
+        let departments: Vec<uuid::Uuid> = match self.core.channels().visible_channel_ids(caller).await? {
+            Some(channels) => channels::Entity::find()
+                .filter(channels::Column::Id.is_in(channels.into_iter().map(ChannelId::uuid)))
+                .all(self.core.db())
+                .await?
+                .into_iter()
+                .map(|channel| channel.department_id)
+                .collect(),
+            None => departments::Entity::find()
+                .filter(departments::Column::OrganizationId.eq(organization_id))
+                .all(self.core.db())
+                .await?
+                .into_iter()
+                .map(|department| department.id)
+                .collect(),
+        };
+        let (mut modes, mut mapped) = (Vec::new(), Vec::new());
+        for department in departments {
+            match rows.iter().find(|row| row.department_id == department) {
+                Some(row) => {
+                    modes.push(MappingMode::parse(&row.mode)?);
+                    mapped.extend(row.helpdesk_department_id);
+                }
+                // Added with no same-name match: as conversion treats it.
+                None => modes.push(MappingMode::ChooseAsNeeded),
+            }
+        }
         let readable = if modes.iter().any(|mode| matches!(mode, MappingMode::ViewOnly | MappingMode::ChooseAsNeeded)) {
             None
         } else {
             Some(mapped.clone())
         };
         let writable = if modes.contains(&MappingMode::ChooseAsNeeded) { None } else { Some(mapped) };
-        scopes.push(Scope { portal, portal_name, readable, writable });
+        scopes.push(Scope { portal, portal_name: link.helpdesk_portal_name, readable, writable });
         Ok(scopes)
     }
 
@@ -135,18 +195,30 @@ impl<'a> Tickets<'a> {
     /// to a contact with one first.
     pub async fn convert_chat(&self, caller: &Caller, chat_id: ChatId, command: ConvertChat) -> Result<Ticket> {
         caller.require(Permission::WriteTickets)?;
+        // The ticket carries the chat's transcript.
+        caller.require(Permission::ReadChats)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
         let organization_id = caller.organization_id();
         let link = helpdesk_links::Entity::find()
             .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
             .one(self.core.db())
             .await?;
+        if let Some(link) = &link
+            && link.enabled
+            && live_link(self.core.db(), self.core, organization_id).await?.is_none()
+        {
+            return Err(Error::failed_precondition(
+                "the helpdesk portal no longer accepts this link (its ZSC key was rotated, or it is disabled): link again",
+            ));
+        }
         let (portal, department, chosen) = match &link {
             Some(link) if !link.enabled => {
                 return Err(Error::failed_precondition("the helpdesk link is disabled"));
             }
             Some(link) => {
-                let portal = link.helpdesk_organization_id.ok_or_else(|| Error::not_found("helpdesk portal"))?;
+                let portal = link
+                    .helpdesk_organization_id
+                    .ok_or_else(|| Error::failed_precondition("the linked helpdesk portal no longer exists"))?;
                 let mapping =
                     department_mappings::Entity::find_by_id((link.id, chat.department_id)).one(self.core.db()).await?;
                 let mode = match &mapping {
@@ -176,7 +248,15 @@ impl<'a> Tickets<'a> {
                 .organizations()
                 .find_department(OrganizationId::from(portal), DepartmentId::from(department))
                 .await
-                .map_err(|_| Error::invalid_argument("that department is not in the helpdesk portal"))?;
+                .map_err(|error| match error.code() {
+                    crate::ErrorCode::NotFound if chosen => {
+                        Error::invalid_argument("that department is not in the helpdesk portal")
+                    }
+                    crate::ErrorCode::NotFound => Error::failed_precondition(
+                        "the department mapping points at a department the helpdesk portal no longer has",
+                    ),
+                    _ => error,
+                })?;
         }
         let status = match (chosen, command.status) {
             (true, Some(status)) => status,
@@ -345,9 +425,13 @@ impl<'a> Tickets<'a> {
             return Err(Error::invalid_argument("give something to search for"));
         }
         let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let mut matches = Condition::any()
-            .add(Expr::col(tickets::Column::Email).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')))
-            .add(Expr::col(tickets::Column::Subject).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')));
+        // Lower-cased on both sides: SQLite's LIKE ignores ASCII case and
+        // PostgreSQL's does not.
+        let pattern = pattern.to_lowercase();
+        let like = |column: tickets::Column| {
+            Expr::from(Func::lower(Expr::col(column))).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\'))
+        };
+        let mut matches = Condition::any().add(like(tickets::Column::Email)).add(like(tickets::Column::Subject));
         if let Ok(number) = text.trim_start_matches('#').parse::<i64>() {
             matches = matches.add(tickets::Column::Number.eq(number));
         }

@@ -8,10 +8,6 @@ use madoguchi_core::auth::Caller;
 use madoguchi_core::{Core, Error, ErrorCode};
 use tonic::{Code, Status};
 
-/// Marks a request the platform operator's key authenticated.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Operator;
-
 /// The service that takes the platform operator's key instead of an API key.
 const PLATFORM_SERVICE: &str = "/madoguchi.v1.PlatformService/";
 
@@ -36,8 +32,8 @@ pub async fn authenticate(State(core): State<Core>, mut request: Request, next: 
     };
     if platform {
         return match core.platform().authenticate(&presented) {
-            Ok(_) => {
-                request.extensions_mut().insert(Operator);
+            Ok(operator) => {
+                request.extensions_mut().insert(operator);
                 next.run(request).await
             }
             Err(error) => to_status(error).into_http(),
@@ -52,11 +48,32 @@ pub async fn authenticate(State(core): State<Core>, mut request: Request, next: 
     }
 }
 
+/// Every method the server serves, `/package.Service/Method`, read from the
+/// descriptor sets it serves by reflection.
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut known = std::collections::HashSet::new();
+        for set in [crate::pb::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+            let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(set) else { continue };
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        known.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
+        known
+    })
+}
+
 /// Counts every call by method and status (`grpc_requests_total`) and times
 /// it (`grpc_request_duration_seconds`); the status is read where tonic puts
 /// a refusal (the headers), so a call that answered is counted `OK`. A
 /// method no service has is labelled `unknown`, so callers cannot grow the
-/// label set.
+/// label set (whatever the status: an unauthenticated caller's too).
 pub async fn observe(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -67,7 +84,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map_or(Code::Ok, Code::from_i32);
-    let method = if code == Code::Unimplemented { "unknown".to_owned() } else { path };
+    let method = if known_methods().contains(path.as_str()) { path } else { "unknown".to_owned() };
     let code = format!("{code:?}");
     metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => code).increment(1);
     metrics::histogram!("grpc_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());

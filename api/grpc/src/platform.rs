@@ -24,10 +24,11 @@ impl PlatformApi {
 
 /// Returns the operator the middleware authenticated.
 fn operator<T>(request: &Request<T>) -> Result<PlatformOperator, Status> {
-    match request.extensions().get::<crate::auth::Operator>() {
-        Some(_) => Ok(PlatformOperator::at_the_command_line()),
-        None => Err(Status::unauthenticated("platform calls need the platform operator key")),
-    }
+    request
+        .extensions()
+        .get::<PlatformOperator>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("platform calls need the platform operator key"))
 }
 
 #[tonic::async_trait]

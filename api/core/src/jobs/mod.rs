@@ -160,6 +160,14 @@ pub struct Jobs<'a> {
     core: &'a Core,
 }
 
+/// A disabled organization's jobs wait: nothing is sent for it, no timer
+/// fires, until it is enabled again.
+macro_rules! active_organization {
+    () => {
+        "(organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE disabled_at IS NULL))"
+    };
+}
+
 /// Queued jobs of one kind, for the queue gauges.
 #[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]
 pub struct QueueDepth {
@@ -228,19 +236,26 @@ impl<'a> Jobs<'a> {
         let statement = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                "UPDATE jobs SET status = 'RUNNING', locked_until = now() + make_interval(secs => $1), \
-                 locked_by = $2, attempts = attempts + 1, updated_at = $3 \
-                 WHERE id = (SELECT id FROM jobs WHERE (status = 'QUEUED' AND run_at <= $3) \
-                 OR (status = 'RUNNING' AND locked_until < now()) \
-                 ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+                concat!(
+                    "UPDATE jobs SET status = 'RUNNING', locked_until = now() + make_interval(secs => $1), \
+                     locked_by = $2, attempts = attempts + 1, updated_at = $3 \
+                     WHERE id = (SELECT id FROM jobs WHERE ((status = 'QUEUED' AND run_at <= $3) \
+                     OR (status = 'RUNNING' AND locked_until < now())) AND ",
+                    active_organization!(),
+                    " ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+                ),
                 [seconds(lease).into(), token.into(), now.into()],
             ),
             _ => Statement::from_sql_and_values(
                 backend,
-                "UPDATE jobs SET status = 'RUNNING', locked_until = $1, locked_by = $2, attempts = attempts + 1, \
-                 updated_at = $3 \
-                 WHERE id = (SELECT id FROM jobs WHERE (status = 'QUEUED' AND run_at <= $3) \
-                 OR (status = 'RUNNING' AND locked_until < $3) ORDER BY run_at LIMIT 1) RETURNING *",
+                concat!(
+                    "UPDATE jobs SET status = 'RUNNING', locked_until = $1, locked_by = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE id = (SELECT id FROM jobs WHERE ((status = 'QUEUED' AND run_at <= $3) \
+                     OR (status = 'RUNNING' AND locked_until < $3)) AND ",
+                    active_organization!(),
+                    " ORDER BY run_at LIMIT 1) RETURNING *"
+                ),
                 [(now + lease).into(), token.into(), now.into()],
             ),
         };
