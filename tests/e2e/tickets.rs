@@ -212,11 +212,31 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
     let update = pb::UpdateTicketStatusRequest { ticket_id: id.clone(), status: pb::TicketStatus::Closed.into() };
     assert_eq!(client.update_ticket_status(with_key(update, &key)).await.unwrap_err().code(), Code::PermissionDenied);
 
-    // NONE: not even seen. A disabled link: the same.
+    // The visitor's recent tickets, beside the chat.
+    let recent = |chat: String| {
+        let (app, acme) = (&app, &acme);
+        async move {
+            let answer = app
+                .graphql(Some(acme), "query($id: ID!) { recentTickets(chatId: $id) { number } }", json!({"id": chat}))
+                .await;
+            answer["data"]["recentTickets"].clone()
+        }
+    };
+    assert_eq!(recent(chat_id.clone()).await, json!([{"number": 1}]));
+
+    // NONE: not even seen, nor among recent tickets. A disabled link: the same.
     set_mode(&app, &acme, &department_id, "NONE", None).await;
     assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
+    assert_eq!(recent(chat_id.clone()).await, json!([]));
     set_mode(&app, &acme, &department_id, "DEPARTMENT", Some(&helpdesk_department)).await;
     assert_eq!(app.graphql(Some(&acme), TICKET, json!({"id": id})).await["data"]["ticket"]["number"], 1);
+    // Only mapped departments' recent tickets: the ticket's is mapped.
+    let rule = "mutation { setChatToTicketRule(rule: NONE, ticketStatus: OPEN, recentTickets: MAPPED_ONLY) { recentTickets } }";
+    assert_eq!(
+        app.graphql(Some(&acme), rule, json!({})).await["data"]["setChatToTicketRule"]["recentTickets"],
+        "MAPPED_ONLY"
+    );
+    assert_eq!(recent(chat_id.clone()).await, json!([{"number": 1}]));
     app.graphql(Some(&acme), "mutation { setHelpdeskLinkEnabled(enabled: false) { enabled } }", json!({})).await;
     assert_eq!(error_code(&app.graphql(Some(&acme), TICKET, json!({"id": id})).await), "NOT_FOUND");
     assert_eq!(error_code(&convert(&app, &acme, &another).await), "FAILED_PRECONDITION");

@@ -17,7 +17,7 @@ use crate::auth::{Caller, Permission};
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{ChannelId, ChatId, DepartmentId, OrganizationId, TicketId};
-use crate::kinds::{MappingMode, MessageDirection, TicketPriority, TicketStatus};
+use crate::kinds::{MappingMode, MessageDirection, RecentTicketsScope, TicketPriority, TicketStatus};
 
 /// A ticket as the API shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +97,8 @@ struct Scope {
     /// `None`: every department's.
     readable: Option<Vec<uuid::Uuid>>,
     writable: Option<Vec<uuid::Uuid>>,
+    /// Which of a visitor's recent tickets agents see beside a chat.
+    recent: Option<Vec<uuid::Uuid>>,
 }
 
 impl Scope {
@@ -139,7 +141,8 @@ impl<'a> Tickets<'a> {
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("organization"))?;
-        let mut scopes = vec![Scope { portal: own.id, portal_name: own.portal_name, readable: None, writable: None }];
+        let mut scopes =
+            vec![Scope { portal: own.id, portal_name: own.portal_name, readable: None, writable: None, recent: None }];
         let Some((link, portal)) = live_link(self.core.db(), self.core, caller.organization_id()).await? else {
             return Ok(scopes);
         };
@@ -185,7 +188,14 @@ impl<'a> Tickets<'a> {
             Some(mapped.clone())
         };
         let writable = if modes.contains(&MappingMode::ChooseAsNeeded) { None } else { Some(mapped) };
-        scopes.push(Scope { portal, portal_name: link.helpdesk_portal_name, readable, writable });
+        // Recent tickets: of every department by the link's setting — unless
+        // every department the caller works through maps as NONE.
+        let recent = match RecentTicketsScope::parse(&link.recent_tickets_scope)? {
+            RecentTicketsScope::AllDepartments if modes.iter().any(|mode| *mode != MappingMode::None) => None,
+            RecentTicketsScope::AllDepartments => Some(Vec::new()),
+            RecentTicketsScope::MappedOnly => readable.clone(),
+        };
+        scopes.push(Scope { portal, portal_name: link.helpdesk_portal_name, readable, writable, recent });
         Ok(scopes)
     }
 
@@ -289,6 +299,19 @@ impl<'a> Tickets<'a> {
         let transcript = self.transcript(chat.id, &visitor).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        // One lock order: both organizations' rows (the portal's counter, and
+        // the event sequences the commit advances) in id order, before
+        // anything else, so conversions across mutual links never deadlock.
+        let mut rows = vec![portal, organization_id.uuid()];
+        rows.sort_unstable();
+        rows.dedup();
+        for id in rows {
+            organizations::Entity::update_many()
+                .col_expr(organizations::Column::TicketSeq, Expr::col(organizations::Column::TicketSeq))
+                .filter(organizations::Column::Id.eq(id))
+                .exec(&*write)
+                .await?;
+        }
         // The portal's row is the counter: the update holds it until commit,
         // so concurrent conversions number one after another.
         organizations::Entity::update_many()
@@ -451,6 +474,40 @@ impl<'a> Tickets<'a> {
         }
         found.sort_by_key(|ticket| std::cmp::Reverse(ticket.created_at));
         found.truncate(limit.clamp(1, 100) as usize);
+        Ok(found)
+    }
+
+    /// The chat's visitor's recent tickets (by their contact's email), newest
+    /// first: of the linked portal's departments the link's setting says
+    /// (every one, or only mapped ones), and of the caller's own portal.
+    pub async fn recent_for_chat(&self, caller: &Caller, chat_id: ChatId, limit: u64) -> Result<Vec<Ticket>> {
+        caller.require(Permission::ReadTickets)?;
+        let chat = self.core.chats().visible(caller, chat_id).await?;
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        let email = match user.contact_id {
+            Some(id) => contacts::Entity::find_by_id(id).one(self.core.db()).await?.and_then(|contact| contact.email),
+            None => None,
+        };
+        let Some(email) = email else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        for scope in self.scopes(caller).await? {
+            let mut query = tickets::Entity::find()
+                .filter(tickets::Column::OrganizationId.eq(scope.portal))
+                .filter(Expr::from(Func::lower(Expr::col(tickets::Column::Email))).eq(email.to_lowercase()))
+                .order_by_desc(tickets::Column::Number)
+                .limit(limit.clamp(1, 50));
+            if let Some(departments) = &scope.recent {
+                query = query.filter(tickets::Column::DepartmentId.is_in(departments.clone()));
+            }
+            for row in query.all(self.core.db()).await? {
+                found.push(self.ticket(row, &scope.portal_name).await?);
+            }
+        }
+        found.sort_by_key(|ticket| std::cmp::Reverse(ticket.created_at));
+        found.truncate(limit.clamp(1, 50) as usize);
         Ok(found)
     }
 

@@ -246,6 +246,19 @@ impl TicketQuery {
         core(ctx).tickets().get(&caller(ctx)?, id).await.graphql().map(Into::into)
     }
 
+    /// The chat's visitor's recent tickets (by their email), newest first,
+    /// of the departments the helpdesk link's setting shows.
+    async fn recent_tickets(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        #[graphql(default = 10)] first: u64,
+    ) -> Result<Vec<Ticket>> {
+        let chat_id = ChatId::parse(&chat_id).graphql()?;
+        let found = core(ctx).tickets().recent_for_chat(&caller(ctx)?, chat_id, first).await.graphql()?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
+
     /// Tickets by number, email or subject, newest first.
     async fn search_tickets(
         &self,

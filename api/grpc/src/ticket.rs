@@ -90,6 +90,18 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         Ok(Response::new(pb::SearchTicketsResponse { tickets: found.into_iter().map(Into::into).collect() }))
     }
 
+    async fn list_recent_tickets(
+        &self,
+        request: Request<pb::ListRecentTicketsRequest>,
+    ) -> Result<Response<pb::ListRecentTicketsResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.get_ref();
+        let chat_id = ChatId::parse(&body.chat_id).status()?;
+        let page_size = if body.page_size <= 0 { 10 } else { body.page_size.min(50) as u64 };
+        let found = self.core.tickets().recent_for_chat(&caller, chat_id, page_size).await.status()?;
+        Ok(Response::new(pb::ListRecentTicketsResponse { tickets: found.into_iter().map(Into::into).collect() }))
+    }
+
     async fn update_ticket_status(
         &self,
         request: Request<pb::UpdateTicketStatusRequest>,
