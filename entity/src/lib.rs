@@ -29,6 +29,7 @@ pub mod push_usage;
 pub mod rate_limits;
 pub mod ticket_chats;
 pub mod ticket_classifications;
+pub mod ticket_comments;
 pub mod tickets;
 pub mod webhook_receipts;
 pub mod zsc_keys;

@@ -17,6 +17,7 @@ mod m20261201_000001_add_review_fixes;
 mod m20261201_000002_add_wechat;
 mod m20261201_000003_add_organization_status;
 mod m20261201_000004_add_callback_nonces;
+mod m20261201_000005_add_ticket_comments;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_add_wechat::Migration),
             Box::new(m20261201_000003_add_organization_status::Migration),
             Box::new(m20261201_000004_add_callback_nonces::Migration),
+            Box::new(m20261201_000005_add_ticket_comments::Migration),
         ]
     }
 }

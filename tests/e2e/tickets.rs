@@ -195,6 +195,26 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
     assert_eq!(ticket.description.matches("my order is late").count(), 2, "{}", ticket.description);
     assert_eq!(client.merge_chat(with_key(merged, &key)).await.unwrap_err().code(), Code::AlreadyExists);
 
+    // Comments from both sides, in one thread.
+    let comment =
+        "mutation($id: ID!, $body: String!) { commentOnTicket(ticketId: $id, body: $body) { authorPortalName } }";
+    let ours = app.graphql(Some(&acme), comment, json!({"id": id, "body": "customer called again"})).await;
+    assert_eq!(ours["data"]["commentOnTicket"]["authorPortalName"], "acme", "{ours}");
+    let theirs = pb::CommentOnTicketRequest { ticket_id: id.clone(), body: "looking into it".into() };
+    client.comment_on_ticket(with_key(theirs, &key)).await.unwrap();
+    let globex_comment = app.graphql(Some(&globex), comment, json!({"id": id, "body": "refund issued"})).await;
+    assert_eq!(globex_comment["data"]["commentOnTicket"]["authorPortalName"], "globex", "{globex_comment}");
+    let thread = app
+        .graphql(Some(&globex), "query($id: ID!) { ticketComments(ticketId: $id) { body } }", json!({"id": id}))
+        .await;
+    assert_eq!(
+        thread["data"]["ticketComments"],
+        json!([{"body": "customer called again"}, {"body": "looking into it"}, {"body": "refund issued"}])
+    );
+    let empty = app.graphql(Some(&acme), comment, json!({"id": id, "body": "   "})).await;
+    assert_eq!(error_code(&empty), "INVALID_ARGUMENT", "{empty}");
+    assert_eq!(error_code(&app.graphql(Some(&outsider), comment, json!({"id": id, "body": "hi"})).await), "NOT_FOUND");
+
     // VIEW_ONLY: seen, not changed, no new tickets.
     let department_id = app
         .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
@@ -207,6 +227,8 @@ async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_say
     let close = "mutation($id: ID!, $s: TicketStatus!) { setTicketStatus(id: $id, status: $s) { status } }";
     let denied = app.graphql(Some(&acme), close, json!({"id": id, "s": "CLOSED"})).await;
     assert_eq!(error_code(&denied), "PERMISSION_DENIED", "{denied}");
+    let silent = app.graphql(Some(&acme), comment, json!({"id": id, "body": "may I?"})).await;
+    assert_eq!(error_code(&silent), "PERMISSION_DENIED", "{silent}");
     let another = chat_with_email(&app, &acme, &channel, "Uviewonly", Some("v2@example.com")).await;
     assert_eq!(error_code(&convert(&app, &acme, &another).await), "PERMISSION_DENIED");
     let update = pb::UpdateTicketStatusRequest { ticket_id: id.clone(), status: pb::TicketStatus::Closed.into() };

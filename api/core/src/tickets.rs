@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{
     channels, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
-    ticket_chats, tickets, zsc_keys,
+    ticket_chats, ticket_comments, tickets, zsc_keys,
 };
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -36,6 +36,35 @@ pub struct Ticket {
     pub chat_ids: Vec<ChatId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An agent's comment on a ticket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comment {
+    pub id: uuid::Uuid,
+    pub ticket_id: TicketId,
+    /// The portal of the author's organization.
+    pub author_portal_name: String,
+    pub author_agent_id: Option<crate::ids::AgentId>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A comment's text: 1 to 10,000 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentText(String);
+
+impl CommentText {
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid_argument("a comment cannot be empty"));
+        }
+        if text.chars().count() > 10_000 {
+            return Err(Error::invalid_argument("a comment may be at most 10,000 characters"));
+        }
+        Ok(Self(text.to_owned()))
+    }
 }
 
 /// Converting a chat: what the agent chose. Department, priority, status
@@ -369,20 +398,7 @@ impl<'a> Tickets<'a> {
     pub async fn merge_chat(&self, caller: &Caller, chat_id: ChatId, ticket_id: TicketId) -> Result<Ticket> {
         caller.require(Permission::WriteTickets)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
-        let scopes = self.scopes(caller).await?;
-        let row = tickets::Entity::find_by_id(ticket_id.uuid())
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("ticket"))?;
-        let scope = scopes
-            .iter()
-            .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
-            .ok_or_else(|| Error::not_found("ticket"))?;
-        if !scope.writes(row.department_id) {
-            return Err(Error::permission_denied(
-                "the department mapping lets this organization only view this ticket",
-            ));
-        }
+        let row = self.writable(caller, ticket_id).await?;
         let user = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
             .await?
@@ -511,9 +527,63 @@ impl<'a> Tickets<'a> {
         Ok(found)
     }
 
-    /// Reopens, closes or otherwise moves a ticket the caller may write.
-    pub async fn set_status(&self, caller: &Caller, id: TicketId, status: TicketStatus) -> Result<Ticket> {
+    /// Comments on a ticket the caller may write (a `VIEW_ONLY` mapping
+    /// comments on none).
+    pub async fn comment(&self, caller: &Caller, id: TicketId, body: CommentText) -> Result<Comment> {
         caller.require(Permission::WriteTickets)?;
+        let row = self.writable(caller, id).await?;
+        let now = self.core.now();
+        let comment_id = uuid::Uuid::now_v7();
+        let mut write = self.core.write().await?;
+        ticket_comments::Entity::insert(ticket_comments::ActiveModel {
+            id: Set(comment_id),
+            organization_id: Set(row.organization_id),
+            ticket_id: Set(row.id),
+            author_organization_id: Set(caller.organization_id().uuid()),
+            author_agent_id: Set(caller.agent().map(|agent| agent.agent_id.uuid())),
+            body: Set(body.0),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&*write)
+        .await?;
+        let payload = json!({"ticketId": row.id, "number": row.number, "commentId": comment_id});
+        write.append(row.organization_id.into(), NewEvent::new("ticket.commented", payload, now)).await?;
+        write.commit().await?;
+        let comments = self.comments(caller, id).await?;
+        comments.into_iter().find(|comment| comment.id == comment_id).ok_or_else(|| Error::not_found("comment"))
+    }
+
+    /// A ticket's comments, oldest first, for whoever reaches the ticket.
+    pub async fn comments(&self, caller: &Caller, id: TicketId) -> Result<Vec<Comment>> {
+        self.get(caller, id).await?;
+        let rows = ticket_comments::Entity::find()
+            .filter(ticket_comments::Column::TicketId.eq(id.uuid()))
+            .order_by_asc(ticket_comments::Column::CreatedAt)
+            .order_by_asc(ticket_comments::Column::Id)
+            .all(self.core.db())
+            .await?;
+        let authors: Vec<uuid::Uuid> = rows.iter().map(|row| row.author_organization_id).collect();
+        let portals =
+            organizations::Entity::find().filter(organizations::Column::Id.is_in(authors)).all(self.core.db()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Comment {
+                id: row.id,
+                ticket_id: row.ticket_id.into(),
+                author_portal_name: portals
+                    .iter()
+                    .find(|portal| portal.id == row.author_organization_id)
+                    .map(|portal| portal.portal_name.clone())
+                    .unwrap_or_default(),
+                author_agent_id: row.author_agent_id.map(Into::into),
+                body: row.body,
+                created_at: row.created_at,
+            })
+            .collect())
+    }
+
+    /// The ticket's row, if the caller may write it.
+    async fn writable(&self, caller: &Caller, id: TicketId) -> Result<tickets::Model> {
         let scopes = self.scopes(caller).await?;
         let row = tickets::Entity::find_by_id(id.uuid())
             .one(self.core.db())
@@ -528,6 +598,13 @@ impl<'a> Tickets<'a> {
                 "the department mapping lets this organization only view this ticket",
             ));
         }
+        Ok(row)
+    }
+
+    /// Reopens, closes or otherwise moves a ticket the caller may write.
+    pub async fn set_status(&self, caller: &Caller, id: TicketId, status: TicketStatus) -> Result<Ticket> {
+        caller.require(Permission::WriteTickets)?;
+        let row = self.writable(caller, id).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
         let closed_at = (status == TicketStatus::Closed).then_some(now);

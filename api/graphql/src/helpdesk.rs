@@ -10,7 +10,7 @@ use madoguchi_core::ids::{ChatId, DepartmentId, TicketId};
 use madoguchi_core::kinds;
 use madoguchi_core::organizations::PortalName;
 use madoguchi_core::secrets::Secret;
-use madoguchi_core::tickets::{self, ConvertChat};
+use madoguchi_core::tickets::{self, CommentText, ConvertChat};
 
 use crate::context::{OrGraphql, caller, core};
 
@@ -219,6 +219,29 @@ impl From<tickets::Ticket> for Ticket {
     }
 }
 
+/// An agent's comment on a ticket.
+#[derive(SimpleObject, Debug)]
+pub struct TicketComment {
+    pub id: ID,
+    /// The portal of the author's organization.
+    pub author_portal_name: String,
+    pub author_agent_id: Option<ID>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<tickets::Comment> for TicketComment {
+    fn from(comment: tickets::Comment) -> Self {
+        Self {
+            id: comment.id.to_string().into(),
+            author_portal_name: comment.author_portal_name,
+            author_agent_id: comment.author_agent_id.map(|id| id.to_string().into()),
+            body: comment.body,
+            created_at: comment.created_at,
+        }
+    }
+}
+
 /// What the agent chooses when converting a chat; taken where the chat's
 /// department maps as `CHOOSE_AS_NEEDED` (a mapped department decides them
 /// otherwise).
@@ -231,7 +254,7 @@ pub struct ConvertChatInput {
     pub classification: Option<String>,
 }
 
-fn ticket_id(id: &ID) -> madoguchi_core::Result<TicketId> {
+fn ticket_id_of(id: &ID) -> madoguchi_core::Result<TicketId> {
     TicketId::parse(id)
 }
 
@@ -242,7 +265,7 @@ pub struct TicketQuery;
 impl TicketQuery {
     /// A ticket the caller reaches (its portal's, or through the helpdesk link).
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
-        let id = ticket_id(&id).graphql()?;
+        let id = ticket_id_of(&id).graphql()?;
         core(ctx).tickets().get(&caller(ctx)?, id).await.graphql().map(Into::into)
     }
 
@@ -257,6 +280,13 @@ impl TicketQuery {
         let chat_id = ChatId::parse(&chat_id).graphql()?;
         let found = core(ctx).tickets().recent_for_chat(&caller(ctx)?, chat_id, first).await.graphql()?;
         Ok(found.into_iter().map(Into::into).collect())
+    }
+
+    /// A ticket's comments, oldest first.
+    async fn ticket_comments(&self, ctx: &Context<'_>, ticket_id: ID) -> Result<Vec<TicketComment>> {
+        let id = ticket_id_of(&ticket_id).graphql()?;
+        let comments = core(ctx).tickets().comments(&caller(ctx)?, id).await.graphql()?;
+        Ok(comments.into_iter().map(Into::into).collect())
     }
 
     /// Tickets by number, email or subject, newest first.
@@ -302,13 +332,19 @@ impl TicketMutation {
 
     /// Merges a chat into an existing ticket: its transcript is appended.
     async fn merge_chat_into_ticket(&self, ctx: &Context<'_>, chat_id: ID, ticket_id: ID) -> Result<Ticket> {
-        let (chat_id, ticket_id) = (ChatId::parse(&chat_id).graphql()?, self::ticket_id(&ticket_id).graphql()?);
+        let (chat_id, ticket_id) = (ChatId::parse(&chat_id).graphql()?, ticket_id_of(&ticket_id).graphql()?);
         core(ctx).tickets().merge_chat(&caller(ctx)?, chat_id, ticket_id).await.graphql().map(Into::into)
+    }
+
+    /// Comments on a ticket (not where the mapping is `VIEW_ONLY`).
+    async fn comment_on_ticket(&self, ctx: &Context<'_>, ticket_id: ID, body: String) -> Result<TicketComment> {
+        let (id, body) = (ticket_id_of(&ticket_id).graphql()?, CommentText::parse(&body).graphql()?);
+        core(ctx).tickets().comment(&caller(ctx)?, id, body).await.graphql().map(Into::into)
     }
 
     /// Reopens, closes or otherwise moves a ticket.
     async fn set_ticket_status(&self, ctx: &Context<'_>, id: ID, status: TicketStatus) -> Result<Ticket> {
-        let id = ticket_id(&id).graphql()?;
+        let id = ticket_id_of(&id).graphql()?;
         core(ctx).tickets().set_status(&caller(ctx)?, id, status.into()).await.graphql().map(Into::into)
     }
 }

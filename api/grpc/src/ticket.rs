@@ -4,7 +4,7 @@
 use madoguchi_core::Core;
 use madoguchi_core::ids::{ChatId, DepartmentId, TicketId};
 use madoguchi_core::kinds;
-use madoguchi_core::tickets::{ConvertChat, Ticket};
+use madoguchi_core::tickets::{Comment, CommentText, ConvertChat, Ticket};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{OrStatus, caller, timestamp};
@@ -102,6 +102,29 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         Ok(Response::new(pb::ListRecentTicketsResponse { tickets: found.into_iter().map(Into::into).collect() }))
     }
 
+    async fn comment_on_ticket(
+        &self,
+        request: Request<pb::CommentOnTicketRequest>,
+    ) -> Result<Response<pb::CommentOnTicketResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = ticket_id(&request.get_ref().ticket_id)?;
+        let body = CommentText::parse(&request.get_ref().body).status()?;
+        let comment = self.core.tickets().comment(&caller, id, body).await.status()?;
+        Ok(Response::new(pb::CommentOnTicketResponse { comment: Some(comment_message(comment)) }))
+    }
+
+    async fn list_ticket_comments(
+        &self,
+        request: Request<pb::ListTicketCommentsRequest>,
+    ) -> Result<Response<pb::ListTicketCommentsResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = ticket_id(&request.get_ref().ticket_id)?;
+        let comments = self.core.tickets().comments(&caller, id).await.status()?;
+        Ok(Response::new(pb::ListTicketCommentsResponse {
+            comments: comments.into_iter().map(comment_message).collect(),
+        }))
+    }
+
     async fn update_ticket_status(
         &self,
         request: Request<pb::UpdateTicketStatusRequest>,
@@ -111,6 +134,16 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let status = status_from(request.get_ref().status()).status()?;
         let ticket = self.core.tickets().set_status(&caller, id, status).await.status()?;
         Ok(Response::new(pb::UpdateTicketStatusResponse { ticket: Some(ticket.into()) }))
+    }
+}
+
+fn comment_message(comment: Comment) -> pb::TicketComment {
+    pb::TicketComment {
+        id: comment.id.to_string(),
+        author_portal_name: comment.author_portal_name,
+        author_agent_id: comment.author_agent_id.map(|id| id.to_string()).unwrap_or_default(),
+        body: comment.body,
+        create_time: Some(timestamp(comment.created_at)),
     }
 }
 
