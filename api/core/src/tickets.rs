@@ -498,6 +498,7 @@ impl<'a> Tickets<'a> {
     /// (every one, or only mapped ones), and of the caller's own portal.
     pub async fn recent_for_chat(&self, caller: &Caller, chat_id: ChatId, limit: u64) -> Result<Vec<Ticket>> {
         caller.require(Permission::ReadTickets)?;
+        caller.require(Permission::ReadChats)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
         let user = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
