@@ -166,3 +166,48 @@ async fn another_tenants_department_is_not_found_over_grpc(backend: Backend) {
     let still = app.graphql(Some(&admin), "{ departments { name } }", json!({})).await;
     assert_eq!(still["data"]["departments"], json!([{"name": "Support"}]));
 }
+
+on_both_backends!(reflection_answers_in_v1_and_v1alpha_without_a_key);
+
+/// grpcurl and grpcio-reflection list the services: newer tools over v1,
+/// older ones over v1alpha only.
+async fn reflection_answers_in_v1_and_v1alpha_without_a_key(backend: Backend) {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let Some(app) = spawn_app(backend).await else { return };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.grpc_channel().await);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client.server_reflection_info(stream_of(request)).await.unwrap().into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a list of services")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+    for wanted in ["madoguchi.v1.TicketService", "madoguchi.v1.HelpdeskService", "madoguchi.v1.PlatformService"] {
+        assert!(names.iter().any(|name| name == wanted), "{wanted} missing from {names:?}");
+    }
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.grpc_channel().await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "madoguchi.v1.TicketService".into(),
+        )),
+    };
+    let mut answers = client.server_reflection_info(stream_of(request)).await.unwrap().into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a file descriptor")
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+    app.stop().await.unwrap();
+}
+
+/// One request, then the stream stays open as reflection clients keep it.
+fn stream_of<T: Send + 'static>(request: T) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::StreamExt::chain(futures::stream::iter([request]), futures::stream::pending())
+}

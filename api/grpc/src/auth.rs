@@ -65,6 +65,7 @@ fn known_methods() -> &'static std::collections::HashSet<String> {
             }
         }
         known.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
+        known.insert("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo".to_owned());
         known
     })
 }
@@ -94,7 +95,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
 /// Health checks and reflection answer without a key: load balancers and
 /// tools like grpcurl call them.
 fn is_open(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.v1.ServerReflection/")
+    path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
+        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
 }
 
 /// Returns the caller the middleware authenticated.

@@ -38,10 +38,15 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     health_reporter.set_serving::<pb::platform_service_server::PlatformServiceServer<platform::PlatformApi>>().await;
     health_reporter.set_serving::<pb::helpdesk_service_server::HelpdeskServiceServer<helpdesk::HelpdeskApi>>().await;
     health_reporter.set_serving::<pb::ticket_service_server::TicketServiceServer<ticket::TicketApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection v1, and v1alpha for the tools that speak only it
+    // (grpcio-reflection, older grpcurl).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let router = Routes::new(pb::organization_service_server::OrganizationServiceServer::new(
         organization::OrganizationApi::new(core.clone()),
@@ -51,7 +56,8 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     .add_service(pb::helpdesk_service_server::HelpdeskServiceServer::new(helpdesk::HelpdeskApi::new(core.clone())))
     .add_service(pb::ticket_service_server::TicketServiceServer::new(ticket::TicketApi::new(core.clone())))
     .add_service(health)
-    .add_service(reflection)
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha)
     .into_axum_router()
     .layer(axum::middleware::from_fn_with_state(core, auth::authenticate))
     .layer(axum::middleware::from_fn(auth::observe));
