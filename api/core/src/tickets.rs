@@ -443,15 +443,7 @@ impl<'a> Tickets<'a> {
     /// Returns a ticket the caller reaches.
     pub async fn get(&self, caller: &Caller, id: TicketId) -> Result<Ticket> {
         caller.require(Permission::ReadTickets)?;
-        let scopes = self.scopes(caller).await?;
-        let row = tickets::Entity::find_by_id(id.uuid())
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("ticket"))?;
-        let scope = scopes
-            .iter()
-            .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
-            .ok_or_else(|| Error::not_found("ticket"))?;
+        let (row, scope) = self.reachable(caller, id).await?;
         self.ticket(row, &scope.portal_name).await
     }
 
@@ -583,17 +575,25 @@ impl<'a> Tickets<'a> {
             .collect())
     }
 
-    /// The ticket's row, if the caller may write it.
-    async fn writable(&self, caller: &Caller, id: TicketId) -> Result<tickets::Model> {
-        let scopes = self.scopes(caller).await?;
+    /// The ticket's row and the scope the caller reaches it through;
+    /// `NOT_FOUND` when it reaches none.
+    async fn reachable(&self, caller: &Caller, id: TicketId) -> Result<(tickets::Model, Scope)> {
         let row = tickets::Entity::find_by_id(id.uuid())
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("ticket"))?;
-        let scope = scopes
-            .iter()
+        let scope = self
+            .scopes(caller)
+            .await?
+            .into_iter()
             .find(|scope| scope.portal == row.organization_id && scope.reads(row.department_id))
             .ok_or_else(|| Error::not_found("ticket"))?;
+        Ok((row, scope))
+    }
+
+    /// The ticket's row, if the caller may write it.
+    async fn writable(&self, caller: &Caller, id: TicketId) -> Result<tickets::Model> {
+        let (row, scope) = self.reachable(caller, id).await?;
         if !scope.writes(row.department_id) {
             return Err(Error::permission_denied(
                 "the department mapping lets this organization only view this ticket",
