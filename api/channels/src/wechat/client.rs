@@ -354,6 +354,13 @@ impl WechatError {
         }
     }
 
+    /// Returns whether repeating a call that is safe to repeat (a token, an
+    /// upload, a download) can succeed: [`Self::is_retryable`] or
+    /// [`Self::outcome_unknown`].
+    pub fn may_pass_when_repeated(&self) -> bool {
+        self.is_retryable() || self.outcome_unknown()
+    }
+
     /// Returns whether the request may have had its effect although no
     /// answer says so (a timeout after sending, a garbled answer, a gateway's
     /// 5xx that may have come after WeChat took it). Calls that are safe to

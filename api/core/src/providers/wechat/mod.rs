@@ -505,9 +505,7 @@ impl<'a> WechatOutbound<'a> {
                 .await?;
             match uploaded {
                 Ok(media_id) => media_ids.push(media_id),
-                Err(error)
-                    if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts =>
-                {
+                Err(error) if error.may_pass_when_repeated() && job.attempts < policy.max_attempts => {
                     return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
                 }
                 Err(error) => {
@@ -649,7 +647,7 @@ impl<'a> WechatOutbound<'a> {
         let fetched = match fetched {
             Ok(media) => Ok((media.bytes, media.content_type)),
             // Downloading twice is harmless: any failure that may pass is retried.
-            Err(error) if (error.is_retryable() || error.outcome_unknown()) && job.attempts < policy.max_attempts => {
+            Err(error) if error.may_pass_when_repeated() && job.attempts < policy.max_attempts => {
                 return Ok(Outcome::RetryAt(now + policy.backoff(job.attempts), error.to_string()));
             }
             Err(WechatError::MediaTooLarge { .. }) => Err(format!("over the {} limit", kind.as_str().to_lowercase())),

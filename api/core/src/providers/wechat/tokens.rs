@@ -259,7 +259,7 @@ impl Drop for LeaseGuard {
 /// answering now (`UNAVAILABLE`, worth retrying).
 pub(crate) fn token_error(error: WechatError) -> Error {
     match error.errcode() {
-        _ if error.is_retryable() || error.outcome_unknown() || error.errcode().is_none() => {
+        _ if error.may_pass_when_repeated() || error.errcode().is_none() => {
             Error::unavailable(format!("cannot get an access token from WeChat now: {error}"))
         }
         Some(codes::IP_NOT_ALLOWED) => Error::failed_precondition(format!(
