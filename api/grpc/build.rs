@@ -10,6 +10,7 @@ const FILES: &[&str] = &[
     "madoguchi/v1/platform.proto",
     "madoguchi/v1/helpdesk.proto",
     "madoguchi/v1/ticket.proto",
+    "madoguchi/v1/chat.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

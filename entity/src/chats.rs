@@ -25,6 +25,10 @@ pub struct Model {
     /// When the provider last refused a message because the consumer's
     /// window is closed (WeChat's 45015); a later inbound message reopens it.
     pub send_window_closed_at: Option<DateTimeUtc>,
+    /// Where the messages not yet in an automatic ticket begin: set by the
+    /// first customer message after the last conversion, cleared when the
+    /// auto-ticket timer or the chat's completion converts them.
+    pub ticket_window_started_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

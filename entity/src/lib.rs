@@ -27,6 +27,7 @@ pub mod passcodes;
 pub mod provider_tokens;
 pub mod push_usage;
 pub mod rate_limits;
+pub mod submitted_chats;
 pub mod ticket_chats;
 pub mod ticket_classifications;
 pub mod ticket_comments;

@@ -18,6 +18,7 @@ mod m20261201_000002_add_wechat;
 mod m20261201_000003_add_organization_status;
 mod m20261201_000004_add_callback_nonces;
 mod m20261201_000005_add_ticket_comments;
+mod m20261201_000006_add_ticket_windows;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_add_organization_status::Migration),
             Box::new(m20261201_000004_add_callback_nonces::Migration),
             Box::new(m20261201_000005_add_ticket_comments::Migration),
+            Box::new(m20261201_000006_add_ticket_windows::Migration),
         ]
     }
 }

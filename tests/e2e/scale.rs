@@ -74,6 +74,7 @@ async fn many_chats(app: &TestApp, channel_id: uuid::Uuid, organization_id: uuid
             completed_at: Set(None),
             completion_reason: Set(None),
             send_window_closed_at: Set(None),
+            ticket_window_started_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }))

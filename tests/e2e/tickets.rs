@@ -22,7 +22,7 @@ const TICKET: &str =
 
 /// Links acme (chat side) to globex (helpdesk) with same-name departments;
 /// returns acme's admin, globex's admin and acme's LINE channel.
-async fn linked(app: &TestApp) -> (String, String, TestChannel, String) {
+pub(crate) async fn linked(app: &TestApp) -> (String, String, TestChannel, String) {
     let acme = app.login_admin().await;
     let globex = second_tenant(app).await;
     let channel = app.create_line_channel(&acme, "PUSH", "STANDARD").await;

@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use madoguchi_entity::{agents, channel_agents, channels};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use madoguchi_entity::{agents, channel_agents, channels, chats};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 
 use crate::Core;
@@ -14,10 +16,11 @@ use crate::auth::{Caller, Permission};
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, ChannelId, DepartmentId, OrganizationId};
-use crate::kinds::{ChannelKind, ChannelStatus};
+use crate::kinds::{ChannelKind, ChannelStatus, ChatStatus, MissedCloseWindow};
 use crate::providers::line::accounts::LineChannel;
 use crate::providers::wechat::accounts::WechatChannel;
 use crate::secrets::{SealedAt, Secret};
+use crate::timers::ChannelTimers;
 
 /// A channel as the API shows it; secrets masked.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,8 +34,9 @@ pub struct Channel {
     pub has_icon: bool,
     pub line: Option<LineChannel>,
     pub wechat: Option<WechatChannel>,
-    /// Where the provider must deliver webhooks.
-    pub webhook_url: String,
+    pub timers: ChannelTimers,
+    /// Where the provider must deliver webhooks (none for the partner channel).
+    pub webhook_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -91,6 +95,40 @@ impl<'a> Channels<'a> {
             row.deleted_at = Set(Some(now));
         }
         let channel = self.channel_from_row(row.update(&*write).await?)?;
+        write.append(organization_id, channel_event("channel.updated", &channel, now)).await?;
+        write.commit().await?;
+        Ok(channel)
+    }
+
+    /// Sets a channel's chat timers (admins). Chats open now are armed by
+    /// the new settings in the same transaction, so they apply at once.
+    pub async fn set_timers(&self, caller: &Caller, id: ChannelId, timers: ChannelTimers) -> Result<Channel> {
+        caller.require(Permission::ManageChannels)?;
+        let organization_id = caller.organization_id();
+        let existing = self.find(organization_id, id).await?;
+        if existing.status == ChannelStatus::Deleted.as_str() {
+            return Err(Error::failed_precondition("the channel is deleted"));
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let mut row: channels::ActiveModel = existing.into();
+        row.auto_ticket_after_secs = Set(timers.auto_ticket_after_secs);
+        row.missed_close_after_secs = Set(timers.missed_close_after.map(MissedCloseWindow::seconds));
+        row.idle_close_after_secs = Set(timers.idle_close_after_secs);
+        row.updated_at = Set(now);
+        let row = row.update(&*write).await?;
+        let open = chats::Entity::find()
+            .select_only()
+            .column(chats::Column::Id)
+            .filter(chats::Column::ChannelId.eq(row.id))
+            .filter(chats::Column::Status.ne(ChatStatus::Completed.as_str()))
+            .into_tuple::<uuid::Uuid>()
+            .all(&*write)
+            .await?;
+        for chat_id in open {
+            crate::timers::arm_in(&mut write, &row, chat_id, now).await?;
+        }
+        let channel = self.channel_from_row(row)?;
         write.append(organization_id, channel_event("channel.updated", &channel, now)).await?;
         write.commit().await?;
         Ok(channel)
@@ -231,8 +269,10 @@ impl<'a> Channels<'a> {
         let (line, wechat) = match kind {
             ChannelKind::Line => (Some(self.line_view(&row)?), None),
             ChannelKind::Wechat => (None, Some(self.wechat_view(&row))),
+            ChannelKind::Partner => (None, None),
         };
         let id: ChannelId = row.id.into();
+        let timers = ChannelTimers::of(&row);
         Ok(Channel {
             id,
             organization_id: row.organization_id.into(),
@@ -243,7 +283,9 @@ impl<'a> Channels<'a> {
             has_icon: row.icon_blob_key.is_some(),
             line,
             wechat,
-            webhook_url: format!("{}/webhooks/{}/{id}", self.core.public_base_url(), kind.as_str().to_lowercase()),
+            timers,
+            webhook_url: (kind != ChannelKind::Partner)
+                .then(|| format!("{}/webhooks/{}/{id}", self.core.public_base_url(), kind.as_str().to_lowercase())),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -25,7 +25,8 @@ use crate::ids::{
     AgentId, AttachmentId, ChannelId, ChatId, ContactId, DepartmentId, EndUserId, MessageId, OrganizationId,
 };
 use crate::kinds::{
-    AttachmentStatus, ChannelStatus, ChatStatus, DeliveryMethod, DeliveryState, MessageDirection, MessageKind,
+    AttachmentStatus, ChannelStatus, ChatStatus, CompletionReason, DeliveryMethod, DeliveryState, MessageDirection,
+    MessageKind,
 };
 
 /// The largest page of chats a caller may ask for.
@@ -70,6 +71,8 @@ pub struct Chat {
     pub last_message_at: Option<DateTime<Utc>>,
     pub last_message_preview: Option<String>,
     pub unread_count: i32,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub completion_reason: Option<CompletionReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -508,13 +511,45 @@ impl<'a> Chats<'a> {
             return Err(Error::failed_precondition("the chat is already completed"));
         }
         let now = self.core.now();
-        let complete = chats::Entity::update_many()
+        let mut write = self.core.write().await?;
+        if !self.complete_in(&mut write, &chat, CompletionReason::Agent, now).await? {
+            return Err(changed_meanwhile());
+        }
+        write.commit().await?;
+        self.get(caller, id).await
+    }
+
+    /// Completes the chat in `write` — by an agent, or by a timer (`reason`)
+    /// — if it is still as `chat` was read (status, claimer, last message),
+    /// ending its ticket window; `false` when it changed meanwhile.
+    pub(crate) async fn complete_in(
+        &self,
+        write: &mut Write<'_>,
+        chat: &chats::Model,
+        reason: CompletionReason,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let last_message = match chat.last_message_at {
+            Some(at) => chats::Column::LastMessageAt.eq(at),
+            None => chats::Column::LastMessageAt.is_null(),
+        };
+        let completed = chats::Entity::update_many()
             .col_expr(chats::Column::Status, Expr::value(ChatStatus::Completed.as_str()))
             .col_expr(chats::Column::ClaimedByAgentId, Expr::value(Option::<uuid::Uuid>::None))
             .col_expr(chats::Column::CompletedAt, Expr::value(now))
-            .col_expr(chats::Column::CompletionReason, Expr::value("AGENT"))
-            .filter(unchanged(&chat));
-        self.transition(id, complete, "chat.completed", now, changed_meanwhile()).await
+            .col_expr(chats::Column::CompletionReason, Expr::value(reason.as_str()))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(chat.id))
+            .filter(unchanged(chat))
+            .filter(last_message)
+            .exec(&**write)
+            .await?;
+        if completed.rows_affected != 1 {
+            return Ok(false);
+        }
+        crate::timers::end_ticket_window_in(write, chat, false, now).await?;
+        self.append_chat_event(write, chat.id.into(), "chat.completed", now).await?;
+        Ok(true)
     }
 
     /// Hands a claimed chat to another agent (its claimer or an admin). The
@@ -588,6 +623,14 @@ impl<'a> Chats<'a> {
             return Err(lost);
         }
         let chat = self.append_chat_event(&mut write, id, kind, now).await?;
+        // A claim starts the idle close; a release ends it. (Read in the
+        // transaction: a second connection while holding this one could
+        // wait on a pool that every writer holds.)
+        let channel = madoguchi_entity::channels::Entity::find_by_id(chat.channel_id.uuid())
+            .one(&*write)
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))?;
+        crate::timers::arm_in(&mut write, &channel, id.uuid(), now).await?;
         write.commit().await?;
         Ok(chat)
     }
@@ -740,6 +783,8 @@ impl<'a> Chats<'a> {
         let message = load_message(&*write, message_id.uuid()).await?;
         append_chat_message_event(&mut write, &chat, "message.created", &message, now).await?;
         self.append_chat_event(&mut write, id, "chat.updated", now).await?;
+        // An answer ends the missed-chat close and moves the idle close.
+        crate::timers::arm_in(&mut write, &channel, chat.id, now).await?;
         write.commit().await?;
         Ok(message)
     }
@@ -907,6 +952,8 @@ pub(crate) fn chat_from_rows(row: chats::Model, user: end_users::Model) -> Resul
         last_message_at: row.last_message_at,
         last_message_preview: row.last_message_preview,
         unread_count: row.unread_count,
+        completed_at: row.completed_at,
+        completion_reason: row.completion_reason.as_deref().map(CompletionReason::parse).transpose()?,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

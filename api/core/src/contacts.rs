@@ -14,6 +14,7 @@ use crate::auth::{Caller, Email, Permission};
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{ChatId, ContactId, OrganizationId};
+use crate::jobs::{JobKind, Lease, NewJob, Outcome};
 use crate::organizations::Name;
 
 /// How long a passcode lives when the agent gives no lifetime, in minutes.
@@ -248,7 +249,7 @@ impl<'a> Contacts<'a> {
         // A handful of tries: collisions with live codes are rare.
         for _ in 0..8 {
             let code = Passcode::generate();
-            let write = self.core.write().await?;
+            let mut write = self.core.write().await?;
             // An expired, unused code may be reissued.
             passcodes::Entity::delete_many()
                 .filter(passcodes::Column::OrganizationId.eq(organization_id.uuid()))
@@ -270,7 +271,11 @@ impl<'a> Contacts<'a> {
             .insert(&*write)
             .await;
             match inserted {
-                Ok(_) => {
+                Ok(row) => {
+                    // Its code is freed when it expires unused.
+                    let mut job = NewJob::new(JobKind::PasscodeExpire { passcode_id: row.id }, expires_at);
+                    job.organization_id = Some(organization_id);
+                    write.enqueue(job, now).await?;
                     write.commit().await?;
                     return Ok(IssuedPasscode { code: code.as_str().into(), contact_id, expires_at });
                 }
@@ -281,6 +286,34 @@ impl<'a> Contacts<'a> {
             }
         }
         Err(Error::unavailable("could not find a free passcode; try again"))
+    }
+
+    /// Expires a passcode that was never used: it is deleted, freeing its
+    /// code, with a `passcode.expired` event. A used one stays, as the record
+    /// of who linked whom.
+    pub(crate) async fn expire_passcode(&self, lease: &Lease, id: uuid::Uuid) -> Result<Outcome> {
+        let Some(passcode) = passcodes::Entity::find_by_id(id).one(self.core.db()).await? else {
+            return Ok(Outcome::Done);
+        };
+        let now = self.core.now();
+        if passcode.used_at.is_some() {
+            return Ok(Outcome::Done);
+        }
+        if passcode.expires_at > now {
+            return Ok(Outcome::Later(passcode.expires_at));
+        }
+        let mut write = self.core.write().await?.fenced_by(Some(lease));
+        let deleted = passcodes::Entity::delete_many()
+            .filter(passcodes::Column::Id.eq(id))
+            .filter(passcodes::Column::UsedAt.is_null())
+            .exec(&*write)
+            .await?;
+        if deleted.rows_affected == 1 {
+            let payload = json!({"passcodeId": id, "contactId": passcode.contact_id, "code": passcode.code});
+            write.append(passcode.organization_id.into(), NewEvent::new("passcode.expired", payload, now)).await?;
+        }
+        write.commit().await?;
+        Ok(Outcome::Done)
     }
 
     async fn find(&self, organization_id: OrganizationId, id: ContactId) -> Result<contacts::Model> {

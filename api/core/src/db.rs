@@ -107,6 +107,13 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
+    /// Arms (queues or moves) a timer in this transaction; see [`jobs::arm`].
+    pub async fn arm(&mut self, job: NewJob, now: DateTime<Utc>) -> Result<()> {
+        jobs::arm(&self.tx, job, now).await?;
+        self.enqueued_jobs = true;
+        Ok(())
+    }
+
     /// Writes the transaction's events (organizations in id order, so two
     /// writers lock organization rows in one order), commits, then wakes the
     /// readers of every organization written to, sessions if identities

@@ -59,6 +59,7 @@ impl<'a> Delivery<'a> {
         match ChannelKind::parse(&channel.kind)? {
             ChannelKind::Line => LineOutbound::new(self.core).choose_method(write, channel, chat, now).await,
             ChannelKind::Wechat => WechatOutbound::new(self.core).choose_method(write, chat, now).await,
+            ChannelKind::Partner => Err(partner_chat()),
         }
     }
 
@@ -71,7 +72,7 @@ impl<'a> Delivery<'a> {
         now: DateTime<Utc>,
     ) -> Result<Option<SendWindow>> {
         match ChannelKind::parse(&channel.kind)? {
-            ChannelKind::Line => Ok(None),
+            ChannelKind::Line | ChannelKind::Partner => Ok(None),
             ChannelKind::Wechat => {
                 WechatOutbound::new(self.core).send_window(self.core.db(), chat, now).await.map(Some)
             }
@@ -86,6 +87,7 @@ impl<'a> Delivery<'a> {
             ChannelKind::Wechat => {
                 matches!(kind, MessageKind::Text | MessageKind::Image | MessageKind::Audio | MessageKind::Video)
             }
+            ChannelKind::Partner => return Err(partner_chat()),
         };
         if accepted {
             Ok(())
@@ -114,6 +116,7 @@ impl<'a> Delivery<'a> {
             ChannelKind::Wechat => {
                 WechatOutbound::new(self.core).enqueue_delivery(write, chat, message_id, method, now).await
             }
+            ChannelKind::Partner => Err(partner_chat()),
         }
     }
 
@@ -130,7 +133,7 @@ impl<'a> Delivery<'a> {
             ChannelKind::Line => {
                 LineOutbound::new(self.core).after_inbound_message(write, channel, chat_id, has_reply_token, now).await
             }
-            ChannelKind::Wechat => Ok(()),
+            ChannelKind::Wechat | ChannelKind::Partner => Ok(()),
         }
     }
 
@@ -206,4 +209,9 @@ pub(crate) async fn chat_and_channel(
 /// The rows still `PENDING`.
 pub(crate) fn only_pending(rows: &[messages::Model]) -> Vec<messages::Model> {
     rows.iter().filter(|row| row.delivery_state == DeliveryState::Pending.as_str()).cloned().collect()
+}
+
+/// A submitted chat is answered in the partner's own product.
+fn partner_chat() -> Error {
+    Error::failed_precondition("a chat a partner system submitted is answered in the partner's product, not here")
 }

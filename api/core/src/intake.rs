@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_entity::{attachments, channels, chats, end_users, messages, passcodes, webhook_receipts};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 use serde_json::json;
 
@@ -279,15 +279,22 @@ impl<'a> Intake<'a> {
             .col_expr(chats::Column::UpdatedAt, Expr::value(now))
             .filter(chats::Column::Id.eq(chat.id));
         if !passcode {
+            // The first customer message after a conversion opens the next
+            // ticket window.
             update = update
                 .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
-                .col_expr(chats::Column::UnreadCount, Expr::col(chats::Column::UnreadCount).add(1));
+                .col_expr(chats::Column::UnreadCount, Expr::col(chats::Column::UnreadCount).add(1))
+                .col_expr(
+                    chats::Column::TicketWindowStartedAt,
+                    Func::coalesce([Expr::col(chats::Column::TicketWindowStartedAt), Expr::value(now)]).into(),
+                );
         }
         if reopened {
             update = update
                 .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
                 .col_expr(chats::Column::OpenedAt, Expr::value(now))
-                .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None));
+                .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(chats::Column::CompletionReason, Expr::value(Option::<String>::None));
         }
         update.exec(&**write).await?;
         let chat_id: ChatId = chat.id.into();
@@ -310,6 +317,7 @@ impl<'a> Intake<'a> {
         )
         .await?;
         chats.append_chat_event(write, chat_id, kind_of_change, now).await?;
+        crate::timers::arm_in(write, channel, chat.id, now).await?;
 
         // What the provider does when a consumer writes (LINE: answers
         // waiting for a reply token can go now).
@@ -353,7 +361,7 @@ impl<'a> Intake<'a> {
     }
 
     /// Finds or creates the end user; a new one gets a profile fetch queued.
-    async fn end_user(
+    pub(crate) async fn end_user(
         &self,
         write: &mut Write<'_>,
         channel: &channels::Model,
@@ -402,7 +410,7 @@ impl<'a> Intake<'a> {
     }
 
     /// Finds or opens the chat between an end user and the channel.
-    async fn chat_for(
+    pub(crate) async fn chat_for(
         &self,
         write: &Write<'_>,
         channel: &channels::Model,
@@ -435,6 +443,7 @@ impl<'a> Intake<'a> {
             completed_at: Set(None),
             completion_reason: Set(None),
             send_window_closed_at: Set(None),
+            ticket_window_started_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })

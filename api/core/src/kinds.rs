@@ -36,7 +36,13 @@ macro_rules! string_enum {
 
 string_enum!(
     /// Which messaging service a channel is on.
-    ChannelKind { Line => "LINE", Wechat => "WECHAT" }
+    ChannelKind {
+        Line => "LINE",
+        Wechat => "WECHAT",
+        /// Where chats partner systems submit from channels we do not host
+        /// land (one per organization); nothing is sent through it.
+        Partner => "PARTNER",
+    }
 );
 string_enum!(
     /// Whether a channel carries messages.
@@ -76,6 +82,48 @@ impl LinePlan {
     }
 }
 
+string_enum!(
+    /// How long a chat no agent answered stays open (the seed's choices).
+    MissedCloseWindow {
+        FifteenMinutes => "FIFTEEN_MINUTES",
+        OneHour => "ONE_HOUR",
+        OneDay => "ONE_DAY",
+        OneWeek => "ONE_WEEK",
+        /// 30 days.
+        OneMonth => "ONE_MONTH",
+    }
+);
+
+impl MissedCloseWindow {
+    pub fn seconds(self) -> i64 {
+        match self {
+            Self::FifteenMinutes => 15 * 60,
+            Self::OneHour => 60 * 60,
+            Self::OneDay => 24 * 60 * 60,
+            Self::OneWeek => 7 * 24 * 60 * 60,
+            Self::OneMonth => 30 * 24 * 60 * 60,
+        }
+    }
+
+    /// The window of this many seconds, if it is one of the choices.
+    pub fn from_seconds(seconds: i64) -> Option<Self> {
+        Self::ALL.iter().copied().find(|window| window.seconds() == seconds)
+    }
+}
+
+string_enum!(
+    /// Why a chat was completed.
+    CompletionReason {
+        /// Its agent (or an admin) completed it.
+        Agent => "AGENT",
+        /// No agent answered within the channel's missed-chat window.
+        Missed => "MISSED",
+        /// Nobody wrote for the channel's idle close time.
+        Idle => "IDLE",
+        /// A partner system submitted it, finished.
+        Submitted => "SUBMITTED",
+    }
+);
 string_enum!(
     /// Where a chat stands.
     ChatStatus {

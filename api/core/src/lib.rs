@@ -47,7 +47,9 @@ pub mod platform;
 pub mod providers;
 pub(crate) mod rate_limits;
 pub mod secrets;
+pub mod submissions;
 pub mod tickets;
+pub mod timers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -374,7 +376,26 @@ impl Core {
                 let wechat = providers::wechat::WechatOutbound::fenced(self, lease);
                 wechat.run_download_media(job, *attachment_id, policy).await
             }
+            jobs::JobKind::ChatCloseMissed { chat_id } => {
+                timers::run(self, lease, timers::Timer::CloseMissed, *chat_id).await
+            }
+            jobs::JobKind::ChatCloseIdle { chat_id } => {
+                timers::run(self, lease, timers::Timer::CloseIdle, *chat_id).await
+            }
+            jobs::JobKind::ChatAutoTicket { chat_id } => {
+                timers::run(self, lease, timers::Timer::AutoTicket, *chat_id).await
+            }
+            jobs::JobKind::ChatConvert { chat_id, from, to, attended, by_timer } => {
+                let number = self.tickets().convert_window(lease, *chat_id, (*from, *to), *attended, *by_timer).await?;
+                tracing::info!(chat = %chat_id, ticket = ?number, "ended a ticket window");
+                Ok(jobs::Outcome::Done)
+            }
+            jobs::JobKind::PasscodeExpire { passcode_id } => self.contacts().expire_passcode(lease, *passcode_id).await,
         }
+    }
+
+    pub fn submissions(&self) -> submissions::Submissions<'_> {
+        submissions::Submissions::new(self)
     }
 
     pub fn organizations(&self) -> organizations::Organizations<'_> {

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{
-    channels, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
+    channels, chats, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
     ticket_chats, ticket_comments, tickets, zsc_keys,
 };
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
@@ -14,10 +14,11 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Permission};
+use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{ChannelId, ChatId, DepartmentId, OrganizationId, TicketId};
-use crate::kinds::{MappingMode, MessageDirection, RecentTicketsScope, TicketPriority, TicketStatus};
+use crate::kinds::{ChatToTicketRule, MappingMode, MessageDirection, RecentTicketsScope, TicketPriority, TicketStatus};
 
 /// A ticket as the API shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +78,22 @@ pub struct ConvertChat {
     pub priority: Option<TicketPriority>,
     pub status: Option<TicketStatus>,
     pub classification: Option<String>,
+}
+
+/// A ticket about to be written, made from `chat`.
+struct NewTicket<'a> {
+    portal: uuid::Uuid,
+    chat: &'a chats::Model,
+    subject: String,
+    transcript: String,
+    status: TicketStatus,
+    priority: TicketPriority,
+    classification: Option<String>,
+    department: Option<uuid::Uuid>,
+    email: Option<String>,
+    contact_id: Option<uuid::Uuid>,
+    /// Set for automatic conversions: unique, so each window converts once.
+    conversion_key: Option<String>,
 }
 
 /// The chat side's link while the portal still accepts it: enabled, the
@@ -325,20 +342,136 @@ impl<'a> Tickets<'a> {
             Some(subject) => subject.to_owned(),
             None => format!("Chat with {visitor}"),
         };
-        let transcript = self.transcript(chat.id, &visitor).await?;
+        let transcript = self.transcript(chat.id, &visitor, None).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        let ticket = NewTicket {
+            portal,
+            chat: &chat,
+            subject,
+            transcript,
+            status,
+            priority,
+            classification,
+            department,
+            email: Some(email),
+            contact_id: user.contact_id.filter(|_| portal == organization_id.uuid()),
+            conversion_key: None,
+        };
+        let id = self.create_in(&mut write, ticket, now).await?;
+        write.commit().await?;
+        self.get(caller, id.into()).await
+    }
+
+    /// Turns a chat's ended ticket window — its messages from `from` to `to`
+    /// — into a ticket when the rules say so (the README's decision table):
+    /// through a live helpdesk link, if its rule takes the chat (attended or
+    /// not) and its department mapping makes tickets; with no link at all,
+    /// into the organization's own portal, only when the channel's
+    /// auto-ticket timer ended the window. Once per window: the
+    /// `conversion_key` is unique. Returns the ticket's number, if one was made.
+    pub(crate) async fn convert_window(
+        &self,
+        lease: &crate::jobs::Lease,
+        chat_id: ChatId,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        attended: bool,
+        by_timer: bool,
+    ) -> Result<Option<i64>> {
+        let db = self.core.db();
+        let Some(chat) = chats::Entity::find_by_id(chat_id.uuid()).one(db).await? else { return Ok(None) };
+        let organization_id = OrganizationId::from(chat.organization_id);
+        let linked = helpdesk_links::Entity::find()
+            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(db)
+            .await?
+            .is_some();
+        let (portal, department, status) = if !linked {
+            if !by_timer {
+                return Ok(None);
+            }
+            (organization_id.uuid(), Some(chat.department_id), TicketStatus::Open)
+        } else {
+            // A disabled link, or one the portal no longer accepts, makes none.
+            let Some((link, portal)) = live_link(db, self.core, organization_id).await? else { return Ok(None) };
+            let wanted = match ChatToTicketRule::parse(&link.auto_ticket_rule)? {
+                ChatToTicketRule::AllVisitors => true,
+                ChatToTicketRule::Attended => attended,
+                ChatToTicketRule::Missed => !attended,
+                ChatToTicketRule::None => false,
+            };
+            if !wanted {
+                return Ok(None);
+            }
+            let mapping = department_mappings::Entity::find_by_id((link.id, chat.department_id)).one(db).await?;
+            let department = match &mapping {
+                None => None,
+                Some(mapping) => match MappingMode::parse(&mapping.mode)? {
+                    MappingMode::Department => mapping.helpdesk_department_id,
+                    // No agent is there to choose: the portal's unassigned tickets.
+                    MappingMode::ChooseAsNeeded => None,
+                    MappingMode::None | MappingMode::ViewOnly => return Ok(None),
+                },
+            };
+            (portal, department, TicketStatus::parse(&link.ticket_status_on_create)?)
+        };
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        let contact = match user.contact_id {
+            Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
+            None => None,
+        };
+        let email = contact.as_ref().and_then(|contact| contact.email.clone());
+        let visitor = contact.map(|contact| contact.name).or(user.display_name).unwrap_or(user.external_id);
+        let transcript = self.transcript(chat.id, &visitor, Some(window)).await?;
+        if transcript.is_empty() {
+            return Ok(None);
+        }
+        let now = self.core.now();
+        let mut write = self.core.write().await?.fenced_by(Some(lease));
+        let ticket = NewTicket {
+            portal,
+            chat: &chat,
+            subject: format!("Chat with {visitor}"),
+            transcript,
+            status,
+            priority: TicketPriority::Medium,
+            classification: None,
+            department,
+            email,
+            contact_id: user.contact_id.filter(|_| portal == organization_id.uuid()),
+            conversion_key: Some(format!("auto:{}:{}", chat.id, window.0.timestamp_micros())),
+        };
+        let id = match self.create_in(&mut write, ticket, now).await {
+            Ok(id) => id,
+            // Converted already (a timer that fired twice): one ticket.
+            Err(error) if error.code() == crate::ErrorCode::Conflict => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        write.commit().await?;
+        let number = tickets::Entity::find_by_id(id).one(db).await?.map(|row| row.number);
+        Ok(number)
+    }
+
+    /// Writes a ticket made from a chat, numbered in its portal, with the
+    /// chat in its thread and its events.
+    async fn create_in(&self, write: &mut Write<'_>, ticket: NewTicket<'_>, now: DateTime<Utc>) -> Result<uuid::Uuid> {
+        let NewTicket { portal, chat, .. } = ticket;
+        let organization_id = chat.organization_id;
+        let id = uuid::Uuid::now_v7();
         // One lock order: both organizations' rows (the portal's counter, and
         // the event sequences the commit advances) in id order, before
         // anything else, so conversions across mutual links never deadlock.
-        let mut rows = vec![portal, organization_id.uuid()];
+        let mut rows = vec![portal, organization_id];
         rows.sort_unstable();
         rows.dedup();
-        for id in rows {
+        for row in rows {
             organizations::Entity::update_many()
                 .col_expr(organizations::Column::TicketSeq, Expr::col(organizations::Column::TicketSeq))
-                .filter(organizations::Column::Id.eq(id))
-                .exec(&*write)
+                .filter(organizations::Column::Id.eq(row))
+                .exec(&**write)
                 .await?;
         }
         // The portal's row is the counter: the update holds it until commit,
@@ -346,50 +479,48 @@ impl<'a> Tickets<'a> {
         organizations::Entity::update_many()
             .col_expr(organizations::Column::TicketSeq, Expr::col(organizations::Column::TicketSeq).add(1))
             .filter(organizations::Column::Id.eq(portal))
-            .exec(&*write)
+            .exec(&**write)
             .await?;
         let number = organizations::Entity::find_by_id(portal)
-            .one(&*write)
+            .one(&**write)
             .await?
             .ok_or_else(|| Error::not_found("helpdesk portal"))?
             .ticket_seq;
-        let id = uuid::Uuid::now_v7();
         tickets::Entity::insert(tickets::ActiveModel {
             id: Set(id),
             organization_id: Set(portal),
             number: Set(number),
-            subject: Set(subject),
-            description: Set(Some(transcript)),
-            status: Set(status.as_str().into()),
-            priority: Set(priority.as_str().into()),
-            classification: Set(classification),
-            department_id: Set(department),
-            contact_id: Set(user.contact_id.filter(|_| portal == organization_id.uuid())),
-            email: Set(Some(email)),
+            subject: Set(ticket.subject),
+            description: Set(Some(ticket.transcript)),
+            status: Set(ticket.status.as_str().into()),
+            priority: Set(ticket.priority.as_str().into()),
+            classification: Set(ticket.classification),
+            department_id: Set(ticket.department),
+            contact_id: Set(ticket.contact_id),
+            email: Set(ticket.email),
             created_at: Set(now),
             updated_at: Set(now),
-            closed_at: Set((status == TicketStatus::Closed).then_some(now)),
+            closed_at: Set((ticket.status == TicketStatus::Closed).then_some(now)),
         })
-        .exec_without_returning(&*write)
+        .exec_without_returning(&**write)
         .await?;
         ticket_chats::Entity::insert(ticket_chats::ActiveModel {
             ticket_id: Set(id),
             chat_id: Set(chat.id),
-            conversion_key: Set(None),
+            conversion_key: Set(ticket.conversion_key),
             created_at: Set(now),
         })
-        .exec_without_returning(&*write)
+        .exec_without_returning(&**write)
         .await?;
-        let payload = json!({"ticketId": id, "number": number, "status": status, "chatId": chat.id});
+        let payload = json!({"ticketId": id, "number": number, "status": ticket.status, "chatId": chat.id});
         write.append(portal.into(), NewEvent::new("ticket.created", payload.clone(), now)).await?;
-        if portal != organization_id.uuid() {
+        if portal != organization_id {
             let event = NewEvent::new("chat.converted", payload, now)
                 .in_channel(chat.channel_id.into())
                 .in_chat(chat.id.into());
-            write.append(organization_id, event).await?;
+            write.append(organization_id.into(), event).await?;
         }
-        write.commit().await?;
-        self.get(caller, id.into()).await
+        Ok(id)
     }
 
     /// Merges a chat into a ticket the caller may write: the chat's
@@ -404,7 +535,7 @@ impl<'a> Tickets<'a> {
             .await?
             .ok_or_else(|| Error::not_found("end user"))?;
         let visitor = user.display_name.clone().unwrap_or(user.external_id.clone());
-        let transcript = self.transcript(chat.id, &visitor).await?;
+        let transcript = self.transcript(chat.id, &visitor, None).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
         // The primary key (ticket, chat) settles a chat merged twice at once.
@@ -653,11 +784,20 @@ impl<'a> Tickets<'a> {
         })
     }
 
-    /// The chat's messages as text, oldest first.
-    async fn transcript(&self, chat_id: uuid::Uuid, visitor: &str) -> Result<String> {
-        let rows = messages::Entity::find()
+    /// The chat's messages as text, oldest first; of the window's, if given.
+    async fn transcript(
+        &self,
+        chat_id: uuid::Uuid,
+        visitor: &str,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<String> {
+        let mut query = messages::Entity::find()
             .filter(messages::Column::ChatId.eq(chat_id))
-            .filter(messages::Column::IsPasscode.eq(false))
+            .filter(messages::Column::IsPasscode.eq(false));
+        if let Some((from, to)) = window {
+            query = query.filter(messages::Column::CreatedAt.between(from, to));
+        }
+        let rows = query
             .order_by_asc(messages::Column::CreatedAt)
             .order_by_asc(messages::Column::Id)
             .all(self.core.db())

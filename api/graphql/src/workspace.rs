@@ -24,6 +24,16 @@ use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
 use crate::subscription::parse_cursor;
+
+/// A channel's chat timers; a null turns one off.
+#[derive(InputObject, Debug)]
+pub struct ChannelTimersInput {
+    /// 60 seconds up to 30 days.
+    pub auto_ticket_after_seconds: Option<i64>,
+    pub missed_close_after: Option<crate::workspace_types::MissedCloseWindow>,
+    /// 60 seconds up to 24 hours.
+    pub idle_close_after_seconds: Option<i64>,
+}
 use crate::workspace_types::{
     Channel, ChannelStatus, Chat, ChatConnection, ChatStatus, Contact, FailedJob, LineMode, LinePlan, Message,
     Passcode, WechatChannelCreated, WechatKeyRotation,
@@ -385,6 +395,19 @@ impl WorkspaceMutation {
         let id = ChannelId::parse(&id).graphql()?;
         let status: kinds::ChannelStatus = status.into();
         core(ctx).channels().set_status(&caller(ctx)?, id, status).await.graphql().map(Into::into)
+    }
+
+    /// Sets a channel's chat timers (admins); a null turns one off. Chats
+    /// open now follow the new settings at once.
+    async fn set_channel_timers(&self, ctx: &Context<'_>, id: ID, timers: ChannelTimersInput) -> Result<Channel> {
+        let id = ChannelId::parse(&id).graphql()?;
+        let timers = madoguchi_core::timers::ChannelTimers::new(
+            timers.auto_ticket_after_seconds,
+            timers.missed_close_after.map(Into::into),
+            timers.idle_close_after_seconds,
+        )
+        .graphql()?;
+        core(ctx).channels().set_timers(&caller(ctx)?, id, timers).await.graphql().map(Into::into)
     }
 
     /// Reads the account's message count from LINE now and returns the usage

@@ -13,11 +13,13 @@ use madoguchi_core::{delivery, providers::wechat::accounts as wechat_accounts};
 
 use crate::context::{OrGraphql, caller, core};
 
-mirror_enum!(ChannelKind, kinds::ChannelKind { Line, Wechat });
+mirror_enum!(ChannelKind, kinds::ChannelKind { Line, Wechat, Partner });
 mirror_enum!(ChannelStatus, kinds::ChannelStatus { Active, Disabled, Deleted });
 mirror_enum!(LineMode, kinds::LineMode { Reply, Push, Auto });
 mirror_enum!(LinePlan, kinds::LinePlan { Free, Light, Standard });
 mirror_enum!(ChatStatus, kinds::ChatStatus { New, InProgress, Completed });
+mirror_enum!(CompletionReason, kinds::CompletionReason { Agent, Missed, Idle, Submitted });
+mirror_enum!(MissedCloseWindow, kinds::MissedCloseWindow { FifteenMinutes, OneHour, OneDay, OneWeek, OneMonth });
 mirror_enum!(MessageDirection, kinds::MessageDirection { Inbound, Outbound });
 mirror_enum!(MessageKind, kinds::MessageKind { Text, Image, Video, Audio, File, Sticker, Location, Link, Unknown });
 mirror_enum!(DeliveryState, kinds::DeliveryState { Received, Pending, Unsent, Sending, Sent, Unconfirmed, Failed });
@@ -40,11 +42,36 @@ pub struct Channel {
     pub status: ChannelStatus,
     pub has_icon: bool,
     /// Paste this into the provider's webhook setting.
-    pub webhook_url: String,
+    pub webhook_url: Option<String>,
     pub line: Option<LineChannel>,
     pub wechat: Option<WechatChannel>,
+    pub timers: ChannelTimers,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A channel's chat timers; null is off.
+#[derive(SimpleObject, Debug)]
+pub struct ChannelTimers {
+    /// A chat's messages become a ticket this long after the first customer
+    /// message not yet in one (when the helpdesk link's rule takes the chat;
+    /// see the README's decision table).
+    pub auto_ticket_after_seconds: Option<i64>,
+    /// A chat no agent answered is closed this long after it opened.
+    pub missed_close_after: Option<MissedCloseWindow>,
+    /// A claimed chat is closed after this long without a message from either
+    /// side (at most 24 hours).
+    pub idle_close_after_seconds: Option<i64>,
+}
+
+impl From<madoguchi_core::timers::ChannelTimers> for ChannelTimers {
+    fn from(value: madoguchi_core::timers::ChannelTimers) -> Self {
+        Self {
+            auto_ticket_after_seconds: value.auto_ticket_after_secs,
+            missed_close_after: value.missed_close_after.map(Into::into),
+            idle_close_after_seconds: value.idle_close_after_secs,
+        }
+    }
 }
 
 /// The WeChat side of a channel. Secrets are masked.
@@ -235,6 +262,7 @@ impl From<channels::Channel> for Channel {
             status: value.status.into(),
             has_icon: value.has_icon,
             webhook_url: value.webhook_url,
+            timers: value.timers.into(),
             line: value.line.map(|line| LineChannel {
                 channel_id: line.channel_id,
                 bot_user_id: line.bot_user_id,
@@ -302,6 +330,9 @@ pub struct Chat {
     pub last_message_at: Option<DateTime<Utc>>,
     pub last_message_preview: Option<String>,
     pub unread_count: i32,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Why it was completed: by an agent, or by one of the channel's timers.
+    pub completion_reason: Option<CompletionReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -356,6 +387,8 @@ impl From<chats::Chat> for Chat {
             last_message_at: value.last_message_at,
             last_message_preview: value.last_message_preview,
             unread_count: value.unread_count,
+            completed_at: value.completed_at,
+            completion_reason: value.completion_reason.map(Into::into),
             created_at: value.created_at,
             updated_at: value.updated_at,
         }

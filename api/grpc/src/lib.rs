@@ -3,12 +3,13 @@
 //! # Layout
 //! - [`auth`]: the middleware that turns `authorization: Bearer <api key>`
 //!   into a [`Caller`](madoguchi_core::auth::Caller), and the one error mapping.
-//! - [`organization`], [`events`], [`helpdesk`], [`ticket`]: the services for partner systems;
+//! - [`organization`], [`events`], [`helpdesk`], [`ticket`], [`chat`]: the services for partner systems;
 //!   [`platform`]: provisioning, for whoever runs the platform.
 //! - [`pb`]: the generated messages and service traits from `proto/`.
 //! - [`routes`]: every service with health and reflection, ready to serve.
 
 pub mod auth;
+pub mod chat;
 pub mod events;
 pub mod helpdesk;
 pub mod organization;
@@ -38,6 +39,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     health_reporter.set_serving::<pb::platform_service_server::PlatformServiceServer<platform::PlatformApi>>().await;
     health_reporter.set_serving::<pb::helpdesk_service_server::HelpdeskServiceServer<helpdesk::HelpdeskApi>>().await;
     health_reporter.set_serving::<pb::ticket_service_server::TicketServiceServer<ticket::TicketApi>>().await;
+    health_reporter.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     // Reflection v1, and v1alpha for the tools that speak only it
     // (grpcio-reflection, older grpcurl).
     let reflection = || {
@@ -55,6 +57,7 @@ pub async fn routes(core: Core) -> Result<axum::Router, tonic_reflection::server
     .add_service(pb::platform_service_server::PlatformServiceServer::new(platform::PlatformApi::new(core.clone())))
     .add_service(pb::helpdesk_service_server::HelpdeskServiceServer::new(helpdesk::HelpdeskApi::new(core.clone())))
     .add_service(pb::ticket_service_server::TicketServiceServer::new(ticket::TicketApi::new(core.clone())))
+    .add_service(pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(core.clone())))
     .add_service(health)
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha)

@@ -6,6 +6,8 @@
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
 
 /// A job's kind and payload.
@@ -39,6 +41,26 @@ pub enum JobKind {
     /// Downloads a consumer's media into blob storage.
     #[serde(rename = "wechat.download_media")]
     WechatDownloadMedia { attachment_id: AttachmentId },
+    /// Closes a chat no agent answered, once the channel's missed-chat
+    /// window has passed since it opened.
+    #[serde(rename = "chat.close_missed")]
+    ChatCloseMissed { chat_id: ChatId },
+    /// Closes a claimed chat once the channel's idle time has passed since
+    /// its last message, from either side.
+    #[serde(rename = "chat.close_idle")]
+    ChatCloseIdle { chat_id: ChatId },
+    /// Ends a chat's ticket window once the channel's auto-ticket time has
+    /// passed since the window's first customer message.
+    #[serde(rename = "chat.auto_ticket")]
+    ChatAutoTicket { chat_id: ChatId },
+    /// Turns one ended ticket window (its messages from `from` to `to`) into
+    /// a ticket, if the rules say so: whether an agent answered in it, and
+    /// whether the auto-ticket timer ended it (or the chat's completion).
+    #[serde(rename = "chat.convert")]
+    ChatConvert { chat_id: ChatId, from: DateTime<Utc>, to: DateTime<Utc>, attended: bool, by_timer: bool },
+    /// Frees an unused passcode's code once it has expired.
+    #[serde(rename = "passcode.expire")]
+    PasscodeExpire { passcode_id: uuid::Uuid },
 }
 
 /// How a kind of job is retried.
@@ -86,6 +108,11 @@ impl JobKind {
             Self::LineReconcileQuota { .. } => "line.reconcile_quota",
             Self::WechatSend { .. } => "wechat.send",
             Self::WechatDownloadMedia { .. } => "wechat.download_media",
+            Self::ChatCloseMissed { .. } => "chat.close_missed",
+            Self::ChatCloseIdle { .. } => "chat.close_idle",
+            Self::ChatAutoTicket { .. } => "chat.auto_ticket",
+            Self::ChatConvert { .. } => "chat.convert",
+            Self::PasscodeExpire { .. } => "passcode.expire",
         }
     }
 
@@ -116,7 +143,13 @@ impl JobKind {
             Self::LineReply { .. } => {
                 RetryPolicy { max_attempts: 30, first_delay: Duration::milliseconds(200), ..STANDARD }
             }
-            Self::LineFetchProfile { .. } | Self::WechatDownloadMedia { .. } => STANDARD,
+            Self::LineFetchProfile { .. }
+            | Self::WechatDownloadMedia { .. }
+            | Self::ChatCloseMissed { .. }
+            | Self::ChatCloseIdle { .. }
+            | Self::ChatAutoTicket { .. }
+            | Self::ChatConvert { .. }
+            | Self::PasscodeExpire { .. } => STANDARD,
             // Nothing makes a customer-service message idempotent: only
             // failures that had no effect are retried.
             Self::WechatSend { .. } => RetryPolicy { max_attempts: 8, ..STANDARD },
@@ -139,6 +172,17 @@ mod tests {
             JobKind::WechatSend { message_id: MessageId::generate(), allowance_month: None },
             JobKind::WechatSend { message_id: MessageId::generate(), allowance_month: Some("2026-12".into()) },
             JobKind::WechatDownloadMedia { attachment_id: AttachmentId::generate() },
+            JobKind::ChatCloseMissed { chat_id: ChatId::generate() },
+            JobKind::ChatCloseIdle { chat_id: ChatId::generate() },
+            JobKind::ChatAutoTicket { chat_id: ChatId::generate() },
+            JobKind::ChatConvert {
+                chat_id: ChatId::generate(),
+                from: "2026-12-01T10:00:00.123456Z".parse().unwrap(),
+                to: "2026-12-01T11:00:00Z".parse().unwrap(),
+                attended: true,
+                by_timer: false,
+            },
+            JobKind::PasscodeExpire { passcode_id: uuid::Uuid::now_v7() },
         ];
         for kind in kinds {
             assert_eq!(JobKind::decode(kind.name(), &kind.payload()), Ok(kind.clone()));

@@ -29,8 +29,8 @@ use futures::FutureExt;
 use madoguchi_entity::jobs;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,9 @@ pub enum Outcome {
     RetryAt(DateTime<Utc>, String),
     /// Give up; the text says why.
     Failed(String),
+    /// Not due yet (a timer whose deadline moved): run again at this time,
+    /// as if never attempted.
+    Later(DateTime<Utc>),
 }
 
 /// A claim on a job: its id and the token this claim wrote into it.
@@ -128,7 +131,44 @@ pub struct FailedJob {
 /// Writes a job with the given connection (usually the transaction that
 /// needs it). With a `dedupe_key` already queued, writes nothing.
 pub(crate) async fn enqueue(db: &impl ConnectionTrait, job: NewJob, now: DateTime<Utc>) -> Result<()> {
-    let row = jobs::ActiveModel {
+    jobs::Entity::insert(new_row(job, now))
+        .on_conflict(OnConflict::column(jobs::Column::DedupeKey).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Arms a timer: queues the job under its `dedupe_key`, or moves the one
+/// already there to the new time — queued again if it had run, and left to
+/// its worker if it is running now (its outcome then yields to the new time;
+/// see [`Jobs::finish`]). The timer's own work checks whether it is due.
+pub(crate) async fn arm(db: &impl ConnectionTrait, job: NewJob, now: DateTime<Utc>) -> Result<()> {
+    debug_assert!(job.dedupe_key.is_some(), "a timer is armed by its key");
+    let running = |running: &str, otherwise: &str| {
+        Expr::cust(format!("CASE WHEN jobs.status = 'RUNNING' THEN {running} ELSE {otherwise} END"))
+    };
+    let row = new_row(job, now);
+    jobs::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(jobs::Column::DedupeKey)
+                .values([
+                    (jobs::Column::RunAt, Expr::cust("excluded.run_at")),
+                    (jobs::Column::Payload, Expr::cust("excluded.payload")),
+                    (jobs::Column::UpdatedAt, Expr::cust("excluded.updated_at")),
+                    (jobs::Column::Status, running("jobs.status", "'QUEUED'")),
+                    (jobs::Column::Attempts, running("jobs.attempts", "0")),
+                    (jobs::Column::LastError, running("jobs.last_error", "NULL")),
+                    (jobs::Column::FinishedAt, running("jobs.finished_at", "NULL")),
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn new_row(job: NewJob, now: DateTime<Utc>) -> jobs::ActiveModel {
+    jobs::ActiveModel {
         id: Set(JobId::generate().uuid()),
         organization_id: Set(job.organization_id.map(Into::into)),
         kind: Set(job.kind.name().to_owned()),
@@ -146,12 +186,7 @@ pub(crate) async fn enqueue(db: &impl ConnectionTrait, job: NewJob, now: DateTim
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
-    };
-    jobs::Entity::insert(row)
-        .on_conflict(OnConflict::column(jobs::Column::DedupeKey).do_nothing().to_owned())
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    }
 }
 
 /// Queue use cases for workers.
@@ -269,30 +304,54 @@ impl<'a> Jobs<'a> {
 
     /// Records what became of a claimed job, in one transaction with the
     /// lease check: `CONFLICT` ("lease lost") and nothing recorded when
-    /// another worker has taken the job over meanwhile.
+    /// another worker has taken the job over meanwhile. A timer armed again
+    /// while it ran (its `run_at` moved) is queued for its new time instead.
     pub async fn finish(&self, job: &jobs::Model, outcome: &Outcome) -> Result<()> {
         let now = self.core.now();
         let (status, run_at, error, finished) = match outcome {
             Outcome::Done => ("DONE", job.run_at, None, Some(now)),
             Outcome::RetryAt(at, error) => ("QUEUED", *at, Some(error.clone()), None),
             Outcome::Failed(error) => ("FAILED", job.run_at, Some(error.clone()), Some(now)),
+            Outcome::Later(at) => ("QUEUED", *at, None, None),
+        };
+        let attempts = match outcome {
+            Outcome::Later(_) => Expr::value(0),
+            _ => Expr::col(jobs::Column::Attempts),
+        };
+        let ours = || {
+            Condition::all()
+                .add(jobs::Column::Id.eq(job.id))
+                .add(jobs::Column::LockedBy.eq(job.locked_by.clone()))
+                .add(jobs::Column::Status.eq("RUNNING"))
+        };
+        let unlocked = |update: sea_orm::UpdateMany<jobs::Entity>| {
+            update
+                .col_expr(jobs::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(jobs::Column::LockedBy, Expr::value(Option::<String>::None))
+                .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
         };
         let write = self.core.write().await?;
-        let updated = jobs::Entity::update_many()
+        let updated = unlocked(jobs::Entity::update_many())
             .col_expr(jobs::Column::Status, Expr::value(status))
             .col_expr(jobs::Column::RunAt, Expr::value(run_at))
+            .col_expr(jobs::Column::Attempts, attempts)
             .col_expr(jobs::Column::LastError, Expr::value(error.or_else(|| job.last_error.clone())))
             .col_expr(jobs::Column::FinishedAt, Expr::value(finished))
-            .col_expr(jobs::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(jobs::Column::LockedBy, Expr::value(Option::<String>::None))
-            .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
-            .filter(jobs::Column::Id.eq(job.id))
-            .filter(jobs::Column::LockedBy.eq(job.locked_by.clone()))
-            .filter(jobs::Column::Status.eq("RUNNING"))
+            .filter(ours())
+            .filter(jobs::Column::RunAt.eq(job.run_at))
             .exec(&*write)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(Error::lease_lost());
+            // Armed again while it ran: keep the new time, start afresh.
+            let requeued = unlocked(jobs::Entity::update_many())
+                .col_expr(jobs::Column::Status, Expr::value("QUEUED"))
+                .col_expr(jobs::Column::Attempts, Expr::value(0))
+                .filter(ours())
+                .exec(&*write)
+                .await?;
+            if requeued.rows_affected != 1 {
+                return Err(Error::lease_lost());
+            }
         }
         write.commit().await
     }
@@ -399,6 +458,7 @@ impl<'a> Jobs<'a> {
                         Outcome::Done => "done",
                         Outcome::RetryAt(..) => "retry",
                         Outcome::Failed(_) => "failed",
+                        Outcome::Later(_) => "later",
                     };
                     metrics::counter!("job_attempts_total", "kind" => job.kind.clone(), "result" => result)
                         .increment(1);
@@ -522,6 +582,58 @@ mod tests {
         core.jobs().claim("worker").await.unwrap().expect("a due job");
         let queued: i64 = core.jobs().queue_depths().await.unwrap().iter().map(|depth| depth.queued).sum();
         assert_eq!(queued, 2);
+    }
+
+    #[tokio::test]
+    async fn arming_a_timer_moves_its_one_job_and_a_move_while_it_runs_queues_it_again() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jobs.db").display());
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new("2026-12-01T09:00:00Z".parse().unwrap()));
+        let mut config = CoreConfig::new(url, MasterKey::generate());
+        config.clock = clock.clone();
+        let core = Core::open(config).await.unwrap();
+        let now = core.now();
+        let chat_id = ChatId::generate();
+        let timer = |at: DateTime<Utc>| {
+            let mut job = NewJob::new(JobKind::ChatCloseIdle { chat_id }, at);
+            job.dedupe_key = Some(format!("timer:idle:{chat_id}"));
+            job
+        };
+        let rows = || async { jobs::Entity::find().all(core.db()).await.unwrap() };
+        arm(core.db(), timer(now + chrono::Duration::minutes(10)), now).await.unwrap();
+        arm(core.db(), timer(now), now).await.unwrap();
+        let only = rows().await;
+        assert_eq!(only.len(), 1, "one job per timer");
+        assert_eq!((only[0].status.as_str(), only[0].run_at), ("QUEUED", now));
+
+        // Moved while its worker runs it: the worker's "done" yields to the
+        // new time, and the job is queued again for it, attempts afresh.
+        let running = core.jobs().claim("worker").await.unwrap().expect("a due job");
+        let later = now + chrono::Duration::minutes(5);
+        arm(core.db(), timer(later), now).await.unwrap();
+        assert_eq!(rows().await[0].status, "RUNNING", "left to its worker");
+        core.jobs().finish(&running, &Outcome::Done).await.unwrap();
+        let requeued = &rows().await[0];
+        assert_eq!((requeued.status.as_str(), requeued.run_at, requeued.attempts), ("QUEUED", later, 0));
+
+        // Once done, arming queues it again.
+        clock.advance(chrono::Duration::minutes(6));
+        let running = core.jobs().claim("worker").await.unwrap().expect("due again");
+        core.jobs().finish(&running, &Outcome::Done).await.unwrap();
+        assert_eq!(rows().await[0].status, "DONE");
+        let next = now + chrono::Duration::hours(1);
+        arm(core.db(), timer(next), now).await.unwrap();
+        let again = &rows().await[0];
+        assert_eq!((again.status.as_str(), again.run_at, again.finished_at), ("QUEUED", next, None));
+
+        // Not due yet: queued for then, as if never attempted.
+        clock.advance(chrono::Duration::hours(1));
+        let running = core.jobs().claim("worker").await.unwrap().expect("due");
+        let then = next + chrono::Duration::minutes(30);
+        core.jobs().finish(&running, &Outcome::Later(then)).await.unwrap();
+        let later = &rows().await[0];
+        assert_eq!((later.status.as_str(), later.run_at, later.attempts), ("QUEUED", then, 0));
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use crate::kinds::ChannelKind;
 pub(crate) fn profile_job(channel: &channels::Model, end_user_id: EndUserId) -> Option<JobKind> {
     match ChannelKind::parse(&channel.kind).ok()? {
         ChannelKind::Line => Some(JobKind::LineFetchProfile { end_user_id }),
-        ChannelKind::Wechat => None,
+        ChannelKind::Wechat | ChannelKind::Partner => None,
     }
 }
 
@@ -25,5 +25,6 @@ pub(crate) fn media_job(channel: &channels::Model, attachment_id: AttachmentId) 
     match ChannelKind::parse(&channel.kind).ok()? {
         ChannelKind::Line => Some(JobKind::LineDownloadContent { attachment_id }),
         ChannelKind::Wechat => Some(JobKind::WechatDownloadMedia { attachment_id }),
+        ChannelKind::Partner => None,
     }
 }
