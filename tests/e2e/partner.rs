@@ -10,6 +10,7 @@ use madoguchi_grpc::pb::chat_service_client::ChatServiceClient;
 use madoguchi_tests::{Backend, TestApp, spawn_app};
 use serde_json::json;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::grpc::{api_key, with_key};
 use crate::tickets::linked;
@@ -173,12 +174,23 @@ async fn bad_submissions_scopes_and_other_tenants_are_refused(backend: Backend) 
         let refused = chats.submit_chat(with_key(request, &key)).await.unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "{name}: {refused:?}");
         assert!(refused.message().starts_with(field), "{name}: {}", refused.message());
+        // google.rpc details: our code, and the field.
+        let details = refused.get_error_details();
+        assert_eq!(details.error_info().map(|info| info.reason.as_str()), Some("INVALID_ARGUMENT"), "{name}");
+        let violations = details.bad_request().map(|bad| bad.field_violations.clone()).unwrap_or_default();
+        assert_eq!(
+            violations.iter().map(|violation| violation.field.as_str()).collect::<Vec<_>>(),
+            vec![field],
+            "{name}"
+        );
     }
     assert_eq!(count_chats(&app, &key).await, 0, "nothing stored");
 
     let (reader, _) = api_key(&app, &acme, &["chats:read"]).await;
     let denied = chats.submit_chat(with_key(submission("p", "v", &department, true), &reader)).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+    let reason = denied.get_error_details().error_info().map(|info| info.reason.clone());
+    assert_eq!(reason.as_deref(), Some("PERMISSION_DENIED"));
 
     let stored = chats.submit_chat(with_key(submission("p", "v", &department, true), &key)).await.unwrap();
     let chat_id = stored.into_inner().chat.unwrap().id;

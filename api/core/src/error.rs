@@ -62,6 +62,8 @@ pub struct Error {
     transient: bool,
     /// A job's lease was taken over by another worker: its results are dropped.
     lease_lost: bool,
+    /// The request field an `InvalidArgument` is about (`transcript[2].text`).
+    field: Option<String>,
 }
 
 /// The result of a use case.
@@ -70,7 +72,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Returns an error with a code and a message meant for the caller.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), source: None, transient: false, lease_lost: false }
+        Self { code, message: message.into(), source: None, transient: false, lease_lost: false, field: None }
+    }
+
+    /// Returns `InvalidArgument` about one field of the request; the message
+    /// names it too (`"transcript: 1 to 1000 messages"`).
+    pub fn invalid_field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        Self { field: Some(field.clone()), ..Self::invalid_argument(format!("{field}: {problem}")) }
+    }
+
+    /// The request field an `InvalidArgument` is about, if one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
     }
 
     /// Returns `NotFound` for a kind of object (`"chat"` → "chat not found").
@@ -119,6 +133,7 @@ impl Error {
             source: Some(source.into()),
             transient: false,
             lease_lost: false,
+            field: None,
         }
     }
 

@@ -62,7 +62,7 @@ impl SubmitChat {
         let bounded = |field: &str, text: &str| {
             let length = text.trim().chars().count();
             if length == 0 || length > 200 {
-                return Err(Error::invalid_argument(format!("{field}: 1 to 200 characters")));
+                return Err(Error::invalid_field(field, "1 to 200 characters"));
             }
             Ok(())
         };
@@ -72,17 +72,16 @@ impl SubmitChat {
             bounded("visitor.name", name)?;
         }
         if self.transcript.is_empty() || self.transcript.len() > MAX_TRANSCRIPT {
-            return Err(Error::invalid_argument(format!("transcript: 1 to {MAX_TRANSCRIPT} messages")));
+            return Err(Error::invalid_field("transcript", format!("1 to {MAX_TRANSCRIPT} messages")));
         }
         for (index, message) in self.transcript.iter().enumerate() {
             let length = message.text.trim().chars().count();
             if length == 0 || length > MAX_TEXT_CHARS {
-                return Err(Error::invalid_argument(format!(
-                    "transcript[{index}].text: 1 to {MAX_TEXT_CHARS} characters"
-                )));
+                let field = format!("transcript[{index}].text");
+                return Err(Error::invalid_field(field, format!("1 to {MAX_TEXT_CHARS} characters")));
             }
             if message.sent_at > now + Duration::minutes(5) {
-                return Err(Error::invalid_argument(format!("transcript[{index}].send_time: in the future")));
+                return Err(Error::invalid_field(format!("transcript[{index}].send_time"), "in the future"));
             }
         }
         Ok(())
@@ -113,7 +112,7 @@ impl<'a> Submissions<'a> {
         let organization_id = caller.organization_id();
         self.core.organizations().find_department(organization_id, command.department_id).await.map_err(|error| {
             match error.code() {
-                crate::ErrorCode::NotFound => Error::invalid_argument("department_id: no such department"),
+                crate::ErrorCode::NotFound => Error::invalid_field("department_id", "no such department"),
                 _ => error,
             }
         })?;

@@ -54,8 +54,12 @@ pub(crate) fn to_graphql(error: Error) -> async_graphql::Error {
     if error.code() == ErrorCode::Internal {
         tracing::error!(error = ?error.cause(), "graphql operation failed");
     }
-    async_graphql::Error::new(error.message())
-        .extend_with(|_, extensions| extensions.set("code", error.code().as_str()))
+    async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
+        extensions.set("code", error.code().as_str());
+        if let Some(field) = error.field() {
+            extensions.set("field", field);
+        }
+    })
 }
 
 /// Lets resolvers use `?` on core results.

@@ -1,12 +1,15 @@
 //! API-key authentication for every gRPC call, and the mapping of core
 //! errors onto gRPC statuses.
 
+use std::collections::HashMap;
+
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use madoguchi_core::auth::Caller;
 use madoguchi_core::{Core, Error, ErrorCode};
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The service that takes the platform operator's key instead of an API key.
 const PLATFORM_SERVICE: &str = "/madoguchi.v1.PlatformService/";
@@ -105,8 +108,13 @@ pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no caller"))
 }
 
-/// Maps a core error onto a gRPC status. Internal causes are logged here and
-/// never sent.
+/// The `google.rpc.ErrorInfo` domain of our errors.
+pub const ERROR_DOMAIN: &str = "madoguchi.dev";
+
+/// Maps a core error onto a gRPC status, with `google.rpc` details: an
+/// `ErrorInfo` whose reason is our error code (`INVALID_ARGUMENT`,
+/// `CONFLICT`, …, as GraphQL's `extensions.code`), and for a bad field a
+/// `BadRequest` naming it. Internal causes are logged here and never sent.
 pub fn to_status(error: Error) -> Status {
     let code = match error.code() {
         ErrorCode::NotFound => Code::NotFound,
@@ -123,7 +131,12 @@ pub fn to_status(error: Error) -> Status {
             Code::Internal
         }
     };
-    Status::new(code, error.message())
+    let mut details = ErrorDetails::with_error_info(error.code().as_str(), ERROR_DOMAIN, HashMap::new());
+    if let Some(field) = error.field() {
+        let description = error.message().strip_prefix(&format!("{field}: ")).unwrap_or(error.message());
+        details.add_bad_request_violation(field, description);
+    }
+    Status::with_error_details(code, error.message(), details)
 }
 
 /// Lets services use `?` on core results.
@@ -152,5 +165,26 @@ mod tests {
         assert_eq!(to_status(Error::conflict("a department with that name exists")).code(), Code::AlreadyExists);
         let internal = to_status(Error::internal(std::io::Error::other("secret detail")));
         assert_eq!((internal.code(), internal.message()), (Code::Internal, "internal error"));
+    }
+
+    #[test]
+    fn every_status_carries_our_code_and_a_bad_field_its_name() {
+        let status = to_status(Error::invalid_field("transcript[1].text", "1 to 5000 characters"));
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::InvalidArgument, "transcript[1].text: 1 to 5000 characters")
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("an ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_ARGUMENT", ERROR_DOMAIN));
+        let violations = &details.bad_request().expect("a BadRequest").field_violations;
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            (violations[0].field.as_str(), violations[0].description.as_str()),
+            ("transcript[1].text", "1 to 5000 characters")
+        );
+        let conflict = to_status(Error::conflict("the chat is already in this ticket")).get_error_details();
+        assert_eq!(conflict.error_info().map(|info| info.reason.as_str()), Some("CONFLICT"));
+        assert!(conflict.bad_request().is_none());
     }
 }

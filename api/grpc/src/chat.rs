@@ -36,15 +36,15 @@ fn status_from(status: pb::ChatStatus) -> Result<kinds::ChatStatus, Status> {
         pb::ChatStatus::InProgress => kinds::ChatStatus::InProgress,
         pb::ChatStatus::Completed => kinds::ChatStatus::Completed,
         pb::ChatStatus::Unspecified => {
-            return Err(Error::invalid_argument("statuses: CHAT_STATUS_UNSPECIFIED is not a status")).status();
+            return Err(Error::invalid_field("statuses", "CHAT_STATUS_UNSPECIFIED is not a status")).status();
         }
     })
 }
 
 fn time_from(field: &str, time: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>, Status> {
-    let time = time.ok_or_else(|| Error::invalid_argument(format!("{field} is required"))).status()?;
+    let time = time.ok_or_else(|| Error::invalid_field(field, "required")).status()?;
     DateTime::from_timestamp(time.seconds, time.nanos.max(0) as u32)
-        .ok_or_else(|| Error::invalid_argument(format!("{field} is out of range")))
+        .ok_or_else(|| Error::invalid_field(field, "out of range"))
         .status()
 }
 
@@ -97,7 +97,7 @@ impl pb::chat_service_server::ChatService for ChatApi {
             (None, None)
         } else {
             let to = DateTime::parse_from_rfc3339(&body.page_token)
-                .map_err(|_| Error::invalid_argument("page_token: not a token this service gave"))
+                .map_err(|_| Error::invalid_field("page_token", "not a token this service gave"))
                 .status()?
                 .with_timezone(&Utc);
             (Some(DateTime::<Utc>::UNIX_EPOCH), Some(to))
@@ -131,8 +131,7 @@ impl pb::chat_service_server::ChatService for ChatApi {
                     pb::MessageSender::Visitor => true,
                     pb::MessageSender::Agent => false,
                     pb::MessageSender::Unspecified => {
-                        return Err(Error::invalid_argument(format!("transcript[{index}].sender is required")))
-                            .status();
+                        return Err(Error::invalid_field(format!("transcript[{index}].sender"), "required")).status();
                     }
                 };
                 let sent_at = time_from(&format!("transcript[{index}].send_time"), message.send_time.as_ref())?;
@@ -140,15 +139,20 @@ impl pb::chat_service_server::ChatService for ChatApi {
             })
             .collect::<Result<Vec<_>, Status>>()?;
         let department_id = if body.department_id.is_empty() {
-            return Err(Error::invalid_argument("department_id is required")).status();
+            return Err(Error::invalid_field("department_id", "required")).status();
         } else {
-            DepartmentId::parse(&body.department_id).status()?
+            DepartmentId::parse(&body.department_id)
+                .map_err(|error| Error::invalid_field("department_id", error))
+                .status()?
         };
         let command = SubmitChat {
             partner_chat_id: body.partner_chat_id.clone(),
             visitor_id: visitor.id,
             visitor_name: (!visitor.name.trim().is_empty()).then_some(visitor.name),
-            visitor_email: (!visitor.email.is_empty()).then(|| Email::parse(&visitor.email)).transpose().status()?,
+            visitor_email: (!visitor.email.is_empty())
+                .then(|| Email::parse(&visitor.email).map_err(|error| Error::invalid_field("visitor.email", error)))
+                .transpose()
+                .status()?,
             department_id,
             transcript,
             attended: body.attended,
