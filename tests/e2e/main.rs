@@ -23,6 +23,7 @@ mod grpc;
 mod helpdesk;
 mod identity;
 mod input;
+mod isolation;
 mod jobs;
 mod lifecycle;
 mod line;

@@ -61,7 +61,13 @@ pub(crate) async fn linked(app: &TestApp) -> (String, String, TestChannel, Strin
 }
 
 /// A claimed chat of `user` whose visitor has a contact with an email.
-async fn chat_with_email(app: &TestApp, admin: &str, channel: &TestChannel, user: &str, email: Option<&str>) -> String {
+pub(crate) async fn chat_with_email(
+    app: &TestApp,
+    admin: &str,
+    channel: &TestChannel,
+    user: &str,
+    email: Option<&str>,
+) -> String {
     assert_eq!(
         app.deliver_line(channel, vec![text_event(user, &format!("m-{user}"), "my order is late", "r")]).await,
         200
@@ -107,7 +113,7 @@ async fn convert(app: &TestApp, token: &str, chat_id: &str) -> Value {
     .await
 }
 
-async fn set_mode(app: &TestApp, admin: &str, department_id: &str, mode: &str, helpdesk: Option<&str>) {
+pub(crate) async fn set_mode(app: &TestApp, admin: &str, department_id: &str, mode: &str, helpdesk: Option<&str>) {
     let set = app
         .graphql(
             Some(admin),
@@ -311,3 +317,54 @@ async fn racing_conversions_get_distinct_numbers(backend: Backend) {
     assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
     app.stop().await.unwrap();
 }
+
+/// Classifications are the helpdesk portal's list, edited by its admin; a
+/// conversion picks one of them (where the mapping lets the agent choose).
+async fn a_conversion_picks_one_of_the_helpdesk_portals_classifications(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (acme, globex, channel, helpdesk_department) = linked(&app).await;
+    let list = "{ ticketClassifications }";
+    let defaults = app.graphql(Some(&acme), list, json!({})).await;
+    assert_eq!(defaults["data"]["ticketClassifications"], json!(["Question", "Problem", "Feature request"]));
+
+    let set = "mutation($names: [String!]!) { setTicketClassifications(names: $names) }";
+    let twice = app.graphql(Some(&globex), set, json!({"names": ["Bug", "bug"]})).await;
+    assert_eq!(error_code(&twice), "INVALID_ARGUMENT", "{twice}");
+    assert_eq!(twice["errors"][0]["extensions"]["field"], "names[1]", "{twice}");
+    let agent = app.create_agent_token(&globex, "AGENT").await;
+    assert_eq!(error_code(&app.graphql(Some(&agent), set, json!({"names": ["Bug"]})).await), "PERMISSION_DENIED");
+    let changed = app.graphql(Some(&globex), set, json!({"names": [" Billing ", "Bug"]})).await;
+    assert_eq!(changed["data"]["setTicketClassifications"], json!(["Billing", "Bug"]), "{changed}");
+    // The chat side sees the linked portal's list, on both surfaces.
+    assert_eq!(
+        app.graphql(Some(&acme), list, json!({})).await["data"]["ticketClassifications"],
+        json!(["Billing", "Bug"])
+    );
+    let (key, _) = api_key(&app, &acme, &["tickets:read"]).await;
+    let mut client = TicketServiceClient::new(app.grpc_channel().await);
+    let names = client.list_ticket_classifications(with_key(pb::ListTicketClassificationsRequest {}, &key)).await;
+    assert_eq!(names.unwrap().into_inner().names, vec!["Billing", "Bug"]);
+
+    let shown = app
+        .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
+        .await;
+    let department = shown["data"]["channel"]["departmentId"].as_str().unwrap().to_owned();
+    set_mode(&app, &acme, &department, "CHOOSE_AS_NEEDED", None).await;
+    let chat_id = chat_with_email(&app, &acme, &channel, "Uclassified", Some("classified@example.com")).await;
+    let convert = "mutation($id: ID!, $c: String, $d: ID) { convertChatToTicket(chatId: $id, input: {classification: $c, helpdeskDepartmentId: $d}) { classification departmentId } }";
+    let unknown =
+        app.graphql(Some(&acme), convert, json!({"id": chat_id, "c": "Nope", "d": helpdesk_department})).await;
+    assert_eq!(error_code(&unknown), "INVALID_ARGUMENT", "{unknown}");
+    assert_eq!(unknown["errors"][0]["extensions"]["field"], "classification", "{unknown}");
+    let none =
+        app.graphql(Some(&globex), "{ searchTickets(text: \"classified@example.com\") { id } }", json!({})).await;
+    assert_eq!(none["data"]["searchTickets"], json!([]), "nothing made: {none}");
+    let made = app.graphql(Some(&acme), convert, json!({"id": chat_id, "c": "Bug", "d": helpdesk_department})).await;
+    assert_eq!(
+        made["data"]["convertChatToTicket"],
+        json!({"classification": "Bug", "departmentId": helpdesk_department}),
+        "{made}"
+    );
+}
+
+on_both_backends!(a_conversion_picks_one_of_the_helpdesk_portals_classifications);

@@ -1,7 +1,7 @@
 //! Organizations (tenants) and their departments.
 
 use chrono::{DateTime, Utc};
-use madoguchi_entity::{agents, departments, organizations};
+use madoguchi_entity::{agents, departments, organizations, ticket_classifications};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
 
+/// The classifications a new portal starts with (the spec's examples).
+pub const DEFAULT_CLASSIFICATIONS: [&str; 3] = ["Question", "Problem", "Feature request"];
 /// A tenant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Organization {
@@ -136,6 +138,15 @@ impl<'a> Organizations<'a> {
         }
         .insert(&*write)
         .await?;
+        // A portal starts with the usual classifications; its admin edits them.
+        let classifications =
+            DEFAULT_CLASSIFICATIONS.iter().enumerate().map(|(index, name)| ticket_classifications::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                organization_id: Set(organization_id.uuid()),
+                name: Set((*name).to_owned()),
+                created_at: Set(now + chrono::Duration::microseconds(index as i64)),
+            });
+        ticket_classifications::Entity::insert_many(classifications).exec_without_returning(&*write).await?;
         write
             .append(
                 organization_id,

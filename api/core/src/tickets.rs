@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{
     channels, chats, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
-    ticket_chats, ticket_comments, tickets, zsc_keys,
+    ticket_chats, ticket_classifications, ticket_comments, tickets, zsc_keys,
 };
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -37,6 +37,47 @@ pub struct Ticket {
     pub chat_ids: Vec<ChatId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What the helpdesk knows of a chat's visitor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeskInformation {
+    /// The portal whose contact this is.
+    pub portal_name: String,
+    pub contact_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_name: Option<String>,
+    pub sla_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub owner_name: Option<String>,
+}
+
+impl DeskInformation {
+    fn of(contact: contacts::Model, portal_name: String) -> Self {
+        Self {
+            portal_name,
+            contact_name: contact.name,
+            email: contact.email,
+            phone: contact.phone,
+            account_name: contact.account_name,
+            sla_name: contact.sla_name,
+            contract_name: contact.contract_name,
+            owner_name: contact.owner_name,
+        }
+    }
+}
+
+/// A portal's classifications, in the admin's order.
+async fn classification_names(db: &impl sea_orm::ConnectionTrait, portal: uuid::Uuid) -> Result<Vec<String>> {
+    Ok(ticket_classifications::Entity::find()
+        .filter(ticket_classifications::Column::OrganizationId.eq(portal))
+        .order_by_asc(ticket_classifications::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect())
 }
 
 /// An agent's comment on a ticket.
@@ -322,6 +363,12 @@ impl<'a> Tickets<'a> {
         };
         let priority = if chosen { command.priority.unwrap_or(TicketPriority::Medium) } else { TicketPriority::Medium };
         let classification = if chosen { command.classification.clone() } else { None };
+        if let Some(classification) = &classification {
+            let names = classification_names(self.core.db(), portal).await?;
+            if !names.iter().any(|name| name == classification) {
+                return Err(Error::invalid_field("classification", "not one of the helpdesk portal's classifications"));
+            }
+        }
         let user = end_users::Entity::find_by_id(chat.end_user_id)
             .one(self.core.db())
             .await?
@@ -649,6 +696,100 @@ impl<'a> Tickets<'a> {
         found.sort_by_key(|ticket| std::cmp::Reverse(ticket.created_at));
         found.truncate(limit.clamp(1, 50) as usize);
         Ok(found)
+    }
+
+    /// The classifications agents choose from when converting a chat: the
+    /// list of the portal conversions go to (the linked one, while the link
+    /// holds; otherwise the caller's own), in the admin's order.
+    pub async fn classifications(&self, caller: &Caller) -> Result<Vec<String>> {
+        caller.require(Permission::ReadTickets)?;
+        let organization_id = caller.organization_id();
+        let portal = match live_link(self.core.db(), self.core, organization_id).await? {
+            Some((_, portal)) => portal,
+            None => organization_id.uuid(),
+        };
+        classification_names(self.core.db(), portal).await
+    }
+
+    /// Replaces the caller's portal's classifications (helpdesk admins):
+    /// 1 to 100 distinct names, each 1 to 100 characters, in this order.
+    /// Existing tickets keep theirs.
+    pub async fn set_classifications(&self, caller: &Caller, names: &[String]) -> Result<Vec<String>> {
+        caller.require(Permission::ManageHelpdesk)?;
+        let names: Vec<String> = names.iter().map(|name| name.trim().to_owned()).collect();
+        if names.is_empty() || names.len() > 100 {
+            return Err(Error::invalid_field("names", "1 to 100 classifications"));
+        }
+        for (index, name) in names.iter().enumerate() {
+            if name.is_empty() || name.chars().count() > 100 {
+                return Err(Error::invalid_field(format!("names[{index}]"), "1 to 100 characters"));
+            }
+            if names[..index].iter().any(|other| other.to_lowercase() == name.to_lowercase()) {
+                return Err(Error::invalid_field(format!("names[{index}]"), format!("{name:?} is listed twice")));
+            }
+        }
+        let portal = caller.organization_id();
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        ticket_classifications::Entity::delete_many()
+            .filter(ticket_classifications::Column::OrganizationId.eq(portal.uuid()))
+            .exec(&*write)
+            .await?;
+        let rows = names.iter().enumerate().map(|(index, name)| ticket_classifications::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            organization_id: Set(portal.uuid()),
+            name: Set(name.clone()),
+            // The admin's order, kept by the creation times.
+            created_at: Set(now + chrono::Duration::microseconds(index as i64)),
+        });
+        ticket_classifications::Entity::insert_many(rows).exec_without_returning(&*write).await?;
+        write.append(portal, NewEvent::new("helpdesk.classifications_updated", json!({"names": names}), now)).await?;
+        write.commit().await?;
+        classification_names(self.core.db(), portal.uuid()).await
+    }
+
+    /// What the helpdesk knows of the chat's visitor, shown beside the chat
+    /// (the seed's "Desk information"): the contact with the visitor's email
+    /// in the linked portal, while the link holds and the caller's mapping
+    /// reaches any of its tickets; otherwise the visitor's own contact.
+    /// `None` when the visitor is linked to no contact.
+    pub async fn desk_information(&self, caller: &Caller, chat_id: ChatId) -> Result<Option<DeskInformation>> {
+        caller.require(Permission::ReadTickets)?;
+        caller.require(Permission::ReadChats)?;
+        let chat = self.core.chats().visible(caller, chat_id).await?;
+        let db = self.core.db();
+        let user = end_users::Entity::find_by_id(chat.end_user_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::not_found("end user"))?;
+        let Some(own) = (match user.contact_id {
+            Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
+            None => None,
+        }) else {
+            return Ok(None);
+        };
+        if let Some(email) = own.email.clone() {
+            for scope in self.scopes(caller).await? {
+                let reaches_any = !matches!(&scope.recent, Some(departments) if departments.is_empty());
+                if scope.portal == chat.organization_id || !reaches_any {
+                    continue;
+                }
+                let theirs = contacts::Entity::find()
+                    .filter(contacts::Column::OrganizationId.eq(scope.portal))
+                    .filter(Expr::from(Func::lower(Expr::col(contacts::Column::Email))).eq(email.to_lowercase()))
+                    .one(db)
+                    .await?;
+                if let Some(contact) = theirs {
+                    return Ok(Some(DeskInformation::of(contact, scope.portal_name)));
+                }
+            }
+        }
+        let portal = organizations::Entity::find_by_id(chat.organization_id)
+            .one(db)
+            .await?
+            .map(|organization| organization.portal_name)
+            .unwrap_or_default();
+        Ok(Some(DeskInformation::of(own, portal)))
     }
 
     /// Comments on a ticket the caller may write (a `VIEW_ONLY` mapping

@@ -178,6 +178,20 @@ impl HelpdeskMutation {
 
 mirror_enum!(TicketPriority, kinds::TicketPriority { High, Medium, Low });
 
+/// What the helpdesk knows of a chat's visitor.
+#[derive(SimpleObject, Debug)]
+pub struct DeskInformation {
+    /// The portal whose contact this is.
+    pub portal_name: String,
+    pub contact_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub account_name: Option<String>,
+    pub sla_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub owner_name: Option<String>,
+}
+
 /// A helpdesk ticket.
 #[derive(SimpleObject, Debug)]
 pub struct Ticket {
@@ -282,6 +296,29 @@ impl TicketQuery {
         Ok(found.into_iter().map(Into::into).collect())
     }
 
+    /// The classifications a conversion may choose: the linked portal's
+    /// while the link holds, otherwise this organization's own.
+    async fn ticket_classifications(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        core(ctx).tickets().classifications(&caller(ctx)?).await.graphql()
+    }
+
+    /// What the helpdesk knows of the chat's visitor (account, SLA,
+    /// contract, owner); null when the visitor is linked to no contact.
+    async fn desk_information(&self, ctx: &Context<'_>, chat_id: ID) -> Result<Option<DeskInformation>> {
+        let chat_id = ChatId::parse(&chat_id).graphql()?;
+        let found = core(ctx).tickets().desk_information(&caller(ctx)?, chat_id).await.graphql()?;
+        Ok(found.map(|desk| DeskInformation {
+            portal_name: desk.portal_name,
+            contact_name: desk.contact_name,
+            email: desk.email,
+            phone: desk.phone,
+            account_name: desk.account_name,
+            sla_name: desk.sla_name,
+            contract_name: desk.contract_name,
+            owner_name: desk.owner_name,
+        }))
+    }
+
     /// A ticket's comments, oldest first.
     async fn ticket_comments(&self, ctx: &Context<'_>, ticket_id: ID) -> Result<Vec<TicketComment>> {
         let id = ticket_id_of(&ticket_id).graphql()?;
@@ -340,6 +377,12 @@ impl TicketMutation {
     async fn comment_on_ticket(&self, ctx: &Context<'_>, ticket_id: ID, body: String) -> Result<TicketComment> {
         let (id, body) = (ticket_id_of(&ticket_id).graphql()?, CommentText::parse(&body).graphql()?);
         core(ctx).tickets().comment(&caller(ctx)?, id, body).await.graphql().map(Into::into)
+    }
+
+    /// Replaces this portal's ticket classifications (admins): 1 to 100
+    /// distinct names, in the order agents see them.
+    async fn set_ticket_classifications(&self, ctx: &Context<'_>, names: Vec<String>) -> Result<Vec<String>> {
+        core(ctx).tickets().set_classifications(&caller(ctx)?, &names).await.graphql()
     }
 
     /// Reopens, closes or otherwise moves a ticket.

@@ -125,6 +125,44 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         }))
     }
 
+    async fn list_ticket_classifications(
+        &self,
+        request: Request<pb::ListTicketClassificationsRequest>,
+    ) -> Result<Response<pb::ListTicketClassificationsResponse>, Status> {
+        let names = self.core.tickets().classifications(&caller(&request)?).await.status()?;
+        Ok(Response::new(pb::ListTicketClassificationsResponse { names }))
+    }
+
+    async fn set_ticket_classifications(
+        &self,
+        request: Request<pb::SetTicketClassificationsRequest>,
+    ) -> Result<Response<pb::SetTicketClassificationsResponse>, Status> {
+        let caller = caller(&request)?;
+        let names = self.core.tickets().set_classifications(&caller, &request.get_ref().names).await.status()?;
+        Ok(Response::new(pb::SetTicketClassificationsResponse { names }))
+    }
+
+    async fn get_desk_information(
+        &self,
+        request: Request<pb::GetDeskInformationRequest>,
+    ) -> Result<Response<pb::GetDeskInformationResponse>, Status> {
+        let caller = caller(&request)?;
+        let chat_id = ChatId::parse(&request.get_ref().chat_id).status()?;
+        let found = self.core.tickets().desk_information(&caller, chat_id).await.status()?;
+        Ok(Response::new(pb::GetDeskInformationResponse {
+            desk_information: found.map(|desk| pb::DeskInformation {
+                portal_name: desk.portal_name,
+                contact_name: desk.contact_name,
+                email: desk.email.unwrap_or_default(),
+                phone: desk.phone.unwrap_or_default(),
+                account_name: desk.account_name.unwrap_or_default(),
+                sla_name: desk.sla_name.unwrap_or_default(),
+                contract_name: desk.contract_name.unwrap_or_default(),
+                owner_name: desk.owner_name.unwrap_or_default(),
+            }),
+        }))
+    }
+
     async fn update_ticket_status(
         &self,
         request: Request<pb::UpdateTicketStatusRequest>,
