@@ -82,7 +82,7 @@ async function lineChannel(client: AgentClient): Promise<{ id: string; bot: stri
 }
 
 async function until<T>(check: () => T | undefined | Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
@@ -207,8 +207,9 @@ test("a partner links a helpdesk with a ZSC key, submits a chat, and it becomes 
     recentTickets: pb.RecentTicketsScope.ALL_DEPARTMENTS,
   });
 
-  // The helpdesk's stream of ticket events, from now on.
-  const stream = helpdesk.events.streamEvents({ kinds: ["ticket."] });
+  // The helpdesk's stream of ticket events, from the start of its log (a
+  // fresh portal's: nothing can be missed however late the stream starts).
+  const stream = helpdesk.events.streamEvents({ afterCursor: 0n, kinds: ["ticket."] });
   const firstEvent = (async () => {
     for await (const message of stream) return message.event;
     return undefined;
