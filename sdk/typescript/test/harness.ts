@@ -11,6 +11,8 @@ import { join } from "node:path";
 export const ADMIN_EMAIL = "admin@example.com";
 export const ADMIN_PASSWORD = "an admin password for the sdk tests";
 export const CHANNEL_SECRET = "0123456789abcdef0123456789abcdef";
+/** The platform operator's key the server is started with. */
+export const OPERATOR_KEY = "an operator key for the sdk tests, long enough";
 
 /** A fake of the LINE Messaging API: bot info, push, reply, profiles. */
 export class FakeLine {
@@ -101,7 +103,8 @@ export class TestServer {
     const child = spawn(binary(), [], {
       cwd: dir,
       env: {
-        ...process.env,
+        // Nothing of the caller's own MADOGUCHI_* settings leaks in.
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MADOGUCHI_"))),
         MADOGUCHI_DATABASE_URL: `sqlite://${join(dir, "madoguchi.db")}?mode=rwc`,
         MADOGUCHI_DATA_DIR: dir,
         MADOGUCHI_HTTP_ADDR: `127.0.0.1:${http}`,
@@ -113,6 +116,7 @@ export class TestServer {
         MADOGUCHI_LINE_API_BASE: line.url,
         MADOGUCHI_LINE_DATA_BASE: line.url,
         MADOGUCHI_SHUTDOWN_GRACE_SECONDS: "2",
+        MADOGUCHI_PLATFORM_OPERATOR_KEY: OPERATOR_KEY,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

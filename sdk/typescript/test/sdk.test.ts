@@ -28,10 +28,8 @@ import {
   pb,
 } from "../src/node.js";
 import { PlatformService } from "../src/gen/madoguchi/v1/platform_pb.js";
-import { ADMIN_EMAIL, ADMIN_PASSWORD, CHANNEL_SECRET, TestServer, textEvent } from "./harness.js";
+import { ADMIN_EMAIL, ADMIN_PASSWORD, CHANNEL_SECRET, OPERATOR_KEY, TestServer, textEvent } from "./harness.js";
 
-const OPERATOR_KEY = "an operator key for the sdk tests, long enough";
-process.env.MADOGUCHI_PLATFORM_OPERATOR_KEY = OPERATOR_KEY;
 
 let server: TestServer;
 before(async () => {

@@ -1,0 +1,7 @@
+from pydantic import Field
+
+from .base_model import BaseModel
+
+
+class TicketClassifications(BaseModel):
+    ticket_classifications: list[str] = Field(alias="ticketClassifications")

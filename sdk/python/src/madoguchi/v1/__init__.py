@@ -1,0 +1,1 @@
+"""Generated from proto/madoguchi/v1 by grpcio-tools and mypy-protobuf."""
