@@ -26,7 +26,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::ids::{ChannelId, ChatId, OrganizationId};
@@ -40,6 +40,9 @@ const SAFETY_POLL: Duration = Duration::from_secs(5);
 
 /// How many events a reader takes from the table at once.
 const READ_BATCH: u64 = 200;
+/// How many events a shared tail keeps for followers that are momentarily
+/// slower than it; one further behind reads the table instead.
+const TAIL_RING: usize = 1024;
 
 /// How long announcements to other replicas are gathered before they go.
 const ANNOUNCE_COALESCING: Duration = Duration::from_millis(2);
@@ -144,6 +147,19 @@ pub struct EventLog {
     /// coalesced by [`EventLog::notify_postgres`].
     announcements: mpsc::UnboundedSender<Announcement>,
     pending_announcements: Mutex<Option<mpsc::UnboundedReceiver<Announcement>>>,
+    /// Each organization's shared tail in this process, while it has followers.
+    tails: Mutex<HashMap<OrganizationId, Tail>>,
+}
+
+/// One organization's shared tail: a single task reads the log after each
+/// wake-up (or safety poll) and broadcasts what it read to every live
+/// follower, so a commit costs one query however many follow it, and idle
+/// followers cost none. Followers behind it catch up from the table first.
+#[derive(Clone, Debug)]
+struct Tail {
+    events: broadcast::Sender<Arc<Event>>,
+    /// The newest `seq` the tail has broadcast (or started after).
+    position: watch::Receiver<i64>,
 }
 
 /// A committed head of one organization's log, for other replicas.
@@ -163,6 +179,7 @@ impl EventLog {
             identity: watch::channel(0).0,
             announcements,
             pending_announcements: Mutex::new(Some(pending)),
+            tails: Mutex::new(HashMap::new()),
         }
     }
 
@@ -273,31 +290,121 @@ impl EventLog {
     }
 
     /// Returns every event after `after`, then each new one as it is
-    /// committed, forever. Nothing is buffered beyond one batch: a slow
-    /// consumer simply reads further behind in the table.
+    /// committed, forever. Behind the head it reads the table, in batches;
+    /// at the head it takes the organization's shared tail's broadcast
+    /// ([`Tail`]). A follower that falls behind the broadcast (lagged) reads
+    /// the table again: nothing is lost, and nothing is buffered beyond one
+    /// batch and the broadcast's ring.
     pub fn follow(self: &Arc<Self>, organization_id: OrganizationId, after: i64) -> EventStream {
         let log = Arc::clone(self);
         Box::pin(async_stream::try_stream! {
-            // Subscribe before the first read, so a wake-up between the read and
-            // the wait is not lost.
-            let mut waker = log.watch(organization_id);
             let mut cursor = after;
             loop {
-                waker.borrow_and_update();
-                let batch = log.read_after(organization_id, cursor, READ_BATCH).await?;
-                if batch.is_empty() {
-                    tokio::select! {
-                        _ = waker.changed() => {}
-                        _ = tokio::time::sleep(SAFETY_POLL) => {}
+                // Subscribed before reading how far the tail is, so nothing it
+                // broadcasts from then on is missed.
+                let (mut live, position) = log.tail(organization_id).await?;
+                // Catch up from the table to where the tail is.
+                loop {
+                    if cursor >= *position.borrow() {
+                        break;
                     }
-                    continue;
+                    let batch = log.read_after(organization_id, cursor, READ_BATCH).await?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for event in batch {
+                        cursor = event.seq;
+                        yield event;
+                    }
                 }
-                for event in batch {
-                    cursor = event.seq;
-                    yield event;
+                // Live: the tail's events, in order, once each.
+                loop {
+                    match live.recv().await {
+                        Ok(event) if event.seq <= cursor => {}
+                        Ok(event) if event.seq == cursor + 1 => {
+                            cursor = event.seq;
+                            yield Event::clone(&event);
+                        }
+                        // A gap, lagging behind the ring, or the tail gone:
+                        // read the table again.
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
+                            break;
+                        }
+                    }
                 }
             }
         })
+    }
+
+    /// Subscribes to the organization's shared tail, starting it (at the
+    /// log's head) if it is not running.
+    async fn tail(
+        self: &Arc<Self>,
+        organization_id: OrganizationId,
+    ) -> Result<(broadcast::Receiver<Arc<Event>>, watch::Receiver<i64>)> {
+        if let Some(subscribed) = self.subscribe_tail(organization_id) {
+            return Ok(subscribed);
+        }
+        let head = self.head(organization_id).await?;
+        let mut tails = self.tails.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tail = tails.entry(organization_id).or_insert_with(|| {
+            let (events, _) = broadcast::channel(TAIL_RING);
+            let (moved, position) = watch::channel(head);
+            tokio::spawn(Arc::clone(self).run_tail(organization_id, events.clone(), moved, head));
+            Tail { events, position }
+        });
+        Ok((tail.events.subscribe(), tail.position.clone()))
+    }
+
+    fn subscribe_tail(
+        &self,
+        organization_id: OrganizationId,
+    ) -> Option<(broadcast::Receiver<Arc<Event>>, watch::Receiver<i64>)> {
+        let tails = self.tails.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tails.get(&organization_id).map(|tail| (tail.events.subscribe(), tail.position.clone()))
+    }
+
+    /// The shared tail's task: reads after each wake-up, broadcasts, and ends
+    /// once nobody follows (decided under the map's lock, so a follower never
+    /// subscribes to a tail that is ending).
+    async fn run_tail(
+        self: Arc<Self>,
+        organization_id: OrganizationId,
+        events: broadcast::Sender<Arc<Event>>,
+        moved: watch::Sender<i64>,
+        mut cursor: i64,
+    ) {
+        let mut waker = self.watch(organization_id);
+        loop {
+            {
+                let mut tails = self.tails.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if events.receiver_count() == 0 {
+                    tails.remove(&organization_id);
+                    return;
+                }
+            }
+            waker.borrow_and_update();
+            let batch = match self.read_after(organization_id, cursor, READ_BATCH).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(organization = %organization_id, error = ?error.cause(), "cannot read the event log");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = waker.changed() => {}
+                    _ = tokio::time::sleep(SAFETY_POLL) => {}
+                }
+                continue;
+            }
+            for event in batch {
+                cursor = event.seq;
+                let _ = events.send(Arc::new(event));
+            }
+            moved.send_replace(cursor);
+        }
     }
 
     /// Like [`Self::follow`], starting after `after` or, when it is absent,
@@ -444,5 +551,123 @@ mod kind_filter_tests {
         assert!(KindFilter::parse(&[]).unwrap().matches("anything"));
         assert!(KindFilter::parse(&["Ticket.*".into()]).is_err());
         assert!(KindFilter::parse(&[String::new()]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::secrets::MasterKey;
+    use crate::{Core, CoreConfig};
+
+    async fn core(dir: &std::path::Path) -> (Core, OrganizationId) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("events.db").display());
+        let core = Core::open(CoreConfig::new(url, MasterKey::generate())).await.unwrap();
+        let organization = organizations::Entity::find().one(core.db()).await.unwrap();
+        let id = match organization {
+            Some(organization) => organization.id.into(),
+            None => {
+                let (organization, _) = core
+                    .organizations()
+                    .create(crate::organizations::CreateOrganization {
+                        name: crate::organizations::Name::parse("Acme").unwrap(),
+                        portal_name: crate::organizations::PortalName::parse("acme").unwrap(),
+                        admin_email: crate::auth::Email::parse("admin@acme.example").unwrap(),
+                        admin_name: crate::organizations::Name::parse("Admin").unwrap(),
+                        admin_password: crate::auth::Password::parse("a long enough password").unwrap(),
+                    })
+                    .await
+                    .unwrap();
+                organization.id
+            }
+        };
+        (core, id)
+    }
+
+    async fn append(core: &Core, organization_id: OrganizationId, count: usize) {
+        let mut write = core.write().await.unwrap();
+        for n in 0..count {
+            write
+                .append(organization_id, NewEvent::new("test.appended", serde_json::json!({"n": n}), core.now()))
+                .await
+                .unwrap();
+        }
+        write.commit().await.unwrap();
+    }
+
+    fn tails(core: &Core) -> usize {
+        core.events().tails.lock().unwrap().len()
+    }
+
+    async fn next_seqs(stream: &mut EventStream, count: usize) -> Vec<i64> {
+        let mut seqs = Vec::with_capacity(count);
+        while seqs.len() < count {
+            let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("an event in time");
+            seqs.push(event.unwrap().unwrap().seq);
+        }
+        seqs
+    }
+
+    #[tokio::test]
+    async fn followers_share_one_tail_and_each_gets_every_event_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, organization_id) = core(dir.path()).await;
+        let head = core.events().head(organization_id).await.unwrap();
+        let mut followers: Vec<EventStream> = (0..20).map(|_| core.events().follow(organization_id, head)).collect();
+        // A follower subscribes to the tail when first polled.
+        append(&core, organization_id, 3).await;
+        let expected: Vec<i64> = (head + 1..=head + 3).collect();
+        for follower in &mut followers {
+            assert_eq!(next_seqs(follower, 3).await, expected);
+        }
+        assert_eq!(tails(&core), 1, "one tail for the organization, however many follow");
+
+        // One that starts behind catches up from the table, then goes live.
+        let mut late = core.events().follow(organization_id, head);
+        append(&core, organization_id, 2).await;
+        assert_eq!(next_seqs(&mut late, 5).await, (head + 1..=head + 5).collect::<Vec<_>>());
+        assert_eq!(next_seqs(&mut followers[0], 2).await, vec![head + 4, head + 5]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_the_ring_reads_the_table_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, organization_id) = core(dir.path()).await;
+        let head = core.events().head(organization_id).await.unwrap();
+        let mut slow = core.events().follow(organization_id, head);
+        let mut fast = core.events().follow(organization_id, head);
+        append(&core, organization_id, 1).await;
+        assert_eq!(next_seqs(&mut slow, 1).await, vec![head + 1]);
+        // Far more than the ring holds, while `slow` reads nothing.
+        let many = TAIL_RING * 2 + 10;
+        for _ in 0..(many / 100) {
+            append(&core, organization_id, 100).await;
+        }
+        append(&core, organization_id, many % 100).await;
+        let all: Vec<i64> = (head + 1..=head + 1 + many as i64).collect();
+        assert_eq!(next_seqs(&mut fast, all.len()).await, all);
+        assert_eq!(next_seqs(&mut slow, many).await, all[1..].to_vec());
+    }
+
+    #[tokio::test]
+    async fn the_tail_ends_when_nobody_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, organization_id) = core(dir.path()).await;
+        let head = core.events().head(organization_id).await.unwrap();
+        let mut follower = core.events().follow(organization_id, head);
+        append(&core, organization_id, 1).await;
+        next_seqs(&mut follower, 1).await;
+        assert_eq!(tails(&core), 1);
+        drop(follower);
+        // The tail notices at its next wake-up.
+        append(&core, organization_id, 1).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tails(&core) > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the tail did not end");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
