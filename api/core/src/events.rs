@@ -151,6 +151,33 @@ pub struct EventLog {
     tails: Mutex<HashMap<OrganizationId, Tail>>,
 }
 
+/// Counts what is open on `/metrics`: `event_log_followers` (GraphQL
+/// subscriptions and gRPC streams reading the log) and `event_log_tails`
+/// (shared tails running), for as long as this value lives.
+#[derive(Debug)]
+struct Open(&'static str);
+
+impl Open {
+    fn follower() -> Self {
+        Self::new("event_log_followers")
+    }
+
+    fn tail() -> Self {
+        Self::new("event_log_tails")
+    }
+
+    fn new(name: &'static str) -> Self {
+        metrics::gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 /// One organization's shared tail: a single task reads the log after each
 /// wake-up (or safety poll) and broadcasts what it read to every live
 /// follower, so a commit costs one query however many follow it, and idle
@@ -297,7 +324,9 @@ impl EventLog {
     /// batch and the broadcast's ring.
     pub fn follow(self: &Arc<Self>, organization_id: OrganizationId, after: i64) -> EventStream {
         let log = Arc::clone(self);
+        let open = Open::follower();
         Box::pin(async_stream::try_stream! {
+            let _open = open;
             let mut cursor = after;
             loop {
                 // Subscribed before reading how far the tail is, so nothing it
@@ -374,6 +403,7 @@ impl EventLog {
         moved: watch::Sender<i64>,
         mut cursor: i64,
     ) {
+        let _open = Open::tail();
         let mut waker = self.watch(organization_id);
         loop {
             {
