@@ -292,6 +292,47 @@ impl<'a> Channels<'a> {
     }
 }
 
+/// A new, active channel row with nothing of any provider set and its
+/// timers off: each provider's constructor sets its own columns on it.
+pub(crate) fn new_channel_row(
+    id: uuid::Uuid,
+    organization_id: OrganizationId,
+    kind: ChannelKind,
+    name: &str,
+    department_id: DepartmentId,
+    now: DateTime<Utc>,
+) -> channels::ActiveModel {
+    channels::ActiveModel {
+        id: Set(id),
+        organization_id: Set(organization_id.uuid()),
+        kind: Set(kind.as_str().into()),
+        name: Set(name.into()),
+        department_id: Set(department_id.uuid()),
+        brand_id: Set(None),
+        status: Set(ChannelStatus::Active.as_str().into()),
+        icon_blob_key: Set(None),
+        line_channel_id: Set(None),
+        line_bot_user_id: Set(None),
+        line_basic_id: Set(None),
+        line_mode: Set(None),
+        line_plan: Set(None),
+        wechat_original_id: Set(None),
+        wechat_app_id: Set(None),
+        line_channel_secret: Set(None),
+        line_access_token: Set(None),
+        wechat_app_secret: Set(None),
+        wechat_token: Set(None),
+        wechat_encoding_aes_key: Set(None),
+        wechat_previous_encoding_aes_key: Set(None),
+        auto_ticket_after_secs: Set(None),
+        missed_close_after_secs: Set(None),
+        idle_close_after_secs: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+}
+
 /// The channel a provider's webhook names, if it may still receive: of that
 /// provider, not deleted, of an organization that is not disabled (one query).
 pub(crate) async fn receiving_channel(core: &Core, id: ChannelId, kind: ChannelKind) -> Result<channels::Model> {

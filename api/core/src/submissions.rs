@@ -10,13 +10,12 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::Core;
 use crate::auth::{Caller, Email, Permission};
+use crate::channels::new_channel_row;
 use crate::chats::{Chat, preview};
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::ids::{ChatId, ContactId, DepartmentId, OrganizationId};
-use crate::kinds::{
-    ChannelKind, ChannelStatus, ChatStatus, CompletionReason, DeliveryState, MessageDirection, MessageKind,
-};
+use crate::kinds::{ChannelKind, ChatStatus, CompletionReason, DeliveryState, MessageDirection, MessageKind};
 
 /// The most messages one submitted transcript may hold.
 pub const MAX_TRANSCRIPT: usize = 1_000;
@@ -256,38 +255,11 @@ impl<'a> Submissions<'a> {
         now: DateTime<Utc>,
     ) -> Result<channels::Model> {
         let id = uuid::Uuid::new_v5(&organization_id.uuid(), b"madoguchi partner channel");
-        channels::Entity::insert(channels::ActiveModel {
-            id: Set(id),
-            organization_id: Set(organization_id.uuid()),
-            kind: Set(ChannelKind::Partner.as_str().into()),
-            name: Set("Partner systems".into()),
-            department_id: Set(department_id.uuid()),
-            brand_id: Set(None),
-            status: Set(ChannelStatus::Active.as_str().into()),
-            icon_blob_key: Set(None),
-            line_channel_id: Set(None),
-            line_bot_user_id: Set(None),
-            line_basic_id: Set(None),
-            line_mode: Set(None),
-            line_plan: Set(None),
-            wechat_original_id: Set(None),
-            wechat_app_id: Set(None),
-            line_channel_secret: Set(None),
-            line_access_token: Set(None),
-            wechat_app_secret: Set(None),
-            wechat_token: Set(None),
-            wechat_encoding_aes_key: Set(None),
-            wechat_previous_encoding_aes_key: Set(None),
-            auto_ticket_after_secs: Set(None),
-            missed_close_after_secs: Set(None),
-            idle_close_after_secs: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        })
-        .on_conflict(OnConflict::column(channels::Column::Id).do_nothing().to_owned())
-        .exec_without_returning(&**write)
-        .await?;
+        let row = new_channel_row(id, organization_id, ChannelKind::Partner, "Partner systems", department_id, now);
+        channels::Entity::insert(row)
+            .on_conflict(OnConflict::column(channels::Column::Id).do_nothing().to_owned())
+            .exec_without_returning(&**write)
+            .await?;
         channels::Entity::find_by_id(id).one(&**write).await?.ok_or_else(|| Error::not_found("partner channel"))
     }
 

@@ -68,6 +68,20 @@ impl DeskInformation {
     }
 }
 
+/// The chat's end user, and the contact they are linked to, if any.
+async fn visitor(
+    db: &impl sea_orm::ConnectionTrait,
+    chat: &chats::Model,
+) -> Result<(end_users::Model, Option<contacts::Model>)> {
+    let user =
+        end_users::Entity::find_by_id(chat.end_user_id).one(db).await?.ok_or_else(|| Error::not_found("end user"))?;
+    let contact = match user.contact_id {
+        Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    Ok((user, contact))
+}
+
 /// A portal's classifications, in the admin's order.
 async fn classification_names(db: &impl sea_orm::ConnectionTrait, portal: uuid::Uuid) -> Result<Vec<String>> {
     Ok(ticket_classifications::Entity::find()
@@ -369,14 +383,7 @@ impl<'a> Tickets<'a> {
                 return Err(Error::invalid_field("classification", "not one of the helpdesk portal's classifications"));
             }
         }
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        let contact = match user.contact_id {
-            Some(id) => contacts::Entity::find_by_id(id).one(self.core.db()).await?,
-            None => None,
-        };
+        let (user, contact) = visitor(self.core.db(), &chat).await?;
         let email = contact.as_ref().and_then(|contact| contact.email.clone()).ok_or_else(|| {
             Error::failed_precondition("the visitor has no email: link them to a contact with an email first")
         })?;
@@ -462,14 +469,7 @@ impl<'a> Tickets<'a> {
             };
             (portal, department, TicketStatus::parse(&link.ticket_status_on_create)?)
         };
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        let contact = match user.contact_id {
-            Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
-            None => None,
-        };
+        let (user, contact) = visitor(db, &chat).await?;
         let email = contact.as_ref().and_then(|contact| contact.email.clone());
         let visitor = contact.map(|contact| contact.name).or(user.display_name).unwrap_or(user.external_id);
         let transcript = self.transcript(chat.id, &visitor, Some(window)).await?;
@@ -577,11 +577,8 @@ impl<'a> Tickets<'a> {
         caller.require(Permission::WriteTickets)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
         let row = self.writable(caller, ticket_id).await?;
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        let visitor = user.display_name.clone().unwrap_or(user.external_id.clone());
+        let (user, _) = visitor(self.core.db(), &chat).await?;
+        let visitor = user.display_name.unwrap_or(user.external_id);
         let transcript = self.transcript(chat.id, &visitor, None).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
@@ -670,15 +667,8 @@ impl<'a> Tickets<'a> {
         caller.require(Permission::ReadTickets)?;
         caller.require(Permission::ReadChats)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        let email = match user.contact_id {
-            Some(id) => contacts::Entity::find_by_id(id).one(self.core.db()).await?.and_then(|contact| contact.email),
-            None => None,
-        };
-        let Some(email) = email else { return Ok(Vec::new()) };
+        let (_, contact) = visitor(self.core.db(), &chat).await?;
+        let Some(email) = contact.and_then(|contact| contact.email) else { return Ok(Vec::new()) };
         let mut found = Vec::new();
         for scope in self.scopes(caller).await? {
             let mut query = tickets::Entity::find()
@@ -758,16 +748,8 @@ impl<'a> Tickets<'a> {
         caller.require(Permission::ReadChats)?;
         let chat = self.core.chats().visible(caller, chat_id).await?;
         let db = self.core.db();
-        let user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        let Some(own) = (match user.contact_id {
-            Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
-            None => None,
-        }) else {
-            return Ok(None);
-        };
+        let (_, contact) = visitor(db, &chat).await?;
+        let Some(own) = contact else { return Ok(None) };
         if let Some(email) = own.email.clone() {
             for scope in self.scopes(caller).await? {
                 let reaches_any = !matches!(&scope.recent, Some(departments) if departments.is_empty());

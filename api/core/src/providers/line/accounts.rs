@@ -8,7 +8,7 @@ use madoguchi_entity::{channel_agents, channels, push_usage};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::{Caller, Permission};
-use crate::channels::{Channel, Channels, Icon, channel_event};
+use crate::channels::{Channel, Channels, Icon, channel_event, new_channel_row};
 use crate::error::{Error, Result};
 use crate::ids::{ChannelId, DepartmentId};
 use crate::kinds::{ChannelKind, ChannelStatus, LineMode, LinePlan};
@@ -137,33 +137,22 @@ impl<'a> Channels<'a> {
         };
         let mut write = self.core.write().await?;
         let row = channels::ActiveModel {
-            id: Set(id.uuid()),
-            organization_id: Set(organization_id.uuid()),
-            kind: Set(ChannelKind::Line.as_str().into()),
-            name: Set(command.name.as_str().into()),
-            department_id: Set(command.department_id.uuid()),
-            brand_id: Set(None),
-            status: Set(ChannelStatus::Active.as_str().into()),
             icon_blob_key: Set(icon_blob_key),
             line_channel_id: Set(Some(command.line_channel_id.0.clone())),
             line_bot_user_id: Set(Some(bot.user_id)),
             line_basic_id: Set(Some(bot.basic_id)),
             line_mode: Set(Some(command.mode.as_str().into())),
             line_plan: Set(Some(command.plan.as_str().into())),
-            wechat_original_id: Set(None),
-            wechat_app_id: Set(None),
             line_channel_secret: Set(Some(self.seal(organization_id, id, SECRET_COLUMN, &command.channel_secret.0))),
             line_access_token: Set(Some(self.seal(organization_id, id, TOKEN_COLUMN, &command.access_token.0))),
-            wechat_app_secret: Set(None),
-            wechat_token: Set(None),
-            wechat_encoding_aes_key: Set(None),
-            wechat_previous_encoding_aes_key: Set(None),
-            auto_ticket_after_secs: Set(None),
-            missed_close_after_secs: Set(None),
-            idle_close_after_secs: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
+            ..new_channel_row(
+                id.uuid(),
+                organization_id,
+                ChannelKind::Line,
+                command.name.as_str(),
+                command.department_id,
+                now,
+            )
         }
         .insert(&*write)
         .await?;

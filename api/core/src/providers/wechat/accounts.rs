@@ -13,7 +13,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::{Caller, Permission};
-use crate::channels::{Channel, Channels, Icon, channel_event};
+use crate::channels::{Channel, Channels, Icon, channel_event, new_channel_row};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{ChannelId, DepartmentId, OrganizationId};
 use crate::kinds::{ChannelKind, ChannelStatus};
@@ -194,33 +194,20 @@ impl<'a> Channels<'a> {
         };
         let mut write = self.core.write().await?;
         let row = channels::ActiveModel {
-            id: Set(id.uuid()),
-            organization_id: Set(organization_id.uuid()),
-            kind: Set(ChannelKind::Wechat.as_str().into()),
-            name: Set(command.name.as_str().into()),
-            department_id: Set(command.department_id.uuid()),
-            brand_id: Set(None),
-            status: Set(ChannelStatus::Active.as_str().into()),
             icon_blob_key: Set(icon_blob_key),
-            line_channel_id: Set(None),
-            line_bot_user_id: Set(None),
-            line_basic_id: Set(None),
-            line_mode: Set(None),
-            line_plan: Set(None),
             wechat_original_id: Set(Some(command.original_id.0.clone())),
             wechat_app_id: Set(Some(command.app_id.0.clone())),
-            line_channel_secret: Set(None),
-            line_access_token: Set(None),
             wechat_app_secret: Set(Some(self.seal(organization_id, id, APP_SECRET_COLUMN, &command.app_secret.0))),
             wechat_token: Set(Some(self.seal(organization_id, id, TOKEN_COLUMN, &token.0))),
             wechat_encoding_aes_key: Set(Some(self.seal(organization_id, id, KEY_COLUMN, &key_text))),
-            wechat_previous_encoding_aes_key: Set(None),
-            auto_ticket_after_secs: Set(None),
-            missed_close_after_secs: Set(None),
-            idle_close_after_secs: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
+            ..new_channel_row(
+                id.uuid(),
+                organization_id,
+                ChannelKind::Wechat,
+                command.name.as_str(),
+                command.department_id,
+                now,
+            )
         }
         .insert(&*write)
         .await?;
