@@ -170,6 +170,7 @@ pub async fn open_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     };
     config.job_workers = settings.job_workers;
     config.job_lease = chrono::Duration::seconds(settings.job_lease_seconds.max(1));
+    config.intake_batch_events = settings.intake_batch_events.max(1);
     config.tokens = TokenSettings {
         issuer: settings.token_issuer.clone(),
         audience: settings.token_audience.clone(),

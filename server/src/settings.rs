@@ -73,6 +73,9 @@ pub struct Settings {
     /// does, every third of this): a crashed worker's job is taken over after
     /// at most this long.
     pub job_lease_seconds: i64,
+    /// Most webhook events that share one intake transaction (group commit);
+    /// `1` gives every delivery a transaction of its own.
+    pub intake_batch_events: usize,
 }
 
 impl Default for Settings {
@@ -107,6 +110,7 @@ impl Default for Settings {
             wechat: WechatSettings::default(),
             job_workers: 2,
             job_lease_seconds: 30,
+            intake_batch_events: 256,
         }
     }
 }

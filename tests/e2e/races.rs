@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
-use madoguchi_entity::{chats, end_users, messages};
+use madoguchi_entity::{channels, chats, end_users, events, messages, webhook_receipts};
 use madoguchi_tests::line::{TestChannel, eventually, follow_event, text_event};
 use madoguchi_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 4;
@@ -17,6 +17,7 @@ on_both_backends!(
     concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once,
     waiting_answers_leave_once_even_when_reply_jobs_race,
     two_admins_demoting_each_other_at_once_leave_one_admin,
+    a_failing_delivery_among_concurrent_ones_fails_alone,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -266,4 +267,152 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
             survivor = (email, password.to_owned(), other_id);
         }
     }
+}
+
+/// Makes the database refuse one message text, as a bug or a broken row
+/// would: the insert fails after the delivery has written other rows.
+async fn refuse_messages_saying(app: &TestApp, text: &str) {
+    let statements = match app.backend {
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_text BEFORE INSERT ON messages WHEN NEW.text = '{text}' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+        Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_text() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.text = '{text}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; \
+                 END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER refuse_text BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_text()".into(),
+        ],
+    };
+    for statement in statements {
+        app.core.db().execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+/// Sums a Prometheus summary's `_count` and `_sum` lines for `name`.
+async fn summary(app: &TestApp, name: &str) -> (f64, f64) {
+    let text = app.client.get(format!("http://{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
+    let value = |suffix: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{name}{suffix}")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (value("_count"), value("_sum"))
+}
+
+/// Per round, all at once: 24 deliveries of two new customers each, and one
+/// delivery whose first customer's message is fine and whose second's is
+/// refused by the database. Deliveries that arrive together share one
+/// transaction; the refused one is rolled back alone (its fine half too,
+/// and its events), answered 500, and every other is stored and answered
+/// 200. The event log stays gap-free, and the refused delivery, sent again
+/// once the database accepts it, is stored whole.
+async fn a_failing_delivery_among_concurrent_ones_fails_alone(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    refuse_messages_saying(&app, "refused").await;
+    let organization_id = channels::Entity::find_by_id(uuid(&channel.id))
+        .one(app.core.db())
+        .await
+        .unwrap()
+        .expect("the channel")
+        .organization_id;
+    let (batches_before, deliveries_before) = summary(&app, "intake_batch_deliveries").await;
+    for round in 0..ROUNDS {
+        let mut deliveries: Vec<Vec<Value>> = (0..24)
+            .map(|n| {
+                (0..2)
+                    .map(|m| {
+                        let user = format!("Ugood{round}x{n}x{m}");
+                        text_event(&user, &format!("good-{user}"), "hello", &format!("r-good-{user}"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let (fine, refused) = (format!("Ufine{round}"), format!("Urefused{round}"));
+        let poisoned = vec![
+            text_event(&fine, &format!("fine-{fine}"), "fine", &format!("r-{fine}")),
+            text_event(&refused, &format!("refused-{refused}"), "refused", &format!("r-{refused}")),
+        ];
+        deliveries.insert(12, poisoned.clone());
+
+        let statuses = join_all(deliveries.iter().map(|events| app.deliver_line(&channel, events.clone()))).await;
+        for (n, status) in statuses.iter().enumerate() {
+            let expected = if n == 12 { 500 } else { 200 };
+            assert_eq!(*status, expected, "round {round}: delivery {n}");
+        }
+        for n in 0..24 {
+            for m in 0..2 {
+                let id = format!("good-Ugood{round}x{n}x{m}");
+                assert_eq!(inbound_with_external_id(&app, &id).await, 1, "round {round}: {id} stored once");
+            }
+        }
+        assert_eq!(inbound_with_external_id(&app, &format!("fine-{fine}")).await, 0, "round {round}: rolled back");
+        assert!(chat_of(&app, &channel, &fine).await.is_none(), "round {round}: no chat for the refused delivery");
+        let receipts = webhook_receipts::Entity::find()
+            .filter(
+                webhook_receipts::Column::ProviderEventId
+                    .is_in([format!("01EVENTfine-{fine}"), format!("01EVENTrefused-{refused}")]),
+            )
+            .count(app.core.db())
+            .await
+            .unwrap();
+        assert_eq!(receipts, 0, "round {round}: the refused delivery left no receipt, so it can come again");
+
+        let seqs: Vec<i64> = events::Entity::find()
+            .select_only()
+            .column(events::Column::Seq)
+            .filter(events::Column::OrganizationId.eq(organization_id))
+            .order_by_asc(events::Column::Seq)
+            .into_tuple()
+            .all(app.core.db())
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(seqs, expected, "round {round}: the event log has no gap");
+        // Every event names a chat that exists: none of the rolled-back
+        // delivery's was written.
+        let logged = events::Entity::find()
+            .filter(events::Column::OrganizationId.eq(organization_id))
+            .all(app.core.db())
+            .await
+            .unwrap();
+        for event in &logged {
+            if let Some(chat_id) = event.chat_id {
+                let chat = chats::Entity::find_by_id(chat_id).one(app.core.db()).await.unwrap();
+                assert!(
+                    chat.is_some(),
+                    "round {round}: event {} ({}) names a chat that was rolled back",
+                    event.seq,
+                    event.kind
+                );
+            }
+        }
+    }
+    let (batches, deliveries) = summary(&app, "intake_batch_deliveries").await;
+    assert!(
+        deliveries - deliveries_before > batches - batches_before,
+        "concurrent deliveries shared transactions: {} deliveries in {} batches",
+        deliveries - deliveries_before,
+        batches - batches_before
+    );
+
+    // Once the database takes it, LINE's redelivery is stored whole.
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER refuse_text",
+        Backend::Postgres => "DROP TRIGGER refuse_text ON messages",
+    };
+    app.core.db().execute_unprepared(drop).await.unwrap();
+    let (fine, refused) = ("Ufine0", "Urefused0");
+    let poisoned = vec![
+        text_event(fine, &format!("fine-{fine}"), "fine", &format!("r2-{fine}")),
+        text_event(refused, &format!("refused-{refused}"), "refused", &format!("r2-{refused}")),
+    ];
+    assert_eq!(app.deliver_line(&channel, poisoned).await, 200);
+    assert_eq!(inbound_with_external_id(&app, &format!("fine-{fine}")).await, 1);
+    assert_eq!(inbound_with_external_id(&app, &format!("refused-{refused}")).await, 1);
 }

@@ -97,6 +97,7 @@ on_both_backends!(
     chats_filter_and_page,
     another_tenant_sees_none_of_it,
     an_expired_session_closes_the_websocket,
+    every_subscriber_gets_the_events_chat_and_only_where_it_may_see_it,
 );
 
 async fn of_two_agents_racing_to_claim_exactly_one_wins(backend: Backend) {
@@ -474,4 +475,60 @@ async fn an_event_on_one_replica_reaches_a_subscriber_on_the_other() {
     assert_eq!(data["chatMessages"]["message"]["text"], "through the other process");
     // Well under the 5 s safety poll: the wake-up came through LISTEN/NOTIFY.
     assert!(sent_at.elapsed() < Duration::from_secs(4), "took {:?}", sent_at.elapsed());
+}
+
+/// Several agents and admins follow `chatEvents` selecting the chat (the
+/// chat is loaded once per event for all of them): each gets it as it is
+/// after the event, a replay from a cursor gets it too, and an agent of
+/// another channel gets neither the event nor its chat.
+async fn every_subscriber_gets_the_events_chat_and_only_where_it_may_see_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let team = team(&app).await;
+    let other_channel = app.create_line_channel(&team.admin, "REPLY", "FREE").await;
+    let (carol, carol_id) = create_agent(&app, &team.admin, "carol@acme.example").await;
+    associate(&app, &team.admin, &other_channel.id, &[&carol_id]).await;
+    let chat_id = new_chat(&app, &team, "Ushared").await;
+    let subscription = "subscription($after: String) { chatEvents(after: $after) { cursor kind chatId \
+        chat { id status lastMessagePreview unreadCount endUser { customerId } } } }";
+    let url = format!("ws://{}/graphql/ws", app.http);
+    let mut watchers = Vec::new();
+    for token in [&team.admin, &team.ann, &team.bob, &team.admin, &team.ann, &team.bob] {
+        let mut ws = GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {token}")})).await.unwrap();
+        ws.subscribe("1", subscription, json!({})).await;
+        watchers.push(ws);
+    }
+    let mut carols = GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {carol}")})).await.unwrap();
+    carols.subscribe("1", subscription, json!({})).await;
+    for ws in &mut watchers {
+        assert!(ws.is_quiet_for(Duration::from_millis(100)).await);
+    }
+
+    let mut first_cursor = None;
+    for (n, text) in ["second", "third"].iter().enumerate() {
+        let id = format!("Ushared-{}", n + 2);
+        assert_eq!(
+            app.deliver_line(&team.channel, vec![text_event("Ushared", &id, text, &format!("{id}-r"))]).await,
+            200
+        );
+        for ws in &mut watchers {
+            let event = ws.next_data().await;
+            let chat = &event["chatEvents"]["chat"];
+            let cursor: i64 = event["chatEvents"]["cursor"].as_str().unwrap().parse().unwrap();
+            first_cursor.get_or_insert(cursor);
+            assert_eq!(event["chatEvents"]["chatId"], chat_id.as_str(), "{event}");
+            assert_eq!(chat["id"], chat_id.as_str(), "{event}");
+            assert_eq!(chat["lastMessagePreview"], *text, "{event}");
+            assert_eq!(chat["unreadCount"], n + 2, "{event}");
+            assert_eq!(chat["endUser"]["customerId"], "Ushared", "{event}");
+        }
+    }
+    assert!(carols.is_quiet_for(Duration::from_millis(500)).await, "carol sees nothing of a channel not hers");
+
+    // A replay from before both messages gets each event with the chat.
+    let mut late = GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {}", team.ann)})).await.unwrap();
+    let after = first_cursor.expect("an event") - 1;
+    late.subscribe("2", subscription, json!({"after": after.to_string()})).await;
+    let replayed = late.next_data().await;
+    assert_eq!(replayed["chatEvents"]["chat"]["id"], chat_id.as_str(), "{replayed}");
+    assert_eq!(replayed["chatEvents"]["chat"]["endUser"]["customerId"], "Ushared", "{replayed}");
 }

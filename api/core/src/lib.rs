@@ -103,6 +103,9 @@ pub struct CoreConfig {
     pub job_workers: usize,
     /// How long a claimed job stays reserved without its worker renewing it.
     pub job_lease: chrono::Duration,
+    /// Most webhook events that share one intake transaction (see
+    /// [`intake::group_commit`]); `1` commits every delivery alone.
+    pub intake_batch_events: usize,
 }
 
 impl CoreConfig {
@@ -122,6 +125,7 @@ impl CoreConfig {
             operator_key: None,
             job_workers: 2,
             job_lease: chrono::Duration::seconds(30),
+            intake_batch_events: 256,
         }
     }
 }
@@ -151,6 +155,8 @@ struct Inner {
     job_lease: chrono::Duration,
     media_key: [u8; 32],
     write_gate: tokio::sync::Mutex<()>,
+    group_commit: intake::GroupCommit,
+    chat_snapshots: chats::ChatSnapshots,
 }
 
 impl Core {
@@ -159,6 +165,7 @@ impl Core {
         let db = db::connect(&config.database_url, config.max_connections).await?;
         db::migrate(&db).await?;
         let events = Arc::new(EventLog::new(db.clone()));
+        let backend = db.get_database_backend();
         let http = reqwest::Client::builder()
             .user_agent(concat!("madoguchi/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -182,6 +189,13 @@ impl Core {
                 job_lease: config.job_lease,
                 media_key: config.master_key.derive("madoguchi media urls v1"),
                 write_gate: tokio::sync::Mutex::new(()),
+                // SQLite has one writer; on PostgreSQL a few batches overlap,
+                // one's statements running while another commits.
+                group_commit: intake::GroupCommit::new(
+                    config.intake_batch_events,
+                    if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) },
+                ),
+                chat_snapshots: chats::ChatSnapshots::default(),
             }),
         })
     }
@@ -336,6 +350,16 @@ impl Core {
     }
 
     /// The provider-neutral intake that providers' webhooks record through.
+    /// Chats loaded once per event for every subscriber of this process.
+    pub(crate) fn chat_snapshots(&self) -> &chats::ChatSnapshots {
+        &self.inner.chat_snapshots
+    }
+
+    /// Webhook deliveries waiting to share the next intake transaction.
+    pub(crate) fn group_commit(&self) -> &intake::GroupCommit {
+        &self.inner.group_commit
+    }
+
     pub(crate) fn intake(&self) -> intake::Intake<'_> {
         intake::Intake::new(self)
     }

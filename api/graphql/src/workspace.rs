@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use madoguchi_core::auth::Email;
 use madoguchi_core::channels::Icon;
-use madoguchi_core::chats::{ChatFilter, MessageText, OutgoingImage, OutgoingVideo, OutgoingVoice, PageRequest};
+use madoguchi_core::chats::{
+    ChatFilter, MessageText, OutgoingImage, OutgoingVideo, OutgoingVoice, PageRequest, VisibleChatEvent,
+};
 use madoguchi_core::contacts::{ContactFields, Phone};
 use madoguchi_core::ids::{AgentId, ChannelId, ChatId, ContactId, DepartmentId};
 use madoguchi_core::organizations::Name;
@@ -543,14 +545,16 @@ pub struct ChatEvent {
     pub chat_id: ID,
     pub channel_id: ID,
     pub created_at: DateTime<Utc>,
+    /// Loads the chat once for every subscriber of this process.
+    #[graphql(skip)]
+    pub source: VisibleChatEvent,
 }
 
 #[async_graphql::ComplexObject]
 impl ChatEvent {
     /// The chat as it is now.
-    async fn chat(&self, ctx: &Context<'_>) -> Result<Chat> {
-        let id = ChatId::parse(&self.chat_id).graphql()?;
-        core(ctx).chats().get(&caller(ctx)?, id).await.graphql().map(Into::into)
+    async fn chat(&self) -> Result<Chat> {
+        self.source.chat().await.graphql().map(Into::into)
     }
 }
 
@@ -588,23 +592,18 @@ impl WorkspaceSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
         let after = parse_cursor(after.as_deref()).graphql()?;
-        let events = core(ctx).chats().follow_visible(&caller(ctx)?, after).await.graphql()?;
+        let events = core(ctx).chats().follow_visible_chats(&caller(ctx)?, after).await.graphql()?;
         Ok(events
-            .filter_map(|event| async move {
-                match event {
-                    Ok(event) if event.kind.starts_with("chat.") || event.kind.starts_with("end_user.") => {
-                        let chat_id = event.chat_id?;
-                        Some(Ok(ChatEvent {
-                            cursor: event.seq.to_string(),
-                            kind: event.kind,
-                            chat_id: chat_id.to_string().into(),
-                            channel_id: event.channel_id.map(|id| id.to_string()).unwrap_or_default().into(),
-                            created_at: event.created_at,
-                        }))
-                    }
-                    Ok(_) => None,
-                    Err(error) => Some(Err(to_graphql(error))),
-                }
+            .map(|event| {
+                let source = event.map_err(to_graphql)?;
+                Ok(ChatEvent {
+                    cursor: source.event.seq.to_string(),
+                    kind: source.event.kind.clone(),
+                    chat_id: source.chat_id.to_string().into(),
+                    channel_id: source.event.channel_id.map(|id| id.to_string()).unwrap_or_default().into(),
+                    created_at: source.event.created_at,
+                    source,
+                })
             })
             .boxed())
     }

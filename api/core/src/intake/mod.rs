@@ -1,6 +1,7 @@
 //! Provider-neutral intake. A provider module (see [`crate::providers`])
 //! verifies and parses its webhook into [`InboundEvent`]s; one path records
-//! them, in one transaction before the provider gets its answer: a receipt
+//! them, in one transaction before the provider gets its answer (shared with
+//! the deliveries that arrive meanwhile: [`group_commit`]): a receipt
 //! per event (unique, so a redelivery adds nothing), the end user, the chat
 //! (reopened when it was completed), the message and its attachments'
 //! download jobs, passcode redemption, follow and unfollow, unsend, and the
@@ -22,6 +23,11 @@ use crate::jobs::NewJob;
 use crate::kinds::{AttachmentStatus, ChatStatus, DeliveryState, MessageDirection, MessageKind};
 use crate::providers;
 use crate::rate_limits::Limit;
+
+pub(crate) mod group_commit;
+
+pub(crate) use group_commit::GroupCommit;
+use group_commit::{Counts, Delivery};
 
 /// One event of a provider's webhook, in the provider's neutral form.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,31 +109,78 @@ impl<'a> Intake<'a> {
 
     /// Records a channel's verified, parsed delivery: every new event
     /// exactly once, committed before this returns. Returns how many events
-    /// were new and how many seen before.
+    /// were new and how many seen before. Deliveries arriving together share
+    /// one transaction (see [`group_commit`]).
     pub(crate) async fn record(&self, channel: &channels::Model, events: &[InboundEvent]) -> Result<(usize, usize)> {
         // One lock order for every delivery: consumers in id order (each
         // consumer's own events keep theirs), so two deliveries touching the
         // same consumers never wait on each other in a cycle.
-        let mut events: Vec<&InboundEvent> = events.iter().collect();
+        let mut events = events.to_vec();
         events.sort_by(|a, b| a.consumer.cmp(&b.consumer));
-        self.core.retrying(|| self.store(channel, &events)).await
+        let delivery = Delivery { channel: channel.clone(), events };
+        let group_commit = self.core.group_commit();
+        if group_commit.shares() {
+            group_commit.submit(self.core, delivery).await
+        } else {
+            self.store_alone(&delivery).await
+        }
     }
 
-    /// Stores a delivery's events in one transaction; returns how many were
-    /// new and how many seen before.
-    async fn store(&self, channel: &channels::Model, events: &[&InboundEvent]) -> Result<(usize, usize)> {
+    /// Stores one delivery in a transaction of its own, run again when it
+    /// loses a race.
+    pub(crate) async fn store_alone(&self, delivery: &Delivery) -> Result<Counts> {
+        let mut outcomes = self.core.retrying(|| self.store_batch(std::slice::from_ref(delivery))).await?;
+        outcomes.pop().expect("one outcome per delivery")
+    }
+
+    /// Stores deliveries in one transaction, each in a savepoint of its own:
+    /// one that fails is rolled back alone and answered with its error. A
+    /// transaction that lost a race fails as a whole, to be run again.
+    pub(crate) async fn store_batch(&self, batch: &[Delivery]) -> Result<Vec<Result<Counts>>> {
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            if batch.len() == 1 {
+                outcomes.push(Ok(self.store(&mut write, &delivery.channel, &delivery.events, now).await?));
+                continue;
+            }
+            let savepoint = write.savepoint().await?;
+            match self.store(&mut write, &delivery.channel, &delivery.events, now).await {
+                Ok(counts) => {
+                    write.release(savepoint).await?;
+                    outcomes.push(Ok(counts));
+                }
+                Err(error) if error.is_transient() || error.is_lease_lost() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(channel = %delivery.channel.id, cause = ?error.cause(), %error, "a delivery failed in a shared intake transaction; rolled back alone");
+                    write.rollback_to(savepoint).await?;
+                    outcomes.push(Err(error));
+                }
+            }
+        }
+        write.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Stores a delivery's events in `write`; returns how many were new and
+    /// how many seen before.
+    async fn store(
+        &self,
+        write: &mut Write<'_>,
+        channel: &channels::Model,
+        events: &[InboundEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Counts> {
         let (mut stored, mut duplicates) = (0, 0);
         for event in events {
-            if self.record_receipt(&write, channel, event, now).await? {
-                self.apply(&mut write, channel, event, now).await?;
+            if self.record_receipt(write, channel, event, now).await? {
+                self.apply(write, channel, event, now).await?;
                 stored += 1;
             } else {
                 duplicates += 1;
             }
         }
-        write.commit().await?;
         Ok((stored, duplicates))
     }
 

@@ -29,6 +29,11 @@ use crate::kinds::{
     MessageKind,
 };
 
+pub mod live;
+
+pub(crate) use live::ChatSnapshots;
+pub use live::VisibleChatEvent;
+
 /// The largest page of chats a caller may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100;
 /// The page size of `chats` when the caller gives none.
@@ -388,6 +393,16 @@ impl<'a> Chats<'a> {
     pub async fn get(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
         caller.require(Permission::ReadChats)?;
         let row = self.visible(caller, id).await?;
+        Ok(self.with_end_users(vec![row]).await?.remove(0))
+    }
+
+    /// Loads an organization's chat, for a caller already allowed to see it.
+    pub(crate) async fn load(&self, organization_id: OrganizationId, id: ChatId) -> Result<Chat> {
+        let row = chats::Entity::find_by_id(id.uuid())
+            .filter(chats::Column::OrganizationId.eq(organization_id.uuid()))
+            .one(self.core.db())
+            .await?
+            .ok_or_else(|| Error::not_found("chat"))?;
         Ok(self.with_end_users(vec![row]).await?.remove(0))
     }
 
