@@ -177,10 +177,24 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
+/// A WebSocket's read buffer. Clients send small operations (files go by
+/// multipart POST), so 4 KiB reads them in one go; a larger message is read
+/// in several. tungstenite's default, 128 KiB, cost that much per idle
+/// subscription.
+const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
+/// Outgoing frames are flushed one message at a time; this only bounds how
+/// much is gathered before writing.
+const WEBSOCKET_WRITE_BUFFER: usize = 8 * 1024;
+/// The largest message a client may send (an operation with variables).
+const WEBSOCKET_MAX_MESSAGE: usize = 1024 * 1024;
+
 async fn graphql_ws(State(state): State<HttpState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
     let sessions = state.sessions.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WEBSOCKET_READ_BUFFER)
+        .write_buffer_size(WEBSOCKET_WRITE_BUFFER)
+        .max_message_size(WEBSOCKET_MAX_MESSAGE)
         .on_upgrade(move |socket| sessions.track_future(serve_websocket(state, protocol, socket)))
 }
 
