@@ -60,6 +60,8 @@ async fn probes_and_metrics_answer(backend: Backend) {
         "grpc_request_duration_seconds",
         "webhook_events_total{provider=\"line\",outcome=\"stored\"}",
         "job_attempts_total{kind=\"line.reply\",result=\"done\"}",
+        "intake_batch_deliveries_count",
+        "intake_batch_events_sum",
         "websocket_connections",
     ] {
         assert!(metrics.contains(name), "{name} missing from {metrics}");

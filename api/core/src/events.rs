@@ -178,6 +178,12 @@ impl Drop for Open {
     }
 }
 
+/// Records how far behind the head a follower was when it passed an event
+/// on: `event_log_follower_lag` (events), a summary over every follower.
+fn record_lag(events_behind: i64) {
+    metrics::histogram!("event_log_follower_lag").record(Ord::max(events_behind, 0) as f64);
+}
+
 /// One organization's shared tail: a single task reads the log after each
 /// wake-up (or safety poll) and broadcasts what it read to every live
 /// follower, so a commit costs one query however many follow it, and idle
@@ -343,6 +349,7 @@ impl EventLog {
                     }
                     for event in batch {
                         cursor = event.seq;
+                        record_lag(*position.borrow() - cursor);
                         yield event;
                     }
                 }
@@ -352,6 +359,8 @@ impl EventLog {
                         Ok(event) if event.seq <= cursor => {}
                         Ok(event) if event.seq == cursor + 1 => {
                             cursor = event.seq;
+                            // What the tail has broadcast that this one has not read yet.
+                            record_lag(live.len() as i64);
                             yield Event::clone(&event);
                         }
                         // A gap, lagging behind the ring, or the tail gone:
