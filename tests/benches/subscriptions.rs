@@ -3,6 +3,17 @@
 //! memory an idle subscription costs, next to a floor — a bare axum
 //! WebSocket server fanning a `tokio::sync::broadcast` out to plain clients.
 //!
+//! Subscribers select what an agent's chat list shows
+//! (`chatEvents { cursor kind chat { status lastMessagePreview unreadCount
+//! endUser { displayName } } }`); a last row at the largest count selects
+//! only `cursor kind`.
+//!
+//! The peer row is what a Node team would build: graphql-yoga with
+//! graphql-ws publishing the same payload from an in-memory pub/sub
+//! (`benches/peers/yoga`, installed with `npm ci` on first run; skipped
+//! when Node is missing), measured the same way, its memory from its own
+//! process.
+//!
 //! `cargo bench -p madoguchi-tests --bench subscriptions [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` sets the webhooks per subscriber count (default
 //! 50, 10 with `--quick`, which also stops at 100 subscribers).
@@ -33,10 +44,12 @@ use tokio_tungstenite::tungstenite::Message;
 const SUBSCRIBER_COUNTS: [usize; 3] = [1, 100, 1_000];
 /// Idle subscriptions opened for the memory figure.
 const IDLE: usize = 1_000;
-const QUERY: &str = "subscription { chatEvents { cursor kind } }";
+/// What an agent's chat list selects.
+const QUERY: &str = "subscription { chatEvents { cursor kind chat { status lastMessagePreview unreadCount endUser { displayName } } } }";
+/// The smallest selection, the figure earlier runs published.
+const MINIMAL_QUERY: &str = "subscription { chatEvents { cursor kind } }";
 /// What the floor broadcasts: the size and shape of a `chatEvents` message.
-const FLOOR_PAYLOAD: &str =
-    r#"{"id":"1","type":"next","payload":{"data":{"chatEvents":{"cursor":"1234","kind":"chat.updated"}}}}"#;
+const FLOOR_PAYLOAD: &str = r#"{"id":"1","type":"next","payload":{"data":{"chatEvents":{"cursor":"1234","kind":"chat.updated","chat":{"status":"NEW","lastMessagePreview":"hello","unreadCount":12,"endUser":{"displayName":"Hanako Yamada"}}}}}}"#;
 /// Pause between webhooks (or broadcasts).
 const GAP: Duration = Duration::from_millis(20);
 /// Time given to the server to register fresh subscriptions.
@@ -71,11 +84,11 @@ fn percentile_ms(sorted: &[Duration], fraction: f64) -> f64 {
 
 /// Connects to the real server and subscribes to `chatEvents`; returns once
 /// the server has answered a ping sent after the subscription.
-async fn graphql_subscriber(url: &str, token: &str) -> GraphqlWs {
+async fn graphql_subscriber(url: &str, token: &str, query: &str) -> GraphqlWs {
     let mut ws = GraphqlWs::connect(url, json!({"authorization": format!("Bearer {token}")}))
         .await
         .unwrap_or_else(|refused| panic!("websocket refused: {refused:?}"));
-    ws.subscribe("1", QUERY, json!({})).await;
+    ws.subscribe("1", query, json!({})).await;
     ws.send(json!({"type": "ping"})).await;
     match ws.next().await {
         Received::Message(message) if message["type"] == "pong" => ws,
@@ -299,9 +312,34 @@ where
     futures::stream::iter(0..count).map(|_| connect()).buffer_unordered(CONNECTING).collect().await
 }
 
-async fn server_latency(server: &mut Madoguchi, subscribers: usize, events: usize) -> Series {
+async fn server_latency(server: &mut Madoguchi, subscribers: usize, events: usize, query: &str) -> Series {
     let (url, token) = (server.ws_url(), server.token.clone());
-    let sockets = open_all(subscribers, || graphql_subscriber(&url, &token)).await;
+    graphql_latency(&url, &token, query, subscribers, events, async || {
+        let (body, signature) = server.next_webhook();
+        server.app.deliver_line_raw(&server.channel.id, &body, Some(&signature)).await == 200
+    })
+    .await
+}
+
+async fn peer_latency(peer: &Peer, subscribers: usize, events: usize, query: &str) -> Series {
+    let client = reqwest::Client::new();
+    graphql_latency(&peer.ws_url(), "", query, subscribers, events, async || {
+        client.post(peer.publish_url()).send().await.is_ok_and(|response| response.status() == 200)
+    })
+    .await
+}
+
+/// Opens `subscribers` GraphQL subscriptions to `url` and measures them
+/// while `trigger` makes `events` events.
+async fn graphql_latency(
+    url: &str,
+    token: &str,
+    query: &str,
+    subscribers: usize,
+    events: usize,
+    trigger: impl AsyncFnMut() -> bool,
+) -> Series {
+    let sockets = open_all(subscribers, || graphql_subscriber(url, token, query)).await;
     tokio::time::sleep(SETTLE).await;
     let (sender, mut receipts) = mpsc::unbounded_channel();
     let readers: Vec<JoinHandle<()>> = sockets
@@ -312,6 +350,9 @@ async fn server_latency(server: &mut Madoguchi, subscribers: usize, events: usiz
             tokio::spawn(async move {
                 while let Received::Message(message) = ws.next().await {
                     if message["type"] == "next" {
+                        if !message["payload"]["errors"].is_null() {
+                            panic!("the subscription failed: {message}");
+                        }
                         let at = Instant::now();
                         let kind = message["payload"]["data"]["chatEvents"]["kind"].as_str().unwrap_or_default();
                         let _ = sender.send(Receipt { subscriber, at, kind: kind.to_owned() });
@@ -320,11 +361,7 @@ async fn server_latency(server: &mut Madoguchi, subscribers: usize, events: usiz
             })
         })
         .collect();
-    let series = measure(&mut receipts, subscribers, events, async || {
-        let (body, signature) = server.next_webhook();
-        server.app.deliver_line_raw(&server.channel.id, &body, Some(&signature)).await == 200
-    })
-    .await;
+    let series = measure(&mut receipts, subscribers, events, trigger).await;
     close(readers).await;
     series
 }
@@ -412,7 +449,7 @@ async fn run_clients(mode: &str) {
     let count: usize = std::env::var(CHILD_COUNT).expect("child count").parse().expect("child count");
     let before = resident_bytes("self");
     let (graphql, plain) = if mode == "graphql" {
-        (open_all(count, || graphql_subscriber(&url, &token)).await, Vec::new())
+        (open_all(count, || graphql_subscriber(&url, &token, QUERY)).await, Vec::new())
     } else {
         (Vec::new(), open_all(count, || plain_subscriber(&url)).await)
     };
@@ -431,12 +468,19 @@ struct Memory {
     client_bytes: f64,
 }
 
-/// Measures this process's growth while a child opens `IDLE` connections.
-async fn idle_memory(mode: &str, url: &str, token: &str, registered: impl AsyncFnOnce()) -> (Memory, Clients) {
-    let before = resident_bytes("self");
+/// Measures the growth of process `pid` (`self`: this one) while a child
+/// opens `IDLE` connections.
+async fn idle_memory(
+    pid: &str,
+    mode: &str,
+    url: &str,
+    token: &str,
+    registered: impl AsyncFnOnce(),
+) -> (Memory, Clients) {
+    let before = resident_bytes(pid);
     let clients = Clients::open(mode, url, token, IDLE).await;
     registered().await;
-    let after = resident_bytes("self");
+    let after = resident_bytes(pid);
     let memory = Memory {
         server_bytes: after.saturating_sub(before) as f64 / IDLE as f64,
         client_bytes: clients.client_bytes as f64 / IDLE as f64,
@@ -464,6 +508,7 @@ async fn main() {
     );
 
     let floor = Floor::start().await;
+    let peer = Peer::start().await;
     let mut servers = Vec::new();
     for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
         match Madoguchi::start(name, backend).await {
@@ -478,17 +523,27 @@ async fn main() {
     let mut held = Vec::new();
     let mut memory = Vec::new();
     let (floor_memory, clients) =
-        idle_memory("plain", &floor.url, "", async || floor.wait_for_receivers(IDLE).await).await;
+        idle_memory("self", "plain", &floor.url, "", async || floor.wait_for_receivers(IDLE).await).await;
     held.push(clients);
     for server in &servers {
         // One subscription first, so one-off initialisation is not counted.
-        drop(graphql_subscriber(&server.ws_url(), &server.token).await);
+        drop(graphql_subscriber(&server.ws_url(), &server.token, QUERY).await);
         tokio::time::sleep(SETTLE).await;
-        let (server_memory, clients) = idle_memory("graphql", &server.ws_url(), &server.token, async || {
+        let (server_memory, clients) = idle_memory("self", "graphql", &server.ws_url(), &server.token, async || {
             tokio::time::sleep(Duration::from_secs(1)).await;
         })
         .await;
         memory.push((server.name, server_memory));
+        held.push(clients);
+    }
+    if let Some(peer) = &peer {
+        drop(graphql_subscriber(&peer.ws_url(), "", QUERY).await);
+        tokio::time::sleep(SETTLE).await;
+        let (peer_memory, clients) = idle_memory(&peer.pid(), "graphql", &peer.ws_url(), "", async || {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+        .await;
+        memory.push(("yoga", peer_memory));
         held.push(clients);
     }
     for clients in held {
@@ -497,12 +552,21 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut rows = Vec::new();
-    for &subscribers in &counts {
+    let largest = *counts.last().expect("a subscriber count");
+    let runs = counts.iter().map(|&count| (count, QUERY, "")).chain([(largest, MINIMAL_QUERY, " (cursor kind)")]);
+    for (subscribers, query, label) in runs {
         let mut cells = Vec::new();
         for server in &mut servers {
-            let series = server_latency(server, subscribers, events).await;
+            let series = server_latency(server, subscribers, events, query).await;
             if let Some(anomalies) = series.anomalies() {
                 println!("{} S={subscribers}: {anomalies}", server.name);
+            }
+            cells.push(series.cells());
+        }
+        if let Some(peer) = &peer {
+            let series = peer_latency(peer, subscribers, events, query).await;
+            if let Some(anomalies) = series.anomalies() {
+                println!("yoga S={subscribers}: {anomalies}");
             }
             cells.push(series.cells());
         }
@@ -510,19 +574,22 @@ async fn main() {
         if let Some(anomalies) = series.anomalies() {
             println!("floor S={subscribers}: {anomalies}");
         }
-        rows.push((subscribers, cells, series.cells()));
+        rows.push((format!("{subscribers}{label}"), cells, series.cells()));
     }
 
     println!();
-    let mut header = format!("{:>5}", "S");
+    let mut header = format!("{:>19}", "S");
     for server in &servers {
         header.push_str(&format!(" | {:>11} | {:>11}", format!("{} p50", server.name), "p99"));
+    }
+    if peer.is_some() {
+        header.push_str(&format!(" | {:>11} | {:>11}", "yoga p50", "p99"));
     }
     header.push_str(&format!(" | {:>11} | {:>11}", "floor p50", "p99"));
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
     for (subscribers, cells, floor_cells) in rows {
-        println!("{subscribers:>5} | {} | {floor_cells}", cells.join(" | "));
+        println!("{subscribers:>19} | {} | {floor_cells}", cells.join(" | "));
     }
     println!();
     println!("resident memory per idle subscription ({IDLE} open; clients in a separate process):");
@@ -536,4 +603,68 @@ async fn main() {
         server.app.stop().await.expect("server stops");
     }
     floor.stop().await;
+    if let Some(peer) = peer {
+        peer.stop().await;
+    }
+}
+
+/// The peer: graphql-yoga with graphql-ws on Node (`benches/peers/yoga`),
+/// its packages installed from the npm registry as its lockfile pins them.
+struct Peer {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Peer {
+    /// Starts the peer; `None` (with the reason printed) when Node or its
+    /// packages cannot be had.
+    async fn start() -> Option<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/yoga");
+        if !dir.join("node_modules").is_dir() {
+            let installed = tokio::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()
+                .await;
+            if !installed.is_ok_and(|status| status.success()) {
+                println!("yoga: `npm ci` in {} failed; the peer is skipped", dir.display());
+                return None;
+            }
+        }
+        let mut child = match tokio::process::Command::new("node")
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .env("PORT", "0")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => {
+                println!("yoga: node does not start ({error}); the peer is skipped");
+                return None;
+            }
+        };
+        let stdout = child.stdout.take().expect("peer stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).await.expect("the peer reports its port");
+        let port = line.trim().strip_prefix("listening ").and_then(|port| port.parse().ok()).expect("a port");
+        Some(Self { child, port })
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/graphql/ws", self.port)
+    }
+
+    fn publish_url(&self) -> String {
+        format!("http://127.0.0.1:{}/publish", self.port)
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().expect("the peer runs").to_string()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
 }

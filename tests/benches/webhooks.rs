@@ -4,9 +4,15 @@
 //! signatures (and decrypts the same ciphertext) and inserts one row into the
 //! same kind of database.
 //!
+//! The server is measured twice for LINE: with group commit (deliveries that
+//! arrive together share a transaction; the default) and with
+//! `intake_batch_events = 1` (a transaction per delivery, as before it), at
+//! 16 and 64 concurrent deliveries; its mean deliveries per transaction come
+//! from its own `/metrics`.
+//!
 //! `cargo bench -p madoguchi-tests --bench webhooks [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` (default 2000, 200 with `--quick`) and
-//! `MADOGUCHI_BENCH_CONCURRENCY` (default 16) change the size.
+//! `MADOGUCHI_BENCH_CONCURRENCY` (default: 16 and 64) change the size.
 #![allow(clippy::print_stdout)]
 
 use std::str::FromStr;
@@ -40,10 +46,10 @@ const USERS: usize = 50;
 /// documented default).
 const POOL: u32 = 10;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Config {
     events: usize,
-    concurrency: usize,
+    concurrencies: Vec<usize>,
 }
 
 impl Config {
@@ -54,7 +60,10 @@ impl Config {
         };
         Self {
             events: number("MADOGUCHI_BENCH_EVENTS", if quick { 200 } else { 2_000 }),
-            concurrency: number("MADOGUCHI_BENCH_CONCURRENCY", 16),
+            concurrencies: match number("MADOGUCHI_BENCH_CONCURRENCY", 0) {
+                0 => vec![16, 64],
+                one => vec![one],
+            },
         }
     }
 }
@@ -131,6 +140,8 @@ struct Run {
     wall: Duration,
     latencies: Vec<Duration>,
     failures: usize,
+    /// The server's mean deliveries per intake transaction (`None` for the floor).
+    mean_batch: Option<f64>,
 }
 
 impl Run {
@@ -176,30 +187,59 @@ async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], con
     }
     let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
     latencies.sort_unstable();
-    Run { wall, latencies, failures }
+    Run { wall, latencies, failures, mean_batch: None }
 }
 
-/// Measures the real server; `None` when PostgreSQL is wanted but absent.
-async fn measure_server(backend: Backend, provider: Provider, config: Config) -> Option<Run> {
-    let app = spawn_app_with(backend, |settings| settings.database_max_connections = POOL).await?;
+/// The server's `intake_batch_deliveries` summary: (transactions, deliveries).
+async fn intake_batches(client: &reqwest::Client, metrics: std::net::SocketAddr) -> (f64, f64) {
+    let text =
+        client.get(format!("http://{metrics}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value("intake_batch_deliveries_count"), value("intake_batch_deliveries_sum"))
+}
+
+/// Measures the real server, with group commit or with a transaction per
+/// delivery; `None` when PostgreSQL is wanted but absent.
+async fn measure_server(
+    backend: Backend,
+    provider: Provider,
+    group_commit: bool,
+    events: usize,
+    concurrency: usize,
+) -> Option<Run> {
+    let app = spawn_app_with(backend, |settings| {
+        settings.database_max_connections = POOL;
+        if !group_commit {
+            settings.intake_batch_events = 1;
+        }
+    })
+    .await?;
     let token = app.login_admin().await;
     let (url, warmup, measured) = match provider {
         Provider::Line => {
             let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
             let url = app.url(&format!("/webhooks/line/{}", channel.id));
             let warmup = deliveries(&channel.bot_user_id, 0..WARMUP);
-            (url, warmup, deliveries(&channel.bot_user_id, WARMUP..WARMUP + config.events))
+            (url, warmup, deliveries(&channel.bot_user_id, WARMUP..WARMUP + events))
         }
         Provider::Wechat => {
             let channel = app.create_wechat_channel(&token).await;
             let url = app.url(&format!("/webhooks/wechat/{}", channel.id));
             let warmup = wechat_deliveries(&channel, 0..WARMUP);
-            (url, warmup, wechat_deliveries(&channel, WARMUP..WARMUP + config.events))
+            (url, warmup, wechat_deliveries(&channel, WARMUP..WARMUP + events))
         }
     };
     let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, config.concurrency).await;
-    let run = drive(&client, &url, &measured, config.concurrency).await;
+    drive(&client, &url, &warmup, concurrency).await;
+    let before = intake_batches(&client, app.metrics).await;
+    let mut run = drive(&client, &url, &measured, concurrency).await;
+    let after = intake_batches(&client, app.metrics).await;
+    run.mean_batch = Some((after.1 - before.1) / (after.0 - before.0).max(1.0));
     app.stop().await.expect("server stops");
     Some(run)
 }
@@ -322,7 +362,7 @@ async fn floor_wechat(
 
 /// Measures the floor on a fresh database of the same kind; `None` when
 /// PostgreSQL is wanted but absent.
-async fn measure_floor(backend: Backend, provider: Provider, config: Config) -> Option<Run> {
+async fn measure_floor(backend: Backend, provider: Provider, events: usize, concurrency: usize) -> Option<Run> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
     let pool = FloorDatabase::connect(&database.url, backend).await;
@@ -347,17 +387,17 @@ async fn measure_floor(backend: Backend, provider: Provider, config: Config) -> 
         Provider::Line => (
             format!("http://{address}/webhooks/line/floor"),
             deliveries(destination, 0..WARMUP),
-            deliveries(destination, WARMUP..WARMUP + config.events),
+            deliveries(destination, WARMUP..WARMUP + events),
         ),
         Provider::Wechat => (
             format!("http://{address}/webhooks/wechat/floor"),
             wechat_deliveries(&wechat, 0..WARMUP),
-            wechat_deliveries(&wechat, WARMUP..WARMUP + config.events),
+            wechat_deliveries(&wechat, WARMUP..WARMUP + events),
         ),
     };
     let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, config.concurrency).await;
-    let run = drive(&client, &url, &measured, config.concurrency).await;
+    drive(&client, &url, &warmup, concurrency).await;
+    let run = drive(&client, &url, &measured, concurrency).await;
     drop(client);
     let _ = stop.send(());
     let _ = server.await;
@@ -379,32 +419,79 @@ fn cells(run: Option<&Run>) -> String {
     }
 }
 
+/// One line of the table: the server beside the floor of the same run.
+struct Row {
+    name: String,
+    server: Option<Run>,
+    floor: Option<Run>,
+}
+
+impl Row {
+    fn print(&self) {
+        let ratio = match (&self.server, &self.floor) {
+            (Some(server), Some(floor)) => {
+                format!("{:>5.0} %", 100.0 * server.events_per_second() / floor.events_per_second())
+            }
+            _ => format!("{:>7}", "-"),
+        };
+        let batch = self.server.as_ref().and_then(|run| run.mean_batch).map_or("-".into(), |mean| format!("{mean:.1}"));
+        println!(
+            "{:<32} | {} | {batch:>5} | {} | {ratio}",
+            self.name,
+            cells(self.server.as_ref()),
+            cells(self.floor.as_ref())
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::from_environment();
     println!(
-        "webhook acknowledgement: {} events (after {WARMUP} warm-up), concurrency {}, {USERS} users, one event per body, database pool {POOL}",
-        config.events, config.concurrency
+        "webhook acknowledgement: {} events (after {WARMUP} warm-up), {USERS} users, one event per body, database pool {POOL}",
+        config.events
     );
     let mut rows = Vec::new();
     for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
-        for (provider_name, provider) in [("line", Provider::Line), ("wechat", Provider::Wechat)] {
-            let server = measure_server(backend, provider, config).await;
-            let floor = measure_floor(backend, provider, config).await;
-            if server.is_none() {
-                println!("{name}: PostgreSQL is not reachable, row skipped");
+        for &concurrency in &config.concurrencies {
+            let floor = measure_floor(backend, Provider::Line, config.events, concurrency).await;
+            for (mode, group_commit) in [("group commit", true), ("one tx per delivery", false)] {
+                let server = measure_server(backend, Provider::Line, group_commit, config.events, concurrency).await;
+                if server.is_none() {
+                    println!("{name}: PostgreSQL is not reachable, row skipped");
+                }
+                let floor = floor.as_ref().map(|run| Run {
+                    wall: run.wall,
+                    latencies: run.latencies.clone(),
+                    failures: run.failures,
+                    mean_batch: None,
+                });
+                rows.push(Row { name: format!("{name} line c{concurrency} {mode}"), server, floor });
             }
-            rows.push((format!("{name} {provider_name}"), server, floor));
         }
+        let concurrency = config.concurrencies[0];
+        let server = measure_server(backend, Provider::Wechat, true, config.events, concurrency).await;
+        let floor = measure_floor(backend, Provider::Wechat, config.events, concurrency).await;
+        rows.push(Row { name: format!("{name} wechat c{concurrency} group commit"), server, floor });
     }
     println!();
     println!(
-        "{:<15} | {:>15} | {:>11} | {:>11} | {:>7} | {:>15} | {:>11} | {:>11} | {:>7}",
-        "backend", "server", "p50", "p99", "non-200", "floor", "p50", "p99", "non-200"
+        "{:<32} | {:>15} | {:>11} | {:>11} | {:>7} | {:>5} | {:>15} | {:>11} | {:>11} | {:>7} | {:>7}",
+        "backend, provider, concurrency",
+        "server",
+        "p50",
+        "p99",
+        "non-200",
+        "batch",
+        "floor",
+        "p50",
+        "p99",
+        "non-200",
+        "ratio"
     );
-    println!("{}", "-".repeat(133));
-    for (name, server, floor) in &rows {
-        println!("{name:<15} | {} | {}", cells(server.as_ref()), cells(floor.as_ref()));
+    println!("{}", "-".repeat(160));
+    for row in &rows {
+        row.print();
     }
 }
