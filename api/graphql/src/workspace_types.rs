@@ -335,6 +335,9 @@ pub struct Chat {
     pub completion_reason: Option<CompletionReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Core's word that the caller may see this chat.
+    #[graphql(skip)]
+    pub seen: chats::SeenChat,
 }
 
 #[ComplexObject]
@@ -352,8 +355,7 @@ impl Chat {
         to: Option<DateTime<Utc>>,
         first: Option<u64>,
     ) -> Result<Vec<Message>> {
-        let chat_id = ChatId::parse(&self.id).graphql()?;
-        let messages = core(ctx).chats().messages(&caller(ctx)?, chat_id, from, to, first).await.graphql()?;
+        let messages = core(ctx).chats().messages_of(&caller(ctx)?, self.seen, from, to, first).await.graphql()?;
         Ok(messages.into_iter().map(Into::into).collect())
     }
 
@@ -369,6 +371,7 @@ impl Chat {
 impl From<chats::Chat> for Chat {
     fn from(value: chats::Chat) -> Self {
         Self {
+            seen: value.seen(),
             id: id(value.id),
             channel_id: id(value.channel_id),
             department_id: id(value.department_id),

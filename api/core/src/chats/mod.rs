@@ -64,6 +64,9 @@ pub struct EndUser {
 
 /// A chat as the API shows it.
 #[derive(Clone, Debug, PartialEq)]
+// Only core makes a `Chat`, after checking its caller may see it (see
+// [`Chat::seen`]).
+#[non_exhaustive]
 pub struct Chat {
     pub id: ChatId,
     pub organization_id: OrganizationId,
@@ -80,6 +83,28 @@ pub struct Chat {
     pub completion_reason: Option<CompletionReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Chat {
+    /// Returns the proof that the caller this chat was loaded for may see it.
+    pub fn seen(&self) -> SeenChat {
+        SeenChat { id: self.id, organization_id: self.organization_id }
+    }
+}
+
+/// A chat a caller's use case found them allowed to see. Only core makes
+/// one, so a use case given one (the messages of a chat just read) need not
+/// look it up again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenChat {
+    id: ChatId,
+    organization_id: OrganizationId,
+}
+
+impl SeenChat {
+    pub fn id(&self) -> ChatId {
+        self.id
+    }
 }
 
 /// Media attached to a message.
@@ -465,6 +490,37 @@ impl<'a> Chats<'a> {
             return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_MESSAGES}")));
         }
         self.visible(caller, id).await?;
+        self.messages_in(id, from, to, Some(first)).await
+    }
+
+    /// Returns the messages of a chat the caller has just been shown, as
+    /// [`Chats::messages`] does, without looking the chat up again.
+    pub async fn messages_of(
+        &self,
+        caller: &Caller,
+        chat: SeenChat,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        first: Option<u64>,
+    ) -> Result<Vec<Message>> {
+        caller.require(Permission::ReadChats)?;
+        if chat.organization_id != caller.organization_id() {
+            return Err(Error::not_found("chat"));
+        }
+        self.messages_in(chat.id, from, to, first).await
+    }
+
+    async fn messages_in(
+        &self,
+        id: ChatId,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        first: Option<u64>,
+    ) -> Result<Vec<Message>> {
+        let first = first.unwrap_or(DEFAULT_MESSAGES);
+        if first == 0 || first > MAX_MESSAGES {
+            return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_MESSAGES}")));
+        }
         let from = from.map(|from| crate::clock::supported_instant(from, "from")).transpose()?;
         let to = to.map(|to| crate::clock::supported_instant(to, "to")).transpose()?;
         let to = to.unwrap_or_else(|| self.core.now() + Duration::seconds(1));
