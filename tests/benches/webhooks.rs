@@ -436,7 +436,7 @@ impl Row {
         };
         let batch = self.server.as_ref().and_then(|run| run.mean_batch).map_or("-".into(), |mean| format!("{mean:.1}"));
         println!(
-            "{:<32} | {} | {batch:>5} | {} | {ratio}",
+            "{:<36} | {} | {batch:>5} | {} | {ratio}",
             self.name,
             cells(self.server.as_ref()),
             cells(self.floor.as_ref())
@@ -477,7 +477,7 @@ async fn main() {
     }
     println!();
     println!(
-        "{:<32} | {:>15} | {:>11} | {:>11} | {:>7} | {:>5} | {:>15} | {:>11} | {:>11} | {:>7} | {:>7}",
+        "{:<36} | {:>15} | {:>11} | {:>11} | {:>7} | {:>5} | {:>15} | {:>11} | {:>11} | {:>7} | {:>7}",
         "backend, provider, concurrency",
         "server",
         "p50",
@@ -490,7 +490,7 @@ async fn main() {
         "non-200",
         "ratio"
     );
-    println!("{}", "-".repeat(160));
+    println!("{}", "-".repeat(164));
     for row in &rows {
         row.print();
     }
