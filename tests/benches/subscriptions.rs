@@ -6,7 +6,9 @@
 //! Subscribers select what an agent's chat list shows
 //! (`chatEvents { cursor kind chat { status lastMessagePreview unreadCount
 //! endUser { displayName } } }`); a last row at the largest count selects
-//! only `cursor kind`.
+//! only `cursor kind`. The `pg 2 inst` column posts webhooks to one server
+//! and subscribes on a second instance sharing its PostgreSQL (its own pool
+//! and tail, woken by the first's notifications), in this process.
 //!
 //! The peer row is what a Node team would build: graphql-yoga with
 //! graphql-ws publishing the same payload from an in-memory pub/sub
@@ -109,21 +111,26 @@ async fn plain_subscriber(url: &str) -> PlainSocket {
     }
 }
 
-/// The server under test with one channel and one existing chat.
+/// The server under test with one channel and one existing chat; with a
+/// replica, webhooks go to the first server and subscribers to the second
+/// (another instance on the same PostgreSQL, with its own pool and tail,
+/// woken by the first's notifications).
 struct Madoguchi {
     name: &'static str,
     app: TestApp,
+    replica: Option<TestApp>,
     token: String,
     channel: TestChannel,
     sent: usize,
 }
 
 impl Madoguchi {
-    async fn start(name: &'static str, backend: Backend) -> Option<Self> {
+    async fn start(name: &'static str, backend: Backend, with_replica: bool) -> Option<Self> {
         let app = spawn_app_with(backend, |settings| settings.database_max_connections = POOL).await?;
+        let replica = if with_replica { Some(app.spawn_replica().await) } else { None };
         let token = app.login_admin().await;
         let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
-        let mut server = Self { name, app, token, channel, sent: 0 };
+        let mut server = Self { name, app, replica, token, channel, sent: 0 };
         let (body, signature) = server.next_webhook();
         assert_eq!(server.app.deliver_line_raw(&server.channel.id, &body, Some(&signature)).await, 200);
         // Lets the new consumer's profile fetch finish, so later chat events
@@ -133,7 +140,7 @@ impl Madoguchi {
     }
 
     fn ws_url(&self) -> String {
-        format!("ws://{}/graphql/ws", self.app.http)
+        format!("ws://{}/graphql/ws", self.replica.as_ref().unwrap_or(&self.app).http)
     }
 
     /// Returns the next signed body: one text message to the existing chat.
@@ -510,8 +517,12 @@ async fn main() {
     let floor = Floor::start().await;
     let peer = Peer::start().await;
     let mut servers = Vec::new();
-    for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
-        match Madoguchi::start(name, backend).await {
+    for (name, backend, with_replica) in [
+        ("sqlite", Backend::Sqlite, false),
+        ("postgres", Backend::Postgres, false),
+        ("pg 2 inst", Backend::Postgres, true),
+    ] {
+        match Madoguchi::start(name, backend, with_replica).await {
             Some(server) => servers.push(server),
             None => println!("{name}: PostgreSQL is not reachable, skipped"),
         }
@@ -525,7 +536,7 @@ async fn main() {
     let (floor_memory, clients) =
         idle_memory("self", "plain", &floor.url, "", async || floor.wait_for_receivers(IDLE).await).await;
     held.push(clients);
-    for server in &servers {
+    for server in servers.iter().filter(|server| server.replica.is_none()) {
         // One subscription first, so one-off initialisation is not counted.
         drop(graphql_subscriber(&server.ws_url(), &server.token, QUERY).await);
         tokio::time::sleep(SETTLE).await;
@@ -600,6 +611,9 @@ async fn main() {
         );
     }
     for server in servers {
+        if let Some(replica) = server.replica {
+            replica.stop().await.expect("replica stops");
+        }
         server.app.stop().await.expect("server stops");
     }
     floor.stop().await;

@@ -10,6 +10,9 @@
 //! 16 and 64 concurrent deliveries; its mean deliveries per transaction come
 //! from its own `/metrics`.
 //!
+//! A last PostgreSQL row spreads the deliveries over two server instances on
+//! the same database (in this process: their own pools and batch writers).
+//!
 //! `cargo bench -p madoguchi-tests --bench webhooks [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` (default 2000, 200 with `--quick`) and
 //! `MADOGUCHI_BENCH_CONCURRENCY` (default: 16 and 64) change the size.
@@ -136,6 +139,7 @@ fn wechat_deliveries(channel: &TestWechatChannel, range: std::ops::Range<usize>)
 }
 
 /// What one pass over a set of deliveries measured.
+#[derive(Clone)]
 struct Run {
     wall: Duration,
     latencies: Vec<Duration>,
@@ -158,9 +162,16 @@ impl Run {
 /// Posts every delivery to `url`, `concurrency` at a time, and times each
 /// from send to status.
 async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], concurrency: usize) -> Run {
+    drive_spread(client, &[url.to_owned()], deliveries, concurrency).await
+}
+
+/// Posts the deliveries in turn to each of `urls` (one server instance
+/// each), `concurrency` at a time in all, and times each.
+async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[Delivery], concurrency: usize) -> Run {
     let started = Instant::now();
-    let results: Vec<(Duration, Option<u16>)> = futures::stream::iter(deliveries)
-        .map(|delivery| async move {
+    let results: Vec<(Duration, Option<u16>)> = futures::stream::iter(deliveries.iter().enumerate())
+        .map(|(index, delivery)| async move {
+            let url = &urls[index % urls.len()];
             let sent = Instant::now();
             let mut request = client.post(format!("{url}{}", delivery.query)).body(delivery.body.clone());
             if let Some(signature) = &delivery.signature {
@@ -188,6 +199,24 @@ async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], con
     let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
     latencies.sort_unstable();
     Run { wall, latencies, failures, mean_batch: None }
+}
+
+/// Measures two server instances on one PostgreSQL database, the
+/// deliveries spread over both; `None` when PostgreSQL is absent.
+async fn measure_two_instances(events: usize, concurrency: usize) -> Option<Run> {
+    let app = spawn_app_with(Backend::Postgres, |settings| settings.database_max_connections = POOL).await?;
+    let replica = app.spawn_replica().await;
+    let token = app.login_admin().await;
+    let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
+    let path = format!("/webhooks/line/{}", channel.id);
+    let urls = [app.url(&path), replica.url(&path)];
+    let client = reqwest::Client::new();
+    drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, 0..WARMUP), concurrency).await;
+    let run =
+        drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, WARMUP..WARMUP + events), concurrency).await;
+    replica.stop().await.expect("replica stops");
+    app.stop().await.expect("server stops");
+    Some(run)
 }
 
 /// The server's `intake_batch_deliveries` summary: (transactions, deliveries).
@@ -461,16 +490,17 @@ async fn main() {
                 if server.is_none() {
                     println!("{name}: PostgreSQL is not reachable, row skipped");
                 }
-                let floor = floor.as_ref().map(|run| Run {
-                    wall: run.wall,
-                    latencies: run.latencies.clone(),
-                    failures: run.failures,
-                    mean_batch: None,
-                });
+                let floor = floor.as_ref().cloned();
                 rows.push(Row { name: format!("{name} line c{concurrency} {mode}"), server, floor });
             }
         }
         let concurrency = config.concurrencies[0];
+        if backend == Backend::Postgres {
+            let server = measure_two_instances(config.events, concurrency).await;
+            let floor = rows.iter().find(|row: &&Row| row.name == format!("{name} line c{concurrency} group commit"));
+            let floor = floor.and_then(|row| row.floor.as_ref()).cloned();
+            rows.push(Row { name: format!("{name} line c{concurrency} 2 instances"), server, floor });
+        }
         let server = measure_server(backend, Provider::Wechat, true, config.events, concurrency).await;
         let floor = measure_floor(backend, Provider::Wechat, config.events, concurrency).await;
         rows.push(Row { name: format!("{name} wechat c{concurrency} group commit"), server, floor });
