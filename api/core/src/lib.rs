@@ -349,7 +349,6 @@ impl Core {
         providers::wechat::WechatInbound::new(self)
     }
 
-    /// The provider-neutral intake that providers' webhooks record through.
     /// Chats loaded once per event for every subscriber of this process.
     pub(crate) fn chat_snapshots(&self) -> &chats::ChatSnapshots {
         &self.inner.chat_snapshots
@@ -360,6 +359,7 @@ impl Core {
         &self.inner.group_commit
     }
 
+    /// The provider-neutral intake that providers' webhooks record through.
     pub(crate) fn intake(&self) -> intake::Intake<'_> {
         intake::Intake::new(self)
     }

@@ -101,12 +101,6 @@ pub struct SeenChat {
     organization_id: OrganizationId,
 }
 
-impl SeenChat {
-    pub fn id(&self) -> ChatId {
-        self.id
-    }
-}
-
 /// Media attached to a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attachment {
