@@ -128,11 +128,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
-    telemetry::init_logging(&settings.log_format, &settings.log_level);
+    let telemetry = telemetry::init(
+        &settings.log_format,
+        &settings.log_level,
+        settings.otlp_endpoint.as_deref().filter(|_| matches!(cli.command, None | Some(Command::Serve))),
+    );
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let application = Application::build(settings, Arc::new(SystemClock)).await?;
-            application.run_until_stopped(shutdown_signal()).await
+            let served = application.run_until_stopped(shutdown_signal()).await;
+            telemetry.shutdown();
+            served
         }
         Command::Migrate => {
             open_core(&settings, Arc::new(SystemClock)).await?;

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Most webhook events that share one intake transaction (group commit);
     /// `1` gives every delivery a transaction of its own.
     pub intake_batch_events: usize,
+    /// Where to export traces over OTLP/gRPC (`http://collector:4317`); off
+    /// when unset. One span per HTTP request, gRPC call and job.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -111,6 +114,7 @@ impl Default for Settings {
             job_workers: 2,
             job_lease_seconds: 30,
             intake_batch_events: 256,
+            otlp_endpoint: None,
         }
     }
 }

@@ -81,7 +81,8 @@ fn known_methods() -> &'static std::collections::HashSet<String> {
 pub async fn observe(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("grpc call", rpc.path = %path, rpc.code = tracing::field::Empty);
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let code = response
         .headers()
         .get("grpc-status")
@@ -90,6 +91,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .map_or(Code::Ok, Code::from_i32);
     let method = if known_methods().contains(path.as_str()) { path } else { "unknown".to_owned() };
     let code = format!("{code:?}");
+    span.record("rpc.code", code.as_str());
     metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => code).increment(1);
     metrics::histogram!("grpc_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
     response

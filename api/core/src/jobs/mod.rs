@@ -398,8 +398,10 @@ impl<'a> Jobs<'a> {
     /// and fails the job), retried within its kind's policy. `None` when the
     /// lease was lost meanwhile: the outcome is not this worker's to record.
     pub async fn run(&self, job: &jobs::Model) -> Option<Outcome> {
+        use tracing::Instrument;
         let core = self.core;
-        self.run_with(job, |kind, lease| async move { core.run_job(job, &kind, &lease).await }).await
+        let span = tracing::info_span!("job", job.kind = %job.kind, job.id = %job.id, job.attempt = job.attempts + 1);
+        self.run_with(job, |kind, lease| async move { core.run_job(job, &kind, &lease).await }).instrument(span).await
     }
 
     /// [`Self::run`] with the work itself given.
