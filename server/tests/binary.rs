@@ -109,11 +109,13 @@ fn the_operator_provisions_lists_and_disables_organizations_on_the_command_line(
     assert!(!ok && stderr.contains("not found"), "{stderr}");
 }
 
-/// A fake OTLP collector on loopback: keeps the name and attributes of every
-/// span exported to it.
+/// A span as the collector keeps it: its name and attributes.
+type ExportedSpan = (String, Vec<(String, String)>);
+
+/// A fake OTLP collector on loopback: keeps every span exported to it.
 #[derive(Clone, Default)]
 struct Collector {
-    spans: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<ExportedSpan>>>,
 }
 
 #[tonic::async_trait]
