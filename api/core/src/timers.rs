@@ -138,8 +138,25 @@ pub(crate) async fn arm_in(
         return Ok(());
     }
     let chat = chats::Entity::find_by_id(chat_id).one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?;
+    arm_for(write, channel, &chat, now).await
+}
+
+/// [`arm_in`] for a chat row as this transaction leaves it.
+pub(crate) async fn arm_for(
+    write: &mut Write<'_>,
+    channel: &channels::Model,
+    chat: &chats::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if channel.missed_close_after_secs.is_none()
+        && channel.idle_close_after_secs.is_none()
+        && channel.auto_ticket_after_secs.is_none()
+    {
+        return Ok(());
+    }
+    let chat_id = chat.id;
     for timer in Timer::ALL {
-        let Some(deadline) = timer.deadline(channel, &chat) else { continue };
+        let Some(deadline) = timer.deadline(channel, chat) else { continue };
         let kind = timer.job(chat_id.into());
         let mut job = NewJob::new(kind.clone(), deadline);
         job.organization_id = Some(chat.organization_id.into());

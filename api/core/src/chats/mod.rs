@@ -914,6 +914,19 @@ impl<'a> Chats<'a> {
             .one(&**write)
             .await?
             .ok_or_else(|| Error::not_found("end user"))?;
+        self.append_chat_event_of(write, row, user, kind, now).await
+    }
+
+    /// [`Self::append_chat_event`] for a chat whose rows, as this
+    /// transaction leaves them, are at hand.
+    pub(crate) async fn append_chat_event_of(
+        &self,
+        write: &mut Write<'_>,
+        row: chats::Model,
+        user: end_users::Model,
+        kind: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Chat> {
         let chat = chat_from_rows(row, user)?;
         write
             .append(

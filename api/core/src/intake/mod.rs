@@ -14,7 +14,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySele
 use serde_json::json;
 
 use crate::Core;
-use crate::chats::{append_message_event, load_message, message_from_row, preview};
+use crate::chats::{Attachment, Message, append_message_event, message_from_row, preview};
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
@@ -252,9 +252,10 @@ impl<'a> Intake<'a> {
         inbound: &InboundMessage,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let user = self.end_user(write, channel, user_id, now).await?;
+        let mut user = self.end_user(write, channel, user_id, now).await?;
         if user.unfollowed_at.is_some() {
             set_unfollowed(write, user.id, None, now).await?;
+            user.unfollowed_at = None;
         }
         let blocked = user.blocked_at.is_some();
         let (chat, created) = self.chat_for(write, channel, &user, now).await?;
@@ -292,8 +293,17 @@ impl<'a> Intake<'a> {
         if inserted == 0 {
             return Ok(());
         }
+        let mut message_attachments = Vec::new();
         if let Some(media) = &inbound.media {
             let attachment_id = AttachmentId::generate();
+            message_attachments.push(Attachment {
+                id: attachment_id,
+                kind,
+                status: AttachmentStatus::Pending,
+                content_type: None,
+                size_bytes: None,
+                file_name: media.file_name.clone(),
+            });
             attachments::Entity::insert(attachments::ActiveModel {
                 id: Set(attachment_id.uuid()),
                 organization_id: Set(channel.organization_id),
@@ -349,7 +359,16 @@ impl<'a> Intake<'a> {
                 .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None))
                 .col_expr(chats::Column::CompletionReason, Expr::value(Option::<String>::None));
         }
-        update.exec(&**write).await?;
+        // The chat as this change leaves it, for its event and its timers,
+        // without reading it again.
+        let chat = update.exec_with_returning(&**write).await?.pop().ok_or_else(|| Error::not_found("chat"))?;
+        if passcode {
+            // Redeeming linked the consumer to a contact.
+            user = end_users::Entity::find_by_id(user.id)
+                .one(&**write)
+                .await?
+                .ok_or_else(|| Error::not_found("end user"))?;
+        }
         let chat_id: ChatId = chat.id.into();
         let chats = self.core.chats();
         let kind_of_change = if created {
@@ -359,7 +378,22 @@ impl<'a> Intake<'a> {
         } else {
             "chat.updated"
         };
-        let message = load_message(&**write, message_id.uuid()).await?;
+        let message = Message {
+            id: message_id,
+            chat_id,
+            direction: MessageDirection::Inbound,
+            kind,
+            text,
+            payload: inbound.payload.clone(),
+            sender_agent_id: None,
+            is_passcode: passcode,
+            delivery_state: DeliveryState::Received,
+            delivery_method: None,
+            delivery_error: None,
+            attachments: message_attachments,
+            created_at: now,
+            sent_at: None,
+        };
         append_message_event(
             write,
             channel.organization_id.into(),
@@ -369,8 +403,8 @@ impl<'a> Intake<'a> {
             now,
         )
         .await?;
-        chats.append_chat_event(write, chat_id, kind_of_change, now).await?;
-        crate::timers::arm_in(write, channel, chat.id, now).await?;
+        crate::timers::arm_for(write, channel, &chat, now).await?;
+        chats.append_chat_event_of(write, chat, user, kind_of_change, now).await?;
 
         // What the provider does when a consumer writes (LINE: answers
         // waiting for a reply token can go now).
