@@ -15,19 +15,24 @@ fn madoguchi() -> Command {
     command
 }
 
-#[test]
-fn logs_written_to_a_pipe_carry_no_colour_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = madoguchi()
-        .current_dir(dir.path())
+/// `madoguchi` serving from `dir` on free loopback ports, its logs piped.
+fn serving_in(dir: &std::path::Path) -> Command {
+    let mut command = madoguchi();
+    command
+        .current_dir(dir)
         .env("MADOGUCHI_HTTP_ADDR", "127.0.0.1:0")
         .env("MADOGUCHI_GRPC_ADDR", "127.0.0.1:0")
         .env("MADOGUCHI_METRICS_ADDR", "127.0.0.1:0")
         .env("MADOGUCHI_BOOTSTRAP_ADMIN_PASSWORD", "a long enough password")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serving_in(dir.path()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     let mut seen = Vec::new();
@@ -165,17 +170,7 @@ fn http_requests_are_traced_to_the_configured_otlp_endpoint() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut child = madoguchi()
-        .current_dir(dir.path())
-        .env("MADOGUCHI_HTTP_ADDR", "127.0.0.1:0")
-        .env("MADOGUCHI_GRPC_ADDR", "127.0.0.1:0")
-        .env("MADOGUCHI_METRICS_ADDR", "127.0.0.1:0")
-        .env("MADOGUCHI_BOOTSTRAP_ADMIN_PASSWORD", "a long enough password")
-        .env("MADOGUCHI_OTLP_ENDPOINT", &endpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serving_in(dir.path()).env("MADOGUCHI_OTLP_ENDPOINT", &endpoint).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     let mut http = None;

@@ -131,14 +131,18 @@ pub(crate) async fn arm_in(
     chat_id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if channel.missed_close_after_secs.is_none()
-        && channel.idle_close_after_secs.is_none()
-        && channel.auto_ticket_after_secs.is_none()
-    {
+    if !has_timers(channel) {
         return Ok(());
     }
     let chat = chats::Entity::find_by_id(chat_id).one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?;
     arm_for(write, channel, &chat, now).await
+}
+
+/// Whether any of the channel's timers is on.
+fn has_timers(channel: &channels::Model) -> bool {
+    channel.missed_close_after_secs.is_some()
+        || channel.idle_close_after_secs.is_some()
+        || channel.auto_ticket_after_secs.is_some()
 }
 
 /// [`arm_in`] for a chat row as this transaction leaves it.
@@ -148,10 +152,7 @@ pub(crate) async fn arm_for(
     chat: &chats::Model,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if channel.missed_close_after_secs.is_none()
-        && channel.idle_close_after_secs.is_none()
-        && channel.auto_ticket_after_secs.is_none()
-    {
+    if !has_timers(channel) {
         return Ok(());
     }
     let chat_id = chat.id;
