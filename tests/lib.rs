@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Without it, PostgreSQL
 //! tests are skipped locally and fail under `CI=true`.
 
+pub mod bench;
 pub mod browser;
 pub mod graphql_ws;
 pub mod line;

@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use futures::StreamExt;
 use madoguchi_entity::{attachments, chats, end_users, messages};
+use madoguchi_tests::bench::{self, Pass};
 use madoguchi_tests::line::text_event;
 use madoguchi_tests::{Backend, TestApp, spawn_app_with};
 use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -48,35 +49,20 @@ struct Config {
 
 impl Config {
     fn from_environment() -> Self {
-        let quick = std::env::args().any(|argument| argument == "--quick");
-        let number = |name: &str, default: usize| {
-            std::env::var(name).ok().and_then(|value| value.parse().ok()).filter(|&value| value > 0).unwrap_or(default)
-        };
+        let quick = bench::quick();
         Self {
-            requests: number("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
-            concurrency: number("MADOGUCHI_BENCH_CONCURRENCY", 64),
+            requests: bench::size("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
+            concurrency: bench::size("MADOGUCHI_BENCH_CONCURRENCY", 64),
         }
     }
 }
 
 /// What one pass measured.
 struct Run {
-    wall: Duration,
-    latencies: Vec<Duration>,
+    pass: Pass,
     failures: usize,
     /// Statements the server ran per request (`None` for the floor).
     statements: Option<f64>,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, fraction: f64) -> f64 {
-        let rank = ((fraction * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1].as_secs_f64() * 1e3
-    }
 }
 
 /// Which read is measured.
@@ -117,9 +103,8 @@ async fn drive(client: &reqwest::Client, targets: &[Target], concurrency: usize)
         .await;
     let wall = started.elapsed();
     let failures = results.iter().filter(|(_, ok)| !ok).count();
-    let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
-    latencies.sort_unstable();
-    Run { wall, latencies, failures, statements: None }
+    let pass = Pass::new(wall, results.into_iter().map(|(latency, _)| latency).collect());
+    Run { pass, failures, statements: None }
 }
 
 /// The server's `db_statements_total`, summed over results.
@@ -341,9 +326,9 @@ async fn measure_floor(seeded: &Seeded, read: Read, config: Config) -> Run {
 fn cells(run: &Run) -> String {
     format!(
         "{:>9.0} req/s | {:>8.2} ms | {:>8.2} ms | {:>6.1} | {:>7}",
-        run.per_second(),
-        run.percentile_ms(0.50),
-        run.percentile_ms(0.99),
+        run.pass.per_second(),
+        run.pass.percentile_ms(0.50),
+        run.pass.percentile_ms(0.99),
         run.statements.unwrap_or(f64::NAN),
         run.failures
     )
@@ -381,7 +366,7 @@ async fn main() {
             "{name:<26} | {} | {} | {:>5.0} %",
             cells(server),
             cells(floor),
-            100.0 * server.per_second() / floor.per_second()
+            100.0 * server.pass.per_second() / floor.pass.per_second()
         );
     }
 }

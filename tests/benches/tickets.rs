@@ -16,6 +16,7 @@ use madoguchi_entity::{ticket_chats, tickets};
 use madoguchi_grpc::pb;
 use madoguchi_grpc::pb::ticket_service_client::TicketServiceClient;
 use madoguchi_grpc::pb::ticket_service_server::{TicketService, TicketServiceServer};
+use madoguchi_tests::bench::{self, Pass};
 use madoguchi_tests::{Backend, TestApp, spawn_app_with};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -40,33 +41,18 @@ struct Config {
 
 impl Config {
     fn from_environment() -> Self {
-        let quick = std::env::args().any(|argument| argument == "--quick");
-        let number = |name: &str, default: usize| {
-            std::env::var(name).ok().and_then(|value| value.parse().ok()).filter(|&value| value > 0).unwrap_or(default)
-        };
+        let quick = bench::quick();
         Self {
-            requests: number("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
-            concurrency: number("MADOGUCHI_BENCH_CONCURRENCY", 16),
+            requests: bench::size("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
+            concurrency: bench::size("MADOGUCHI_BENCH_CONCURRENCY", 16),
         }
     }
 }
 
 /// What one pass measured.
 struct Run {
-    wall: Duration,
-    latencies: Vec<Duration>,
+    pass: Pass,
     failures: usize,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, fraction: f64) -> f64 {
-        let rank = ((fraction * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1].as_secs_f64() * 1e3
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,9 +101,8 @@ async fn drive(
         .await;
     let wall = started.elapsed();
     let failures = results.iter().filter(|(_, ok)| !ok).count();
-    let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
-    latencies.sort_unstable();
-    Run { wall, latencies, failures }
+    let pass = Pass::new(wall, results.into_iter().map(|(latency, _)| latency).collect());
+    Run { pass, failures }
 }
 
 /// Writes `TICKETS` tickets into the bootstrap portal; returns their ids.
@@ -313,13 +298,13 @@ fn print_row(store: &str, call: Call, server: &Run, floor: &Run) {
     };
     println!(
         "| {store} | {name} | {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms | {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms | {:.0} % |",
-        server.per_second(),
-        server.percentile_ms(0.5),
-        server.percentile_ms(0.99),
-        floor.per_second(),
-        floor.percentile_ms(0.5),
-        floor.percentile_ms(0.99),
-        100.0 * server.per_second() / floor.per_second(),
+        server.pass.per_second(),
+        server.pass.percentile_ms(0.5),
+        server.pass.percentile_ms(0.99),
+        floor.pass.per_second(),
+        floor.pass.percentile_ms(0.5),
+        floor.pass.percentile_ms(0.99),
+        100.0 * server.pass.per_second() / floor.pass.per_second(),
     );
     if server.failures + floor.failures > 0 {
         println!("  ({} server and {} floor calls failed)", server.failures, floor.failures);

@@ -31,6 +31,7 @@ use futures::StreamExt;
 use madoguchi_channels::line::signature::{sign, verify_signature};
 use madoguchi_channels::wechat::crypto::{self, EncodingAesKey};
 use madoguchi_channels::wechat::xml;
+use madoguchi_tests::bench::{self, Pass};
 use madoguchi_tests::line::{CHANNEL_SECRET, text_event};
 use madoguchi_tests::wechat::{TestWechatChannel, text_xml};
 use madoguchi_tests::{Backend, TestDatabase, spawn_app_with};
@@ -57,13 +58,10 @@ struct Config {
 
 impl Config {
     fn from_environment() -> Self {
-        let quick = std::env::args().any(|argument| argument == "--quick");
-        let number = |name: &str, default: usize| {
-            std::env::var(name).ok().and_then(|value| value.parse().ok()).filter(|&value| value > 0).unwrap_or(default)
-        };
+        let quick = bench::quick();
         Self {
-            events: number("MADOGUCHI_BENCH_EVENTS", if quick { 200 } else { 2_000 }),
-            concurrencies: match number("MADOGUCHI_BENCH_CONCURRENCY", 0) {
+            events: bench::size("MADOGUCHI_BENCH_EVENTS", if quick { 200 } else { 2_000 }),
+            concurrencies: match bench::size("MADOGUCHI_BENCH_CONCURRENCY", 0) {
                 0 => vec![16, 64],
                 one => vec![one],
             },
@@ -141,22 +139,10 @@ fn wechat_deliveries(channel: &TestWechatChannel, range: std::ops::Range<usize>)
 /// What one pass over a set of deliveries measured.
 #[derive(Clone)]
 struct Run {
-    wall: Duration,
-    latencies: Vec<Duration>,
+    pass: Pass,
     failures: usize,
     /// The server's mean deliveries per intake transaction (`None` for the floor).
     mean_batch: Option<f64>,
-}
-
-impl Run {
-    fn events_per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, fraction: f64) -> f64 {
-        let rank = ((fraction * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1].as_secs_f64() * 1e3
-    }
 }
 
 /// Posts every delivery to `url`, `concurrency` at a time, and times each
@@ -196,9 +182,8 @@ async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[D
     if let Some((_, status)) = results.iter().find(|(_, status)| *status != Some(200)) {
         eprintln!("first failure: {}", status.map_or("no response".to_owned(), |status| format!("HTTP {status}")));
     }
-    let mut latencies: Vec<Duration> = results.into_iter().map(|(latency, _)| latency).collect();
-    latencies.sort_unstable();
-    Run { wall, latencies, failures, mean_batch: None }
+    let pass = Pass::new(wall, results.into_iter().map(|(latency, _)| latency).collect());
+    Run { pass, failures, mean_batch: None }
 }
 
 /// Measures two server instances on one PostgreSQL database, the
@@ -439,9 +424,9 @@ fn cells(run: Option<&Run>) -> String {
     match run {
         Some(run) => format!(
             "{:>10.0} ev/s | {:>8.2} ms | {:>8.2} ms | {:>7}",
-            run.events_per_second(),
-            run.percentile_ms(0.50),
-            run.percentile_ms(0.99),
+            run.pass.per_second(),
+            run.pass.percentile_ms(0.50),
+            run.pass.percentile_ms(0.99),
             run.failures
         ),
         None => format!("{:>15} | {:>11} | {:>11} | {:>7}", "skipped", "-", "-", "-"),
@@ -459,7 +444,7 @@ impl Row {
     fn print(&self) {
         let ratio = match (&self.server, &self.floor) {
             (Some(server), Some(floor)) => {
-                format!("{:>5.0} %", 100.0 * server.events_per_second() / floor.events_per_second())
+                format!("{:>5.0} %", 100.0 * server.pass.per_second() / floor.pass.per_second())
             }
             _ => format!("{:>7}", "-"),
         };
