@@ -18,6 +18,7 @@ on_both_backends!(
     waiting_answers_leave_once_even_when_reply_jobs_race,
     two_admins_demoting_each_other_at_once_leave_one_admin,
     a_failing_delivery_among_concurrent_ones_fails_alone,
+    concurrent_messages_to_the_same_chats_are_each_counted_once,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -415,4 +416,113 @@ async fn a_failing_delivery_among_concurrent_ones_fails_alone(backend: Backend) 
     assert_eq!(app.deliver_line(&channel, poisoned).await, 200);
     assert_eq!(inbound_with_external_id(&app, &format!("fine-{fine}")).await, 1);
     assert_eq!(inbound_with_external_id(&app, &format!("refused-{refused}")).await, 1);
+}
+
+/// Events of `kind` about `chat` logged after `after`.
+async fn events_since(app: &TestApp, after: i64, kind: &str, chat: uuid::Uuid) -> u64 {
+    events::Entity::find()
+        .filter(events::Column::Seq.gt(after))
+        .filter(events::Column::Kind.eq(kind))
+        .filter(events::Column::ChatId.eq(chat))
+        .count(app.core.db())
+        .await
+        .unwrap()
+}
+
+/// Per round: six customers with a chat each, the first's completed and the
+/// second blocked; then, all at once, 30 deliveries of one to three
+/// messages each from those six, so that shared transactions change one
+/// chat several times and race each other for it. Every message is stored
+/// once with one event; each chat's unread count grows by exactly its new
+/// messages; the completed chat is reopened once; the blocked customer's
+/// messages are kept and change nothing.
+async fn concurrent_messages_to_the_same_chats_are_each_counted_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let mutate = |query: &'static str, variables: Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let answer = app.graphql(Some(admin), query, variables).await;
+            assert!(answer["errors"].is_null(), "{query}: {answer}");
+        }
+    };
+    for round in 0..ROUNDS {
+        let users: Vec<String> = (0..6).map(|n| format!("Ucount{round}x{n}")).collect();
+        let mut chats = Vec::new();
+        for user in &users {
+            let event = text_event(user, &format!("first-{user}"), "first", &format!("r-first-{user}"));
+            assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+            chats.push(chat_of(&app, &channel, user).await.expect("a chat"));
+        }
+        let (completed, blocked) = (chats[0].id.to_string(), chats[1].id.to_string());
+        mutate("mutation($id: ID!) { claimChat(id: $id) { status } }", json!({"id": completed})).await;
+        mutate("mutation($id: ID!) { completeChat(id: $id) { status } }", json!({"id": completed})).await;
+        mutate(
+            "mutation($id: ID!) { setEndUserBlocked(chatId: $id, blocked: true) { status } }",
+            json!({"id": blocked}),
+        )
+        .await;
+        let mut before = Vec::new();
+        for user in &users {
+            before.push(chat_of(&app, &channel, user).await.expect("a chat"));
+        }
+        assert_eq!(before[0].status, "COMPLETED", "round {round}");
+        let last_seq: i64 = events::Entity::find()
+            .select_only()
+            .column_as(events::Column::Seq.max(), "seq")
+            .into_tuple::<Option<i64>>()
+            .one(app.core.db())
+            .await
+            .unwrap()
+            .flatten()
+            .unwrap_or(0);
+
+        let mut sent = vec![0u64; users.len()];
+        let deliveries: Vec<Vec<Value>> = (0..30)
+            .map(|d| {
+                let n = d % users.len();
+                let user = &users[n];
+                let count = 1 + d % 3;
+                sent[n] += count as u64;
+                (0..count)
+                    .map(|m| {
+                        text_event(
+                            user,
+                            &format!("many-{user}-{d}-{m}"),
+                            &format!("text {d}.{m}"),
+                            &format!("r-{d}-{m}"),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let statuses = join_all(deliveries.iter().map(|events| app.deliver_line(&channel, events.clone()))).await;
+        assert!(statuses.iter().all(|status| *status == 200), "round {round}: {statuses:?}");
+
+        for (n, user) in users.iter().enumerate() {
+            let chat = chat_of(&app, &channel, user).await.expect("a chat");
+            let inbound = messages::Entity::find()
+                .filter(messages::Column::ChatId.eq(chat.id))
+                .count(app.core.db())
+                .await
+                .unwrap();
+            assert_eq!(inbound, 1 + sent[n], "round {round}: {user}'s messages each stored once");
+            let created = events_since(&app, last_seq, "message.created", chat.id).await;
+            if n == 1 {
+                assert_eq!(chat.unread_count, before[n].unread_count, "round {round}: blocked, so not counted");
+                assert_eq!(chat.status, before[n].status, "round {round}: blocked, so not reopened");
+                assert_eq!(created, 0, "round {round}: a blocked customer's messages notify no one");
+                continue;
+            }
+            assert_eq!(
+                chat.unread_count as u64,
+                before[n].unread_count as u64 + sent[n],
+                "round {round}: {user}'s unread count grew by each new message once"
+            );
+            assert_eq!(created, sent[n], "round {round}: one event per message of {user}");
+            assert_eq!(chat.status, if n == 0 { "NEW" } else { before[n].status.as_str() }, "round {round}: {user}");
+        }
+        assert_eq!(events_since(&app, last_seq, "chat.reopened", chats[0].id).await, 1, "round {round}: reopened once");
+    }
 }

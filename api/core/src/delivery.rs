@@ -120,19 +120,18 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// What a channel's provider does when its consumer writes.
-    pub(crate) async fn after_inbound_message(
+    /// What a channel's provider does when its consumers write: `chats`
+    /// are the channel's chats given a new message that carries a reply
+    /// token.
+    pub(crate) async fn after_inbound_messages(
         &self,
         write: &mut Write<'_>,
         channel: &channels::Model,
-        chat_id: ChatId,
-        has_reply_token: bool,
+        chats: &[ChatId],
         now: DateTime<Utc>,
     ) -> Result<()> {
         match ChannelKind::parse(&channel.kind)? {
-            ChannelKind::Line => {
-                LineOutbound::new(self.core).after_inbound_message(write, channel, chat_id, has_reply_token, now).await
-            }
+            ChannelKind::Line => LineOutbound::new(self.core).after_inbound_messages(write, channel, chats, now).await,
             ChannelKind::Wechat | ChannelKind::Partner => Ok(()),
         }
     }

@@ -6,28 +6,37 @@
 //! (reopened when it was completed), the message and its attachments'
 //! download jobs, passcode redemption, follow and unfollow, unsend, and the
 //! events describing all of it.
+//!
+//! Consumers' messages are stored set-based ([`new_messages`]): a batch's
+//! receipts are one multi-row insert, and its messages, whatever their
+//! number, a few statements (end users, chats, messages, one update of
+//! every chat they change), not a few per message.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use madoguchi_entity::{attachments, channels, chats, end_users, messages, passcodes, webhook_receipts};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
+use madoguchi_entity::{channels, chats, end_users, messages, passcodes, webhook_receipts};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 use serde_json::json;
 
 use crate::Core;
-use crate::chats::{Attachment, Message, append_message_event, message_from_row, preview};
+use crate::chats::{append_message_event, message_from_row};
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
-use crate::ids::{AttachmentId, ChatId, EndUserId, MessageId};
+use crate::ids::EndUserId;
 use crate::jobs::NewJob;
-use crate::kinds::{AttachmentStatus, ChatStatus, DeliveryState, MessageDirection, MessageKind};
+use crate::kinds::MessageKind;
 use crate::providers;
 use crate::rate_limits::Limit;
 
 pub(crate) mod group_commit;
+mod new_messages;
 
 pub(crate) use group_commit::GroupCommit;
 use group_commit::{Counts, Delivery};
+use new_messages::{NewMessage, new_chat_row, new_end_user_row};
 
 /// One event of a provider's webhook, in the provider's neutral form.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,10 +142,23 @@ impl<'a> Intake<'a> {
         outcomes.pop().expect("one outcome per delivery")
     }
 
-    /// Stores deliveries in one transaction, each in a savepoint of its own:
-    /// one that fails is rolled back alone and answered with its error. A
-    /// transaction that lost a race fails as a whole, to be run again.
+    /// Stores deliveries in one transaction. Deliveries of consumers'
+    /// messages (and events kept as receipts only) are stored set-based,
+    /// all at once ([`Intake::store_set`]); if that fails for anything but a
+    /// lost race, or the batch holds other events, each delivery runs in a
+    /// savepoint of its own: one that fails is rolled back alone and
+    /// answered with its error. A transaction that lost a race fails as a
+    /// whole, to be run again.
     pub(crate) async fn store_batch(&self, batch: &[Delivery]) -> Result<Vec<Result<Counts>>> {
+        if batch.iter().all(|delivery| delivery.events.iter().all(stored_set_based)) {
+            match self.store_set(batch).await {
+                Ok(counts) => return Ok(counts.into_iter().map(Ok).collect()),
+                Err(error) if error.is_transient() || error.is_lease_lost() || batch.len() == 1 => return Err(error),
+                Err(error) => {
+                    tracing::warn!(deliveries = batch.len(), cause = ?error.cause(), %error, "a set-based intake transaction failed; storing its deliveries one by one");
+                }
+            }
+        }
         let now = self.core.now();
         let mut write = self.core.write().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -163,8 +185,37 @@ impl<'a> Intake<'a> {
         Ok(outcomes)
     }
 
-    /// Stores a delivery's events in `write`; returns how many were new and
-    /// how many seen before.
+    /// Stores a batch whose events are all consumers' messages or receipts
+    /// only, set-based: one insert of every receipt, then every new message
+    /// at once ([`Intake::store_messages`]). Returns each delivery's counts.
+    async fn store_set(&self, batch: &[Delivery]) -> Result<Vec<Counts>> {
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        let events: Vec<(usize, &channels::Model, &InboundEvent)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(index, delivery)| delivery.events.iter().map(move |event| (index, &delivery.channel, event)))
+            .collect();
+        let new = record_receipts(&write, events.iter().map(|(_, channel, event)| (*channel, *event)), now).await?;
+        let mut counts = vec![(0, 0); batch.len()];
+        let mut messages = Vec::new();
+        for ((index, channel, event), new) in events.iter().zip(new) {
+            if !new {
+                counts[*index].1 += 1;
+                continue;
+            }
+            counts[*index].0 += 1;
+            if let (Some(consumer), InboundKind::Message(message)) = (&event.consumer, &event.kind) {
+                messages.push(NewMessage { channel, consumer, reply_token: event.reply_token.as_deref(), message });
+            }
+        }
+        self.store_messages(&mut write, &messages, now).await?;
+        write.commit().await?;
+        Ok(counts)
+    }
+
+    /// Stores a delivery's events in `write`, one after another; returns
+    /// how many were new and how many seen before.
     async fn store(
         &self,
         write: &mut Write<'_>,
@@ -172,9 +223,10 @@ impl<'a> Intake<'a> {
         events: &[InboundEvent],
         now: DateTime<Utc>,
     ) -> Result<Counts> {
+        let new = record_receipts(write, events.iter().map(|event| (channel, event)), now).await?;
         let (mut stored, mut duplicates) = (0, 0);
-        for event in events {
-            if self.record_receipt(write, channel, event, now).await? {
+        for (event, new) in events.iter().zip(new) {
+            if new {
                 self.apply(write, channel, event, now).await?;
                 stored += 1;
             } else {
@@ -182,34 +234,6 @@ impl<'a> Intake<'a> {
             }
         }
         Ok((stored, duplicates))
-    }
-
-    /// Records the receipt; returns `false` when the event was seen before.
-    async fn record_receipt(
-        &self,
-        write: &Write<'_>,
-        channel: &channels::Model,
-        event: &InboundEvent,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let provider_event_id = event.provider_event_id.clone();
-        let inserted = webhook_receipts::Entity::insert(webhook_receipts::ActiveModel {
-            id: Set(uuid::Uuid::now_v7()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            provider_event_id: Set(provider_event_id),
-            event_type: Set(event.event_type.clone()),
-            raw: Set(event.raw.clone()),
-            received_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([webhook_receipts::Column::ChannelId, webhook_receipts::Column::ProviderEventId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
-        Ok(inserted == 1)
     }
 
     async fn apply(
@@ -224,7 +248,8 @@ impl<'a> Intake<'a> {
         let Some(user_id) = &event.consumer else { return Ok(()) };
         match &event.kind {
             InboundKind::Message(message) => {
-                self.apply_message(write, channel, event.reply_token.as_deref(), user_id, message, now).await
+                let new = NewMessage { channel, consumer: user_id, reply_token: event.reply_token.as_deref(), message };
+                self.store_messages(write, &[new], now).await
             }
             InboundKind::Followed => {
                 let user = self.end_user(write, channel, user_id, now).await?;
@@ -241,174 +266,6 @@ impl<'a> Intake<'a> {
             InboundKind::Unsent { message_id } => self.apply_unsend(write, channel, message_id, now).await,
             InboundKind::Other => Ok(()),
         }
-    }
-
-    async fn apply_message(
-        &self,
-        write: &mut Write<'_>,
-        channel: &channels::Model,
-        reply_token: Option<&str>,
-        user_id: &str,
-        inbound: &InboundMessage,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut user = self.end_user(write, channel, user_id, now).await?;
-        if user.unfollowed_at.is_some() {
-            set_unfollowed(write, user.id, None, now).await?;
-            user.unfollowed_at = None;
-        }
-        let blocked = user.blocked_at.is_some();
-        let (chat, created) = self.chat_for(write, channel, &user, now).await?;
-        let (kind, text) = (inbound.kind, inbound.text.clone());
-        let passcode = match (&text, kind) {
-            (Some(text), MessageKind::Text) => self.redeem_passcode(write, channel, &user, text, now).await?,
-            _ => false,
-        };
-        let message_id = MessageId::generate();
-        let inserted = messages::Entity::insert(messages::ActiveModel {
-            id: Set(message_id.uuid()),
-            organization_id: Set(channel.organization_id),
-            chat_id: Set(chat.id),
-            direction: Set(MessageDirection::Inbound.as_str().into()),
-            kind: Set(kind.as_str().into()),
-            text: Set(text.clone()),
-            payload: Set(inbound.payload.clone()),
-            sender_agent_id: Set(None),
-            external_id: Set(inbound.external_id.clone()),
-            is_passcode: Set(passcode),
-            delivery_state: Set(DeliveryState::Received.as_str().into()),
-            delivery_method: Set(None),
-            delivery_error: Set(None),
-            reply_token: Set(reply_token.map(str::to_owned)),
-            reply_token_used_at: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
-            delivery_job_id: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
-        if inserted == 0 {
-            return Ok(());
-        }
-        let mut message_attachments = Vec::new();
-        if let Some(media) = &inbound.media {
-            let attachment_id = AttachmentId::generate();
-            message_attachments.push(Attachment {
-                id: attachment_id,
-                kind,
-                status: AttachmentStatus::Pending,
-                content_type: None,
-                size_bytes: None,
-                file_name: media.file_name.clone(),
-            });
-            attachments::Entity::insert(attachments::ActiveModel {
-                id: Set(attachment_id.uuid()),
-                organization_id: Set(channel.organization_id),
-                message_id: Set(message_id.uuid()),
-                kind: Set(kind.as_str().into()),
-                status: Set(AttachmentStatus::Pending.as_str().into()),
-                content_type: Set(None),
-                size_bytes: Set(None),
-                blob_key: Set(None),
-                file_name: Set(media.file_name.clone()),
-                error: Set(None),
-                created_at: Set(now),
-            })
-            .exec_without_returning(&**write)
-            .await?;
-            if let Some(kind) = providers::media_job(channel, attachment_id) {
-                let mut job = NewJob::new(kind, now);
-                job.organization_id = Some(channel.organization_id.into());
-                job.channel_id = Some(channel.id.into());
-                job.message_id = Some(message_id);
-                write.enqueue(job, now).await?;
-            }
-        }
-        if blocked {
-            // Kept, but it opens nothing and notifies no one.
-            return Ok(());
-        }
-        let reopened = !created && chat.status == ChatStatus::Completed.as_str();
-        let preview_text = match (&text, kind) {
-            (Some(text), MessageKind::Text) => preview(text),
-            _ => format!("[{}]", kind.as_str().to_lowercase()),
-        };
-        let mut update = chats::Entity::update_many()
-            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
-            .col_expr(chats::Column::LastInboundAt, Expr::value(now))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(chat.id));
-        if !passcode {
-            // The first customer message after a conversion opens the next
-            // ticket window.
-            update = update
-                .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
-                .col_expr(chats::Column::UnreadCount, Expr::col(chats::Column::UnreadCount).add(1))
-                .col_expr(
-                    chats::Column::TicketWindowStartedAt,
-                    Func::coalesce([Expr::col(chats::Column::TicketWindowStartedAt), Expr::value(now)]).into(),
-                );
-        }
-        if reopened {
-            update = update
-                .col_expr(chats::Column::Status, Expr::value(ChatStatus::New.as_str()))
-                .col_expr(chats::Column::OpenedAt, Expr::value(now))
-                .col_expr(chats::Column::CompletedAt, Expr::value(Option::<DateTime<Utc>>::None))
-                .col_expr(chats::Column::CompletionReason, Expr::value(Option::<String>::None));
-        }
-        // The chat as this change leaves it, for its event and its timers,
-        // without reading it again.
-        let chat = update.exec_with_returning(&**write).await?.pop().ok_or_else(|| Error::not_found("chat"))?;
-        if passcode {
-            // Redeeming linked the consumer to a contact.
-            user = end_users::Entity::find_by_id(user.id)
-                .one(&**write)
-                .await?
-                .ok_or_else(|| Error::not_found("end user"))?;
-        }
-        let chat_id: ChatId = chat.id.into();
-        let chats = self.core.chats();
-        let kind_of_change = if created {
-            "chat.created"
-        } else if reopened {
-            "chat.reopened"
-        } else {
-            "chat.updated"
-        };
-        let message = Message {
-            id: message_id,
-            chat_id,
-            direction: MessageDirection::Inbound,
-            kind,
-            text,
-            payload: inbound.payload.clone(),
-            sender_agent_id: None,
-            is_passcode: passcode,
-            delivery_state: DeliveryState::Received,
-            delivery_method: None,
-            delivery_error: None,
-            attachments: message_attachments,
-            created_at: now,
-            sent_at: None,
-        };
-        append_message_event(
-            write,
-            channel.organization_id.into(),
-            channel.id.into(),
-            "message.created",
-            &message,
-            now,
-        )
-        .await?;
-        crate::timers::arm_for(write, channel, &chat, now).await?;
-        chats.append_chat_event_of(write, chat, user, kind_of_change, now).await?;
-
-        // What the provider does when a consumer writes (LINE: answers
-        // waiting for a reply token can go now).
-        self.core.delivery().after_inbound_message(write, channel, chat_id, reply_token.is_some(), now).await
     }
 
     async fn apply_unsend(
@@ -466,32 +323,18 @@ impl<'a> Intake<'a> {
         // Insert or get: a concurrent delivery for the same new consumer
         // waits here for the other's commit, then finds its row.
         let id = EndUserId::generate();
-        let inserted = end_users::Entity::insert(end_users::ActiveModel {
-            id: Set(id.uuid()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            external_id: Set(user_id.to_owned()),
-            display_name: Set(None),
-            picture_url: Set(None),
-            contact_id: Set(None),
-            blocked_at: Set(None),
-            unfollowed_at: Set(None),
-            profile_fetched_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([end_users::Column::ChannelId, end_users::Column::ExternalId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&**write)
-        .await?;
+        let inserted = end_users::Entity::insert(new_end_user_row(channel, id, user_id, now))
+            .on_conflict(
+                OnConflict::columns([end_users::Column::ChannelId, end_users::Column::ExternalId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&**write)
+            .await?;
         if inserted == 1
             && let Some(kind) = providers::profile_job(channel, id)
         {
-            let mut job = NewJob::new(kind, now);
-            job.organization_id = Some(channel.organization_id.into());
-            job.channel_id = Some(channel.id.into());
-            write.enqueue(job, now).await?;
+            write.enqueue(NewJob::of_channel(kind, channel, now), now).await?;
         }
         find().one(&**write).await?.ok_or_else(|| Error::not_found("end user"))
     }
@@ -512,31 +355,12 @@ impl<'a> Intake<'a> {
         if let Some(chat) = find().one(&**write).await? {
             return Ok((chat, false));
         }
-        let inserted = chats::Entity::insert(chats::ActiveModel {
-            id: Set(ChatId::generate().uuid()),
-            organization_id: Set(channel.organization_id),
-            channel_id: Set(channel.id),
-            end_user_id: Set(user.id),
-            department_id: Set(channel.department_id),
-            status: Set(ChatStatus::New.as_str().into()),
-            claimed_by_agent_id: Set(None),
-            claimed_at: Set(None),
-            last_message_at: Set(None),
-            last_message_preview: Set(None),
-            last_inbound_at: Set(None),
-            last_agent_message_at: Set(None),
-            unread_count: Set(0),
-            opened_at: Set(now),
-            completed_at: Set(None),
-            completion_reason: Set(None),
-            send_window_closed_at: Set(None),
-            ticket_window_started_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(OnConflict::columns([chats::Column::ChannelId, chats::Column::EndUserId]).do_nothing().to_owned())
-        .exec_without_returning(&**write)
-        .await?;
+        let inserted = chats::Entity::insert(new_chat_row(channel, user.id, now))
+            .on_conflict(
+                OnConflict::columns([chats::Column::ChannelId, chats::Column::EndUserId]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(&**write)
+            .await?;
         Ok((find().one(&**write).await?.ok_or_else(|| Error::not_found("chat"))?, inserted == 1))
     }
 
@@ -603,6 +427,71 @@ impl<'a> Intake<'a> {
             .await?;
         Ok(true)
     }
+}
+
+/// Whether an event is stored by the set-based path: a consumer's message,
+/// or an event kept as a receipt only.
+fn stored_set_based(event: &InboundEvent) -> bool {
+    match event.kind {
+        InboundKind::Message(_) | InboundKind::Other => true,
+        InboundKind::Followed | InboundKind::Unfollowed | InboundKind::Unsent { .. } => event.consumer.is_none(),
+    }
+}
+
+/// Inserts the receipts of `events` in one statement (or a few, for many);
+/// returns, per event, whether it is new. An event seen before, or earlier
+/// in `events`, is not. Receipts are inserted sorted, so transactions
+/// inserting the same ones take their locks in one order.
+async fn record_receipts<'e>(
+    write: &Write<'_>,
+    events: impl Iterator<Item = (&'e channels::Model, &'e InboundEvent)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    let mut firsts: BTreeMap<(uuid::Uuid, &str), (uuid::Uuid, usize)> = BTreeMap::new();
+    let mut keys = Vec::new();
+    let mut rows = HashMap::new();
+    for (index, (channel, event)) in events.enumerate() {
+        let key = (channel.id, event.provider_event_id.as_str());
+        keys.push(key);
+        firsts.entry(key).or_insert_with(|| {
+            let id = uuid::Uuid::now_v7();
+            rows.insert(
+                id,
+                webhook_receipts::ActiveModel {
+                    id: Set(id),
+                    organization_id: Set(channel.organization_id),
+                    channel_id: Set(channel.id),
+                    provider_event_id: Set(event.provider_event_id.clone()),
+                    event_type: Set(event.event_type.clone()),
+                    raw: Set(event.raw.clone()),
+                    received_at: Set(now),
+                },
+            );
+            (id, index)
+        });
+    }
+    let sorted: Vec<webhook_receipts::ActiveModel> = firsts.values().filter_map(|(id, _)| rows.remove(id)).collect();
+    let mut inserted: HashSet<uuid::Uuid> = HashSet::with_capacity(sorted.len());
+    for chunk in sorted.chunks(new_messages::ROWS_PER_STATEMENT) {
+        inserted.extend(
+            webhook_receipts::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        webhook_receipts::Column::ChannelId,
+                        webhook_receipts::Column::ProviderEventId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_with_returning_keys(&**write)
+                .await?,
+        );
+    }
+    Ok(keys
+        .iter()
+        .enumerate()
+        .map(|(index, key)| firsts.get(key).is_some_and(|(id, first)| *first == index && inserted.contains(id)))
+        .collect())
 }
 
 async fn set_unfollowed(

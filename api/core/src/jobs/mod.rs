@@ -70,6 +70,19 @@ impl NewJob {
             dedupe_key: None,
         }
     }
+
+    /// A job about one channel, in its organization.
+    pub(crate) fn of_channel(
+        kind: JobKind,
+        channel: &madoguchi_entity::channels::Model,
+        run_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            organization_id: Some(channel.organization_id.into()),
+            channel_id: Some(channel.id.into()),
+            ..Self::new(kind, run_at)
+        }
+    }
 }
 
 /// What became of one attempt.

@@ -14,7 +14,9 @@ use madoguchi_channels::line::signature::verify_signature;
 use madoguchi_channels::line::webhook::{ContentProvider, Event, EventKind, MessageContent, Source, parse_webhook};
 use madoguchi_entity::{attachments, channels, chats, end_users, jobs, messages, push_usage};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use sha2::Digest;
 
 use crate::Core;
@@ -108,6 +110,16 @@ impl<'a> LineInbound<'a> {
         let (stored, duplicates) = self.core.intake().record(&channel, &events).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
     }
+}
+
+/// Outbound reply messages that wait for a reply token.
+fn waiting_answers() -> sea_orm::Select<messages::Entity> {
+    messages::Entity::find()
+        .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
+        .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
+        .filter(
+            messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
+        )
 }
 
 /// Turns a LINE event into the neutral form intake records.
@@ -220,22 +232,34 @@ impl<'a> LineOutbound<'a> {
         Ok(DeliveryMethod::Push)
     }
 
-    /// After a consumer's message: a new reply token lets answers that wait
-    /// for one go now (not in `PUSH` mode).
-    pub(crate) async fn after_inbound_message(
+    /// After consumers' messages: a new reply token lets answers that wait
+    /// for one go now (not in `PUSH` mode). `chats` are the chats of one
+    /// channel given a message with a token; one query finds which of them
+    /// have answers waiting.
+    pub(crate) async fn after_inbound_messages(
         &self,
         write: &mut Write<'_>,
         channel: &channels::Model,
-        chat_id: ChatId,
-        has_reply_token: bool,
+        chats: &[ChatId],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mode = LineMode::parse(channel.line_mode.as_deref().unwrap_or("REPLY"))?;
-        if has_reply_token && mode != LineMode::Push && self.has_waiting(&**write, chat_id).await? {
-            let mut job = NewJob::new(JobKind::LineReply { chat_id }, now);
-            job.organization_id = Some(channel.organization_id.into());
-            job.channel_id = Some(channel.id.into());
-            write.enqueue(job, now).await?;
+        if chats.is_empty() || mode == LineMode::Push {
+            return Ok(());
+        }
+        let waiting: Vec<uuid::Uuid> = waiting_answers()
+            .select_only()
+            .column(messages::Column::ChatId)
+            .distinct()
+            .filter(messages::Column::ChatId.is_in(chats.iter().map(|chat_id| chat_id.uuid())))
+            .order_by_asc(messages::Column::ChatId)
+            .into_tuple()
+            .all(&**write)
+            .await?;
+        for chat_id in waiting {
+            write
+                .enqueue(NewJob::of_channel(JobKind::LineReply { chat_id: chat_id.into() }, channel, now), now)
+                .await?;
         }
         Ok(())
     }
@@ -265,17 +289,7 @@ impl<'a> LineOutbound<'a> {
 
     /// Returns whether outbound reply messages of a chat wait for a token.
     pub(crate) async fn has_waiting(&self, db: &impl ConnectionTrait, chat_id: ChatId) -> Result<bool> {
-        Ok(messages::Entity::find()
-            .filter(messages::Column::ChatId.eq(chat_id.uuid()))
-            .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
-            .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
-            .filter(
-                messages::Column::DeliveryState
-                    .is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
-            )
-            .one(db)
-            .await?
-            .is_some())
+        Ok(waiting_answers().filter(messages::Column::ChatId.eq(chat_id.uuid())).one(db).await?.is_some())
     }
 
     /// Returns the newest unused reply token of a chat still inside the
