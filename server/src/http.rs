@@ -178,10 +178,11 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 }
 
 /// A WebSocket's read buffer. Clients send small operations (files go by
-/// multipart POST), so 4 KiB reads them in one go; a larger message is read
-/// in several. tungstenite's default, 128 KiB, cost that much per idle
-/// subscription.
-const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
+/// multipart POST): `connection_init` with a token, `subscribe` with a
+/// chat list's selection, pings — 1 KiB reads each in one go; a larger
+/// message is read in several. tungstenite's default, 128 KiB, cost that
+/// much per idle subscription.
+const WEBSOCKET_READ_BUFFER: usize = 1024;
 /// Outgoing frames are flushed one message at a time; this only bounds how
 /// much is gathered before writing.
 const WEBSOCKET_WRITE_BUFFER: usize = 8 * 1024;
@@ -267,7 +268,9 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
                         if changed.is_err() {
                             return std::future::pending().await;
                         }
-                        if let Err(error) = core.still_authorized(&caller).await
+                        // Boxed while it queries: this connection's task
+                        // is sized for its largest state for as long as it lives.
+                        if let Err(error) = Box::pin(core.still_authorized(&caller)).await
                             && error.code() == madoguchi_core::ErrorCode::Unauthenticated
                         {
                             return "session revoked";

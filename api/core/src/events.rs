@@ -337,13 +337,15 @@ impl EventLog {
             loop {
                 // Subscribed before reading how far the tail is, so nothing it
                 // broadcasts from then on is missed.
-                let (mut live, position) = log.tail(organization_id).await?;
+                // Futures that query the database are boxed while they run,
+                // so an idle follower's state (waiting on `live`) stays small.
+                let (mut live, position) = Box::pin(log.tail(organization_id)).await?;
                 // Catch up from the table to where the tail is.
                 loop {
                     if cursor >= *position.borrow() {
                         break;
                     }
-                    let batch = log.read_after(organization_id, cursor, READ_BATCH).await?;
+                    let batch = Box::pin(log.read_after(organization_id, cursor, READ_BATCH)).await?;
                     if batch.is_empty() {
                         break;
                     }

@@ -34,7 +34,9 @@ impl OrganizationSubscription {
     ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
         let caller = caller(ctx)?;
         let after = parse_cursor(after.as_deref()).graphql()?;
-        let events = core(ctx).follow_organization_log(&caller, after).await.graphql()?;
+        // Boxed while it runs, as `chatEvents` is: the subscription's stream
+        // keeps this future for as long as it lives.
+        let events = Box::pin(core(ctx).follow_organization_log(&caller, after)).await.graphql()?;
         Ok(events.map(|event| event.map(Event::from).map_err(to_graphql)))
     }
 }

@@ -592,7 +592,9 @@ impl WorkspaceSubscription {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
         let after = parse_cursor(after.as_deref()).graphql()?;
-        let events = core(ctx).chats().follow_visible_chats(&caller(ctx)?, after).await.graphql()?;
+        // Boxed while it runs: async-graphql keeps this resolver's future
+        // inside every subscription's stream, sized for its largest state.
+        let events = Box::pin(core(ctx).chats().follow_visible_chats(&caller(ctx)?, after)).await.graphql()?;
         Ok(events
             .map(|event| {
                 let source = event.map_err(to_graphql)?;
@@ -618,8 +620,8 @@ impl WorkspaceSubscription {
         let caller = caller(ctx)?;
         let chat_id = ChatId::parse(&chat_id).graphql()?;
         let after = parse_cursor(after.as_deref()).graphql()?;
-        core(ctx).chats().get(&caller, chat_id).await.graphql()?;
-        let events = core(ctx).chats().follow_visible(&caller, after).await.graphql()?;
+        Box::pin(core(ctx).chats().get(&caller, chat_id)).await.graphql()?;
+        let events = Box::pin(core(ctx).chats().follow_visible(&caller, after)).await.graphql()?;
         Ok(events
             .filter_map(move |event| async move {
                 match event {

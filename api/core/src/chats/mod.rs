@@ -446,11 +446,12 @@ impl<'a> Chats<'a> {
             let visible_now = |core: Core, caller: Caller| async move {
                 Ok::<_, Error>(core.channels().visible_channel_ids(&caller).await?.map(|ids| ids.into_iter().collect::<HashSet<_>>()))
             };
-            let mut visible = visible_now(core.clone(), caller.clone()).await?;
+            // Boxed while it queries, so an idle subscriber's state stays small.
+            let mut visible = Box::pin(visible_now(core.clone(), caller.clone())).await?;
             while let Some(event) = events.next().await {
                 let event = event?;
                 if event.kind == "channel.agents_changed" {
-                    visible = visible_now(core.clone(), caller.clone()).await?;
+                    visible = Box::pin(visible_now(core.clone(), caller.clone())).await?;
                 }
                 let allowed = match (&visible, event.channel_id) {
                     (None, _) => true,
