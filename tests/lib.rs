@@ -171,6 +171,22 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     Some(start(settings, clock, backend, database, dir, fakes).await)
 }
 
+/// Starts another server on a database an application elsewhere (another
+/// process) created and migrated: a replica with fakes of its own.
+pub async fn spawn_replica_on(backend: Backend, database_url: &str, change: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = TestDatabase { url: database_url.to_owned(), postgres: None };
+    let fakes = Fakes {
+        line: std::sync::Arc::new(madoguchi_fakes::FakeLine::start().await),
+        wechat: std::sync::Arc::new(madoguchi_fakes::FakeWechat::start().await),
+    };
+    let mut settings = test_settings(database_url, dir.path());
+    change(&mut settings);
+    let clock = std::sync::Arc::new(ManualClock::following_system());
+    start(settings, clock, backend, database, dir, fakes).await
+}
+
 /// The fake providers an application talks to; they outlive its crashes
 /// and are shared with its replicas.
 #[derive(Clone, Debug)]
