@@ -613,3 +613,43 @@ async fn a_body_without_destination_is_accepted_as_older_platforms_send_it(backe
     let signature = madoguchi_channels::line::signature::sign(CHANNEL_SECRET.as_bytes(), body);
     assert_eq!(app.deliver_line_raw(&channel.id, body, Some(&signature)).await, 400);
 }
+
+/// A server keeps the channels webhooks arrive for a moment; a channel
+/// disabled through another server sharing the PostgreSQL database stops
+/// recording on this one within that moment, not when this one restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_disabled_on_another_replica_stops_recording_here_too() {
+    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let replica = app.spawn_replica().await;
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    // The replica reads (and keeps) the channel as it takes this one.
+    first_chat(&replica, &admin, &channel, "Ubefore", "r-before").await;
+    let disabled = app
+        .graphql(
+            Some(&admin),
+            "mutation($id: ID!) { setChannelStatus(id: $id, status: DISABLED) { status } }",
+            json!({"id": channel.id}),
+        )
+        .await;
+    assert_eq!(disabled["data"]["setChannelStatus"]["status"], "DISABLED", "{disabled}");
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    // Each try is a new customer: recorded while the replica still holds the
+    // channel as it was, ignored once it reads it again.
+    eventually(|| {
+        sent += 1;
+        let user = format!("Uafter{sent}");
+        let event = text_event(&user, &format!("after-{sent}"), "still there?", &format!("r-after-{sent}"));
+        let (replica, channel, admin) = (&replica, &channel, &admin);
+        async move {
+            let before = chats(replica, admin).await.len();
+            assert_eq!(replica.deliver_line(channel, vec![event]).await, 200);
+            (chats(replica, admin).await.len() == before).then_some(())
+        }
+    })
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    replica.stop().await.unwrap();
+    app.stop().await.unwrap();
+}

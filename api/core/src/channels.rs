@@ -336,13 +336,76 @@ pub(crate) fn new_channel_row(
 /// The channel a provider's webhook names, if it may still receive: of that
 /// provider, not deleted, of an organization that is not disabled (one query).
 pub(crate) async fn receiving_channel(core: &Core, id: ChannelId, kind: ChannelKind) -> Result<channels::Model> {
-    channels::Entity::find_by_id(id.uuid())
-        .filter(channels::Column::Kind.eq(kind.as_str()))
+    let cache = core.receiving_channels();
+    if let Some(channel) = cache.get(id, core.events().configuration_generation()) {
+        return if channel.kind == kind.as_str() { Ok(channel) } else { Err(Error::not_found("channel")) };
+    }
+    // Read before the query: a change committed meanwhile leaves the
+    // generation moved, and what this read is not cached.
+    let generation = core.events().configuration_generation();
+    let channel = channels::Entity::find_by_id(id.uuid())
         .filter(channels::Column::Status.ne(ChannelStatus::Deleted.as_str()))
         .filter(channels::Column::OrganizationId.in_subquery(crate::organizations::active_organization_ids()))
         .one(core.db())
         .await?
-        .ok_or_else(|| Error::not_found("channel"))
+        .ok_or_else(|| Error::not_found("channel"))?;
+    cache.put(channel.clone(), generation, core.events().configuration_generation());
+    if channel.kind != kind.as_str() {
+        return Err(Error::not_found("channel"));
+    }
+    Ok(channel)
+}
+
+/// The channels webhooks were delivered to lately, as intake reads them on
+/// every delivery: a lookup saved per webhook. An entry goes when a channel
+/// or organization event commits in this process, and after
+/// [`ReceivingChannels::TTL`] in any case — the bound on how long a change
+/// made on another replica takes to reach this one's webhooks.
+#[derive(Debug, Default)]
+pub(crate) struct ReceivingChannels {
+    entries: std::sync::Mutex<ReceivingEntries>,
+}
+
+#[derive(Debug, Default)]
+struct ReceivingEntries {
+    /// The configuration generation the entries were read at.
+    generation: u64,
+    channels: std::collections::HashMap<ChannelId, (channels::Model, std::time::Instant)>,
+}
+
+impl ReceivingChannels {
+    /// How long an entry is trusted.
+    pub(crate) const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Most channels kept: beyond, the cache starts over.
+    const CAPACITY: usize = 10_000;
+
+    /// The channel, if it was read at configuration `current` (the
+    /// generation now) less than [`Self::TTL`] ago.
+    fn get(&self, id: ChannelId, current: u64) -> Option<channels::Model> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.generation != current {
+            return None;
+        }
+        let (channel, read_at) = entries.channels.get(&id)?;
+        (read_at.elapsed() < Self::TTL).then(|| channel.clone())
+    }
+
+    /// Keeps `channel`, read at configuration `generation`, if nothing
+    /// changed since (`current` is the generation now).
+    fn put(&self, channel: channels::Model, generation: u64, current: u64) {
+        if generation != current {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if generation < entries.generation {
+            return;
+        }
+        if entries.generation != generation || entries.channels.len() >= Self::CAPACITY {
+            entries.channels.clear();
+            entries.generation = generation;
+        }
+        entries.channels.insert(channel.id.into(), (channel, std::time::Instant::now()));
+    }
 }
 
 fn sealed_at(organization_id: OrganizationId, id: ChannelId, column: &str) -> SealedAt<'_> {

@@ -151,6 +151,7 @@ impl<'a> Write<'a> {
             lease.check(&tx).await?;
         }
         let identity = pending.iter().any(|(_, event)| crate::events::is_identity_kind(event.kind));
+        let configuration = pending.iter().any(|(_, event)| crate::events::is_configuration_kind(event.kind));
         let mut by_organization: std::collections::BTreeMap<OrganizationId, Vec<NewEvent>> = Default::default();
         for (organization_id, event) in pending {
             by_organization.entry(organization_id).or_default().push(event);
@@ -161,6 +162,9 @@ impl<'a> Write<'a> {
         }
         tx.commit().await?;
         drop(_gate);
+        if configuration {
+            log.configuration_changed();
+        }
         for (organization_id, seq) in heads {
             log.wake(organization_id, seq);
             log.announce(organization_id, seq, identity);

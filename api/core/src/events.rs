@@ -87,6 +87,12 @@ pub(crate) fn is_identity_kind(kind: &str) -> bool {
     kind.starts_with("agent.") || kind.starts_with("api_key.") || kind.starts_with("organization.")
 }
 
+/// Whether an event changes a channel or its organization: what webhook
+/// intake reads of a channel on every delivery.
+pub(crate) fn is_configuration_kind(kind: &str) -> bool {
+    kind.starts_with("channel.") || kind.starts_with("organization.")
+}
+
 /// The notification payload: `organization:seq`, with `:identity` when the
 /// events it announces change who may do what.
 fn notification(organization_id: OrganizationId, seq: i64, identity: bool) -> String {
@@ -149,6 +155,9 @@ pub struct EventLog {
     pending_announcements: Mutex<Option<mpsc::UnboundedReceiver<Announcement>>>,
     /// Each organization's shared tail in this process, while it has followers.
     tails: Mutex<HashMap<OrganizationId, Tail>>,
+    /// Advanced whenever a channel or organization event commits in this
+    /// process: what [`crate::channels::ReceivingChannels`] caches is stale.
+    configuration: std::sync::atomic::AtomicU64,
 }
 
 /// Counts what is open on `/metrics`: `event_log_followers` (GraphQL
@@ -210,6 +219,7 @@ impl EventLog {
             db,
             wakers: Mutex::new(HashMap::new()),
             identity: watch::channel(0).0,
+            configuration: std::sync::atomic::AtomicU64::new(0),
             announcements,
             pending_announcements: Mutex::new(Some(pending)),
             tails: Mutex::new(HashMap::new()),
@@ -280,6 +290,8 @@ impl EventLog {
     /// organization changed: each checks its caller again (one lookup per
     /// session per change, none while nothing changes).
     pub fn wake_identity(&self) {
+        // An organization may have been disabled: channels read before are stale.
+        self.configuration_changed();
         self.identity.send_modify(|generation| *generation += 1);
     }
 
@@ -292,6 +304,16 @@ impl EventLog {
     }
 
     /// Returns a receiver that changes after every identity change.
+    /// How many times channels or organizations changed in this process.
+    pub(crate) fn configuration_generation(&self) -> u64 {
+        self.configuration.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks what was read of channels and organizations before as stale.
+    pub(crate) fn configuration_changed(&self) {
+        self.configuration.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     pub fn identity_changes(&self) -> watch::Receiver<u64> {
         self.identity.subscribe()
     }

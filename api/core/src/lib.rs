@@ -156,6 +156,7 @@ struct Inner {
     media_key: [u8; 32],
     write_gate: tokio::sync::Mutex<()>,
     group_commit: intake::GroupCommit,
+    receiving_channels: channels::ReceivingChannels,
     chat_snapshots: chats::ChatSnapshots,
 }
 
@@ -191,6 +192,7 @@ impl Core {
                 write_gate: tokio::sync::Mutex::new(()),
                 // SQLite has one writer; on PostgreSQL a few batches overlap,
                 // one's statements running while another commits.
+                receiving_channels: channels::ReceivingChannels::default(),
                 group_commit: intake::GroupCommit::new(
                     config.intake_batch_events,
                     if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) },
@@ -355,6 +357,10 @@ impl Core {
     }
 
     /// Webhook deliveries waiting to share the next intake transaction.
+    pub(crate) fn receiving_channels(&self) -> &channels::ReceivingChannels {
+        &self.inner.receiving_channels
+    }
+
     pub(crate) fn group_commit(&self) -> &intake::GroupCommit {
         &self.inner.group_commit
     }
