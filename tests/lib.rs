@@ -292,6 +292,17 @@ impl TestApp {
         request.send().await.expect("graphql request").json().await.expect("graphql json")
     }
 
+    /// Sets a channel's status (`ACTIVE`, `DISABLED`, `DELETED`) as
+    /// `token`'s agent; returns the whole response body.
+    pub async fn set_channel_status(&self, token: &str, channel_id: &str, status: &str) -> Value {
+        self.graphql(
+            Some(token),
+            "mutation($id: ID!, $status: ChannelStatus!) { setChannelStatus(id: $id, status: $status) { status } }",
+            json!({"id": channel_id, "status": status}),
+        )
+        .await
+    }
+
     /// Logs in and returns the session token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let response = self

@@ -21,12 +21,11 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use futures::StreamExt;
 use madoguchi_entity::{attachments, chats, end_users, messages};
-use madoguchi_tests::bench::{self, Pass};
+use madoguchi_tests::bench::{self, Pass, Requests};
 use madoguchi_tests::line::text_event;
 use madoguchi_tests::{Backend, TestApp, spawn_app_with};
 use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// Chats in the organization, and messages in each.
 const CHATS: usize = 200;
@@ -40,22 +39,6 @@ const CHAT_LIST: &str = "{ chats(first: 50) { edges { cursor node { id status cl
     lastMessagePreview unreadCount updatedAt endUser { displayName customerId } } } pageInfo { hasNextPage endCursor } } }";
 const CHAT_MESSAGES: &str = "query($id: ID!) { chat(id: $id) { id messages { id direction kind text deliveryState \
     createdAt attachments { id kind status } } } }";
-
-#[derive(Clone, Copy, Debug)]
-struct Config {
-    requests: usize,
-    concurrency: usize,
-}
-
-impl Config {
-    fn from_environment() -> Self {
-        let quick = bench::quick();
-        Self {
-            requests: bench::size("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
-            concurrency: bench::size("MADOGUCHI_BENCH_CONCURRENCY", 64),
-        }
-    }
-}
 
 /// What one pass measured.
 struct Run {
@@ -182,7 +165,7 @@ fn server_targets(seeded: &Seeded, read: Read, count: usize) -> Vec<Target> {
         .collect()
 }
 
-async fn measure_server(seeded: &Seeded, read: Read, config: Config) -> Run {
+async fn measure_server(seeded: &Seeded, read: Read, config: Requests) -> Run {
     let client = reqwest::Client::new();
     drive(&client, &server_targets(seeded, read, WARMUP), config.concurrency).await;
     let before = statements(&client, &seeded.app).await;
@@ -280,7 +263,7 @@ async fn floor_messages(State(floor): State<Arc<Floor>>, Path(id): Path<uuid::Uu
     axum::Json(json!({"data": {"chat": {"id": chat.id.to_string(), "messages": messages}}}))
 }
 
-async fn measure_floor(seeded: &Seeded, read: Read, config: Config) -> Run {
+async fn measure_floor(seeded: &Seeded, read: Read, config: Requests) -> Run {
     let mut options = sea_orm::ConnectOptions::new(seeded.app.settings.database_url.clone());
     options.max_connections(POOL).sqlx_logging(false);
     let db = Database::connect(options).await.expect("floor database");
@@ -290,16 +273,8 @@ async fn measure_floor(seeded: &Seeded, read: Read, config: Config) -> Run {
         .route("/chats", get(floor_chats))
         .route("/chats/{id}/messages", get(floor_messages))
         .with_state(floor.clone());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let served = bench::Served::start(router).await;
+    let address = served.address;
     let targets = |count: usize| -> Vec<Target> {
         (0..count)
             .map(|n| match read {
@@ -317,8 +292,7 @@ async fn measure_floor(seeded: &Seeded, read: Read, config: Config) -> Run {
         Read::ChatList => 2.0,
         Read::ChatMessages => 3.0,
     });
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     floor.db.clone().close().await.expect("floor database closes");
     run
 }
@@ -337,7 +311,7 @@ fn cells(run: &Run) -> String {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = Config::from_environment();
+    let config = Requests::from_environment(64);
     println!(
         "agent console reads: {} requests (after {WARMUP} warm-up) at {} concurrent; {CHATS} chats of {MESSAGES_PER_CHAT} messages; database pool {POOL}",
         config.requests, config.concurrency

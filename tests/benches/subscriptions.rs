@@ -47,7 +47,7 @@ use madoguchi_tests::line::{CHANNEL_SECRET, text_event};
 use madoguchi_tests::{Backend, spawn_app_with, spawn_replica_on};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -292,25 +292,15 @@ impl Madoguchi {
 struct Floor {
     url: String,
     sender: broadcast::Sender<Utf8Bytes>,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<()>,
+    served: bench::Served,
 }
 
 impl Floor {
     async fn start() -> Self {
         let (sender, _) = broadcast::channel::<Utf8Bytes>(64);
         let router = Router::new().route("/ws", get(floor_upgrade)).with_state(sender.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-        let url = format!("ws://{}/ws", listener.local_addr().expect("address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self { url, sender, stop: Some(stop), server }
+        let served = bench::Served::start(router).await;
+        Self { url: format!("ws://{}/ws", served.address), sender, served }
     }
 
     /// Waits until `count` clients are registered with the broadcast.
@@ -322,11 +312,8 @@ impl Floor {
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.server.await;
+    async fn stop(self) {
+        self.served.stop().await;
     }
 }
 

@@ -16,7 +16,7 @@ use madoguchi_entity::{ticket_chats, tickets};
 use madoguchi_grpc::pb;
 use madoguchi_grpc::pb::ticket_service_client::TicketServiceClient;
 use madoguchi_grpc::pb::ticket_service_server::{TicketService, TicketServiceServer};
-use madoguchi_tests::bench::{self, Pass};
+use madoguchi_tests::bench::{Pass, Requests};
 use madoguchi_tests::{Backend, TestApp, spawn_app_with};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -32,22 +32,6 @@ const TICKETS: usize = 2_000;
 const WARMUP: usize = 100;
 /// The server's documented pool size, for the floor too.
 const POOL: u32 = 10;
-
-#[derive(Clone, Copy, Debug)]
-struct Config {
-    requests: usize,
-    concurrency: usize,
-}
-
-impl Config {
-    fn from_environment() -> Self {
-        let quick = bench::quick();
-        Self {
-            requests: bench::size("MADOGUCHI_BENCH_REQUESTS", if quick { 300 } else { 2_000 }),
-            concurrency: bench::size("MADOGUCHI_BENCH_CONCURRENCY", 16),
-        }
-    }
-}
 
 /// What one pass measured.
 struct Run {
@@ -314,7 +298,7 @@ fn print_row(store: &str, call: Call, server: &Run, floor: &Run) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = Config::from_environment();
+    let config = Requests::from_environment(16);
     println!(
         "tickets over gRPC: {} tickets, {} requests per row, {} concurrent; floor: bare tonic, same queries\n",
         TICKETS, config.requests, config.concurrency

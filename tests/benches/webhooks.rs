@@ -40,7 +40,6 @@ use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// Events sent before measuring, so connections, caches and the pool are warm.
 const WARMUP: usize = 100;
@@ -386,16 +385,8 @@ async fn measure_floor(backend: Backend, provider: Provider, events: usize, conc
         .route("/webhooks/line/{channel_id}", post(floor_webhook))
         .route("/webhooks/wechat/{channel_id}", post(floor_wechat))
         .with_state(floor);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let served = bench::Served::start(router).await;
+    let address = served.address;
     let destination = "U00000000000000000000000000000000";
     let (url, warmup, measured) = match provider {
         Provider::Line => (
@@ -413,8 +404,7 @@ async fn measure_floor(backend: Backend, provider: Provider, events: usize, conc
     drive(&client, &url, &warmup, concurrency).await;
     let run = drive(&client, &url, &measured, concurrency).await;
     drop(client);
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     pool.close().await;
     drop(database);
     Some(run)

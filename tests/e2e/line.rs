@@ -473,19 +473,7 @@ async fn a_disabled_channel_records_nothing_and_a_deleted_one_is_gone(backend: B
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
     let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
-    let set_status = |status: &'static str| {
-        let channel_id = channel.id.clone();
-        let admin = admin.clone();
-        let app = &app;
-        async move {
-            app.graphql(
-                Some(&admin),
-                "mutation($id: ID!, $status: ChannelStatus!) { setChannelStatus(id: $id, status: $status) { status } }",
-                json!({"id": channel_id, "status": status}),
-            )
-            .await
-        }
-    };
+    let set_status = |status: &'static str| app.set_channel_status(&admin, &channel.id, status);
     assert_eq!(set_status("DISABLED").await["data"]["setChannelStatus"]["status"], "DISABLED");
     assert_eq!(app.deliver_line(&channel, vec![text_event("Uoff", "m1", "hello?", "r1")]).await, 200);
     assert!(chats(&app, &admin).await.is_empty(), "a disabled channel records nothing");
@@ -625,13 +613,7 @@ async fn a_channel_disabled_on_another_replica_stops_recording_here_too() {
     let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
     // The replica reads (and keeps) the channel as it takes this one.
     first_chat(&replica, &admin, &channel, "Ubefore", "r-before").await;
-    let disabled = app
-        .graphql(
-            Some(&admin),
-            "mutation($id: ID!) { setChannelStatus(id: $id, status: DISABLED) { status } }",
-            json!({"id": channel.id}),
-        )
-        .await;
+    let disabled = app.set_channel_status(&admin, &channel.id, "DISABLED").await;
     assert_eq!(disabled["data"]["setChannelStatus"]["status"], "DISABLED", "{disabled}");
     let started = std::time::Instant::now();
     let mut sent = 0;

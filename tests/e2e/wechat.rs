@@ -396,13 +396,7 @@ async fn bad_callbacks_are_refused_and_store_nothing(backend: Backend) {
 
     // A disabled channel answers (so WeChat stops retrying) and stores nothing.
     let before = receipts(&app, &channel).await;
-    let disabled = app
-        .graphql(
-            Some(&admin),
-            "mutation($id: ID!) { setChannelStatus(id: $id, status: DISABLED) { status } }",
-            json!({"id": channel.id}),
-        )
-        .await;
+    let disabled = app.set_channel_status(&admin, &channel.id, "DISABLED").await;
     assert_eq!(disabled["data"]["setChannelStatus"]["status"], "DISABLED", "{disabled}");
     assert_eq!(app.deliver_wechat(&channel, Mode::Secure, &xml).await.0, 200);
     assert_eq!(receipts(&app, &channel).await, before);
@@ -781,13 +775,7 @@ async fn an_account_is_updated_and_deleted_as_a_line_one_is(backend: Backend) {
     // Messages still arrive; after deleting, the URL is gone.
     let xml = text_xml(&channel, "oDeleted", "9300000000000000001", "hi");
     assert_eq!(app.deliver_wechat(&channel, Mode::Secure, &xml).await.0, 200);
-    let deleted = app
-        .graphql(
-            Some(&admin),
-            "mutation($id: ID!) { setChannelStatus(id: $id, status: DELETED) { status } }",
-            json!({"id": channel.id}),
-        )
-        .await;
+    let deleted = app.set_channel_status(&admin, &channel.id, "DELETED").await;
     assert_eq!(deleted["data"]["setChannelStatus"]["status"], "DELETED", "{deleted}");
     assert_eq!(app.deliver_wechat(&channel, Mode::Secure, &xml).await.0, 404);
     let (timestamp, nonce) = (now_seconds().to_string(), "n".to_owned());
