@@ -225,7 +225,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
     let core = state.core.clone();
     // The session's expiry and caller, once `connection_init` is accepted.
     let (session_sender, accepted) = tokio::sync::oneshot::channel::<(DateTime<Utc>, Caller)>();
-    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schemas.operations().clone(), protocol)
+    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schemas.subscriptions(), protocol)
         .on_connection_init(move |payload| async move {
             let authorization = payload
                 .get("authorization")
@@ -292,7 +292,7 @@ async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: We
             let Some(message) = message else { break };
             let message = match message {
                 Message::Text(text) => {
-                    acknowledged |= text.as_str().contains("\"connection_ack\"");
+                    acknowledged = acknowledged || text.as_str().contains("\"connection_ack\"");
                     Message::Text(text)
                 }
                 // async-graphql closes a refused connection_init with 1002;

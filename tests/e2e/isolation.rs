@@ -258,7 +258,7 @@ async fn channel_department(app: &TestApp, admin: &str, channel: &TestChannel) -
     shown["data"]["channel"]["departmentId"].as_str().unwrap().to_owned()
 }
 
-async fn third_tenant(app: &TestApp) -> String {
+pub(crate) async fn third_tenant(app: &TestApp) -> String {
     app.core
         .organizations()
         .create(CreateOrganization {

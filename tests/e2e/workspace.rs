@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use madoguchi_core::ids::OrganizationId;
 use madoguchi_tests::graphql_ws::{GraphqlWs, Received};
 use madoguchi_tests::line::{TestChannel, text_event};
 use madoguchi_tests::{Backend, TestApp, error_code, spawn_app};
@@ -98,6 +99,7 @@ on_both_backends!(
     another_tenant_sees_none_of_it,
     an_expired_session_closes_the_websocket,
     every_subscriber_gets_the_events_chat_and_only_where_it_may_see_it,
+    subscribers_of_one_document_get_their_own_organizations_chat_at_the_same_cursor,
 );
 
 async fn of_two_agents_racing_to_claim_exactly_one_wins(backend: Backend) {
@@ -475,6 +477,72 @@ async fn an_event_on_one_replica_reaches_a_subscriber_on_the_other() {
     assert_eq!(data["chatMessages"]["message"]["text"], "through the other process");
     // Well under the 5 s safety poll: the wake-up came through LISTEN/NOTIFY.
     assert!(sent_at.elapsed() < Duration::from_secs(4), "took {:?}", sent_at.elapsed());
+}
+
+/// Returns the organization's id and how far its event log is.
+async fn organization_head(app: &TestApp, admin: &str) -> (OrganizationId, i64) {
+    let found = app.graphql(Some(admin), "{ organization { id } }", json!({})).await;
+    let id = OrganizationId::parse(found["data"]["organization"]["id"].as_str().unwrap()).unwrap();
+    (id, app.core.events().head(id).await.unwrap())
+}
+
+/// Subscribers in two organizations run the same `chatEvents` document,
+/// whose payload is resolved once per event and shared, and both logs are
+/// brought to the same position first so that both organizations' events
+/// get the same cursors. Each subscriber still gets its own organization's
+/// chat. A subscriber selecting the chat's messages, which are never
+/// shared, gets them as well.
+async fn subscribers_of_one_document_get_their_own_organizations_chat_at_the_same_cursor(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let team = team(&app).await;
+    let bill = crate::isolation::third_tenant(&app).await;
+    let initech = app.create_line_channel(&bill, "REPLY", "FREE").await;
+    let subscription = "subscription { chatEvents { cursor kind chat { lastMessagePreview endUser { customerId } } } }";
+    let url = format!("ws://{}/graphql/ws", app.http);
+    let mut acme_ws =
+        GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {}", team.admin)})).await.unwrap();
+    acme_ws.subscribe("1", subscription, json!({})).await;
+    let mut initech_ws = GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {bill}")})).await.unwrap();
+    initech_ws.subscribe("1", subscription, json!({})).await;
+    let mut messages_ws =
+        GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {}", team.ann)})).await.unwrap();
+    messages_ws.subscribe("1", "subscription { chatEvents { cursor chat { messages { text } } } }", json!({})).await;
+    assert!(acme_ws.is_quiet_for(Duration::from_millis(100)).await);
+
+    // One event at a time (a channel's agents set again) on whichever is behind.
+    loop {
+        let (acme, acme_head) = organization_head(&app, &team.admin).await;
+        let (initech_id, initech_head) = organization_head(&app, &bill).await;
+        assert_ne!(acme, initech_id);
+        match acme_head.cmp(&initech_head) {
+            std::cmp::Ordering::Equal => break,
+            std::cmp::Ordering::Less => {
+                associate(&app, &team.admin, &team.channel.id, &[&team.ann_id, &team.bob_id]).await
+            }
+            std::cmp::Ordering::Greater => associate(&app, &bill, &initech.id, &[]).await,
+        }
+    }
+
+    assert_eq!(
+        app.deliver_line(&team.channel, vec![text_event("Uacme", "Uacme-1", "from acme", "Uacme-r")]).await,
+        200
+    );
+    let acme_event = acme_ws.next_data().await;
+    assert_eq!(acme_event["chatEvents"]["chat"]["endUser"]["customerId"], "Uacme", "{acme_event}");
+    let with_messages = messages_ws.next_data().await;
+    assert_eq!(with_messages["chatEvents"]["chat"]["messages"][0]["text"], "from acme", "{with_messages}");
+
+    assert_eq!(
+        app.deliver_line(&initech, vec![text_event("Uinitech", "Uinitech-1", "from initech", "Uinitech-r")]).await,
+        200
+    );
+    let initech_event = initech_ws.next_data().await;
+    assert_eq!(
+        initech_event["chatEvents"]["cursor"], acme_event["chatEvents"]["cursor"],
+        "the same cursor in both logs"
+    );
+    assert_eq!(initech_event["chatEvents"]["chat"]["endUser"]["customerId"], "Uinitech", "{initech_event}");
+    assert_eq!(initech_event["chatEvents"]["chat"]["lastMessagePreview"], "from initech", "{initech_event}");
 }
 
 /// Several agents and admins follow `chatEvents` selecting the chat (the

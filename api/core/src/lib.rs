@@ -42,6 +42,7 @@ pub mod intake;
 pub mod jobs;
 pub mod kinds;
 pub mod media;
+pub mod once_per_key;
 pub mod organizations;
 pub mod platform;
 pub mod providers;
@@ -197,7 +198,7 @@ impl Core {
                     config.intake_batch_events,
                     if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) },
                 ),
-                chat_snapshots: chats::ChatSnapshots::default(),
+                chat_snapshots: chats::chat_snapshots(),
             }),
         })
     }

@@ -5,6 +5,8 @@
 //! - [`context`]: who is calling (from the HTTP header or the WebSocket
 //!   `connection_init` payload) and the one error mapping.
 //! - [`limits`]: the alias limit (depth and complexity are async-graphql's own).
+//! - [`shared_events`]: `chatEvents` payloads resolved once per event for
+//!   every subscriber asking the same way.
 //! - [`types`]: GraphQL objects mapped from core types.
 //! - [`query`], [`mutation`], [`subscription`]: organization and identity operations.
 //! - [`workspace`], [`workspace_types`]: channels, chats, messages, contacts, live events.
@@ -36,6 +38,7 @@ pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod schema;
+pub mod shared_events;
 pub mod subscription;
 pub mod types;
 pub mod workspace;
@@ -43,3 +46,4 @@ pub mod workspace_types;
 
 pub use context::{Authentication, ClientAddress, authenticate_bearer, authenticate_session};
 pub use schema::{Limits, MadoguchiSchema, Schemas, build_schema};
+pub use shared_events::SharedSubscriptions;

@@ -11,6 +11,7 @@ use crate::limits::{AliasLimit, OneLoginPerRequest};
 
 use crate::mutation::OrganizationMutation;
 use crate::query::OrganizationQuery;
+use crate::shared_events::{SharedPayloads, SharedSubscriptions};
 use crate::subscription::OrganizationSubscription;
 use crate::workspace::{WorkspaceMutation, WorkspaceQuery, WorkspaceSubscription};
 
@@ -75,6 +76,12 @@ impl Schemas {
         &self.operations
     }
 
+    /// What runs a WebSocket's operations: the operations schema, with
+    /// `chatEvents` payloads shared between subscribers ([`SharedSubscriptions`]).
+    pub fn subscriptions(&self) -> SharedSubscriptions {
+        SharedSubscriptions::new(self.operations.clone())
+    }
+
     /// The schema that executes `query`: the introspection one when every
     /// selected top-level field is `__schema`, `__type` or `__typename`.
     pub fn for_query(&self, query: &str, operation_name: Option<&str>) -> &MadoguchiSchema {
@@ -117,6 +124,7 @@ pub fn is_introspection_only(query: &str, operation_name: Option<&str>) -> bool 
 pub fn build_schema(core: Core, limits: Limits) -> MadoguchiSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(core)
+        .data(SharedPayloads::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .extension(AliasLimit(limits.max_aliases))

@@ -25,6 +25,7 @@ use madoguchi_core::providers::wechat::accounts::{
 use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
+use crate::shared_events::{LiveChatEvent, SharedSelection};
 use crate::subscription::parse_cursor;
 
 /// A channel's chat timers; a null turns one off.
@@ -590,22 +591,24 @@ impl WorkspaceSubscription {
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
+    ) -> Result<impl Stream<Item = Result<LiveChatEvent>> + use<>> {
         let after = parse_cursor(after.as_deref()).graphql()?;
+        let shared = ctx.data_opt::<SharedSelection>().cloned();
         // Boxed while it runs: async-graphql keeps this resolver's future
         // inside every subscription's stream, sized for its largest state.
         let events = Box::pin(core(ctx).chats().follow_visible_chats(&caller(ctx)?, after)).await.graphql()?;
         Ok(events
-            .map(|event| {
+            .map(move |event| {
                 let source = event.map_err(to_graphql)?;
-                Ok(ChatEvent {
+                let event = ChatEvent {
                     cursor: source.event.seq.to_string(),
                     kind: source.event.kind.clone(),
                     chat_id: source.chat_id.to_string().into(),
                     channel_id: source.event.channel_id.map(|id| id.to_string()).unwrap_or_default().into(),
                     created_at: source.event.created_at,
                     source,
-                })
+                };
+                Ok(LiveChatEvent { event, shared: shared.clone() })
             })
             .boxed())
     }

@@ -9,11 +9,9 @@
 //! [`VisibleChatEvent`], after deciding the caller may see the event's
 //! channel, so the shared chat never reaches anyone the rule keeps out.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::OnceCell;
 
 use crate::Core;
 use crate::auth::Caller;
@@ -21,6 +19,7 @@ use crate::chats::{Chat, Chats};
 use crate::error::Result;
 use crate::events::Event;
 use crate::ids::ChatId;
+use crate::once_per_key::OncePerKey;
 
 /// How many (chat, event) loads are remembered: enough for every subscriber
 /// to resolve a burst of events before the first of them is forgotten (a
@@ -39,7 +38,7 @@ impl VisibleChatEvent {
     /// Returns the chat as it is now: as loaded by the first subscriber of
     /// this process that asked after this event.
     pub async fn chat(&self) -> Result<Chat> {
-        let cell = self.core.chat_snapshots().cell(self.chat_id, self.event.seq);
+        let cell = self.core.chat_snapshots().cell(&(self.chat_id, self.event.seq));
         let chat = cell
             .get_or_try_init(|| async {
                 self.core.chats().load(self.event.organization_id, self.chat_id).await.map(Arc::new)
@@ -50,34 +49,11 @@ impl VisibleChatEvent {
 }
 
 /// Loads of a chat as of an event, shared by every subscriber.
-#[derive(Debug, Default)]
-pub(crate) struct ChatSnapshots {
-    remembered: Mutex<Remembered>,
-}
+pub(crate) type ChatSnapshots = OncePerKey<(ChatId, i64), Arc<Chat>>;
 
-#[derive(Debug, Default)]
-struct Remembered {
-    cells: HashMap<(ChatId, i64), Arc<OnceCell<Arc<Chat>>>>,
-    /// Oldest first, to forget in that order.
-    order: VecDeque<(ChatId, i64)>,
-}
-
-impl ChatSnapshots {
-    fn cell(&self, chat_id: ChatId, seq: i64) -> Arc<OnceCell<Arc<Chat>>> {
-        let mut remembered = self.remembered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(cell) = remembered.cells.get(&(chat_id, seq)) {
-            return cell.clone();
-        }
-        let cell = Arc::new(OnceCell::new());
-        remembered.cells.insert((chat_id, seq), cell.clone());
-        remembered.order.push_back((chat_id, seq));
-        while remembered.order.len() > REMEMBERED {
-            if let Some(oldest) = remembered.order.pop_front() {
-                remembered.cells.remove(&oldest);
-            }
-        }
-        cell
-    }
+/// A new core's [`ChatSnapshots`].
+pub(crate) fn chat_snapshots() -> ChatSnapshots {
+    OncePerKey::new(REMEMBERED)
 }
 
 impl Chats<'_> {

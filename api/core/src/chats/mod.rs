@@ -31,8 +31,8 @@ use crate::kinds::{
 
 pub mod live;
 
-pub(crate) use live::ChatSnapshots;
 pub use live::VisibleChatEvent;
+pub(crate) use live::{ChatSnapshots, chat_snapshots};
 
 /// The largest page of chats a caller may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100;
