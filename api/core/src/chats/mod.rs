@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use madoguchi_entity::{agents, attachments, channel_agents, chats, contacts, end_users, messages};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use serde_json::json;
 
@@ -411,18 +411,37 @@ impl<'a> Chats<'a> {
     /// Returns a chat the caller may see; others are `NotFound`.
     pub async fn get(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
         caller.require(Permission::ReadChats)?;
-        let row = self.visible(caller, id).await?;
-        Ok(self.with_end_users(vec![row]).await?.remove(0))
+        let (row, end_user) = self.find_with_end_user(caller.organization_id(), id).await?;
+        if !self.can_see_channel(caller, row.channel_id.into()).await? {
+            return Err(Error::not_found("chat"));
+        }
+        chat_from_rows(row, end_user)
     }
 
     /// Loads an organization's chat, for a caller already allowed to see it.
     pub(crate) async fn load(&self, organization_id: OrganizationId, id: ChatId) -> Result<Chat> {
-        let row = chats::Entity::find_by_id(id.uuid())
+        let (row, end_user) = self.find_with_end_user(organization_id, id).await?;
+        chat_from_rows(row, end_user)
+    }
+
+    /// Reads a chat and its end user in one statement.
+    async fn find_with_end_user(
+        &self,
+        organization_id: OrganizationId,
+        id: ChatId,
+    ) -> Result<(chats::Model, end_users::Model)> {
+        let end_user = chats::Entity::belongs_to(end_users::Entity)
+            .from(chats::Column::EndUserId)
+            .to(end_users::Column::Id)
+            .into();
+        let (row, end_user) = chats::Entity::find_by_id(id.uuid())
             .filter(chats::Column::OrganizationId.eq(organization_id.uuid()))
+            .join(JoinType::InnerJoin, end_user)
+            .select_also(end_users::Entity)
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("chat"))?;
-        Ok(self.with_end_users(vec![row]).await?.remove(0))
+        Ok((row, end_user.ok_or_else(|| Error::not_found("end user"))?))
     }
 
     /// Returns whether the caller may see chats of a channel.
