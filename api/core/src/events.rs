@@ -238,6 +238,9 @@ impl EventLog {
         organization_id: OrganizationId,
         events: Vec<NewEvent>,
     ) -> Result<i64> {
+        if tx.get_database_backend() == DbBackend::Postgres && !events.is_empty() && events.len() <= INSERT_CHUNK {
+            return append_in_one_statement(tx, organization_id, events).await;
+        }
         let count = events.len() as i64;
         let advance = Query::update()
             .table("organizations")
@@ -582,6 +585,57 @@ impl EventLog {
             None => tracing::warn!(payload, "ignoring a malformed event notification"),
         }
     }
+}
+
+/// Advances the organization's cursor and inserts its events in one
+/// statement (PostgreSQL): the organization row, the lock every writer of
+/// the organization queues on, is then held for one round trip less — from
+/// this statement to the commit, not from the advance through the insert.
+async fn append_in_one_statement(
+    tx: &DatabaseTransaction,
+    organization_id: OrganizationId,
+    events: Vec<NewEvent>,
+) -> Result<i64> {
+    const COLUMNS: usize = 6;
+    let count = events.len() as i64;
+    let mut sql = String::from(
+        "WITH advanced AS (UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 RETURNING event_seq) \
+         INSERT INTO events (organization_id, seq, kind, channel_id, chat_id, payload, created_at) \
+         SELECT $2, advanced.event_seq - $1 + new.ordinal, new.kind, new.channel_id, new.chat_id, new.payload, new.created_at \
+         FROM advanced, (VALUES ",
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 + COLUMNS * events.len());
+    values.push(count.into());
+    values.push(organization_id.uuid().into());
+    for (ordinal, event) in (1_i64..).zip(events) {
+        let first = values.len() + 1;
+        if ordinal > 1 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}::bigint, ${}::text, ${}::uuid, ${}::uuid, ${}::jsonb, ${}::timestamptz)",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4,
+            first + 5
+        ));
+        values.push(ordinal.into());
+        values.push(event.kind.into());
+        values.push(event.channel_id.map(|id| id.uuid()).into());
+        values.push(event.chat_id.map(|id| id.uuid()).into());
+        values.push(event.payload.into());
+        values.push(event.at.into());
+    }
+    sql.push_str(") AS new (ordinal, kind, channel_id, chat_id, payload, created_at) RETURNING seq");
+    let rows = tx.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
+    let mut last: Option<i64> = None;
+    for row in rows {
+        let seq: i64 = row.try_get("", "seq")?;
+        last = Some(last.map_or(seq, |last| std::cmp::max(last, seq)));
+    }
+    last.ok_or_else(|| Error::not_found("organization"))
 }
 
 impl From<events::Model> for Event {
