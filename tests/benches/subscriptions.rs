@@ -150,20 +150,9 @@ impl ServerProcess {
     /// Starts a primary (`database: None`) or a replica of `database`;
     /// `None` when PostgreSQL is not reachable.
     async fn start(backend: &str, database: Option<&str>) -> Option<Self> {
-        let mut command = tokio::process::Command::new(std::env::current_exe().expect("current executable"));
-        command.env(CHILD_MODE, "server").env(CHILD_BACKEND, backend);
-        if let Some(database) = database {
-            command.env(CHILD_DATABASE, database);
-        }
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("server process starts");
-        let stdout = child.stdout.take().expect("server stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).await.expect("the server reports");
+        let mut env = vec![(CHILD_MODE, "server"), (CHILD_BACKEND, backend)];
+        env.extend(database.map(|database| (CHILD_DATABASE, database)));
+        let (child, line) = spawn_self(&env).await;
         let fields: Vec<&str> = line.split_whitespace().collect();
         match fields.as_slice() {
             ["ready", http, token, channel_id, bot_user_id, database_url] => Some(Self {
@@ -182,10 +171,31 @@ impl ServerProcess {
         self.child.id().expect("the server runs").to_string()
     }
 
-    async fn stop(mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait().await;
+    async fn stop(self) {
+        stop_child(self.child).await;
     }
+}
+
+/// Runs this binary again with `env` set; returns the process and the
+/// first line it prints (its report). It runs until [`stop_child`].
+async fn spawn_self(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("current executable"))
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("child process starts");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.expect("the child reports");
+    (child, line)
+}
+
+/// Ends a process [`spawn_self`] started: it serves until its stdin closes.
+async fn stop_child(mut child: tokio::process::Child) {
+    drop(child.stdin.take());
+    let _ = child.wait().await;
 }
 
 /// The body of a server process: starts the server, reports where it is,
@@ -540,27 +550,16 @@ impl Clients {
     /// Runs this binary again as `count` clients of `url` and waits until
     /// all are connected (and, for GraphQL, subscribed and answered a ping).
     async fn open(mode: &str, url: &str, token: &str, count: usize) -> Self {
-        let mut child = tokio::process::Command::new(std::env::current_exe().expect("current executable"))
-            .env(CHILD_MODE, mode)
-            .env(CHILD_URL, url)
-            .env(CHILD_TOKEN, token)
-            .env(CHILD_COUNT, count.to_string())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("child process starts");
-        let stdout = child.stdout.take().expect("child stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).await.expect("child reports");
+        let count = count.to_string();
+        let (child, line) =
+            spawn_self(&[(CHILD_MODE, mode), (CHILD_URL, url), (CHILD_TOKEN, token), (CHILD_COUNT, &count)]).await;
         let mut numbers = line.split_whitespace().skip(1).map(|value| value.parse::<u64>().expect("a number"));
         let (before, after) = (numbers.next().expect("rss before"), numbers.next().expect("rss after"));
         Self { child, client_bytes: after.saturating_sub(before) }
     }
 
-    async fn close(mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait().await;
+    async fn close(self) {
+        stop_child(self.child).await;
     }
 }
 

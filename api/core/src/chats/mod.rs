@@ -412,9 +412,7 @@ impl<'a> Chats<'a> {
     pub async fn get(&self, caller: &Caller, id: ChatId) -> Result<Chat> {
         caller.require(Permission::ReadChats)?;
         let (row, end_user) = self.find_with_end_user(caller.organization_id(), id).await?;
-        if !self.can_see_channel(caller, row.channel_id.into()).await? {
-            return Err(Error::not_found("chat"));
-        }
+        self.ensure_visible(caller, &row).await?;
         chat_from_rows(row, end_user)
     }
 
@@ -890,10 +888,14 @@ impl<'a> Chats<'a> {
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("chat"))?;
-        if !self.can_see_channel(caller, row.channel_id.into()).await? {
-            return Err(Error::not_found("chat"));
-        }
+        self.ensure_visible(caller, &row).await?;
         Ok(row)
+    }
+
+    /// `NotFound` unless the caller may see the chat's channel: a chat the
+    /// caller may not see is one that does not exist for them.
+    async fn ensure_visible(&self, caller: &Caller, row: &chats::Model) -> Result<()> {
+        if self.can_see_channel(caller, row.channel_id.into()).await? { Ok(()) } else { Err(Error::not_found("chat")) }
     }
 
     fn require_claimer_or_admin(&self, caller: &Caller, chat: &chats::Model) -> Result<()> {
