@@ -1,7 +1,8 @@
 //! Benchmark: the latency from a LINE webhook to each GraphQL subscriber's
 //! `chatEvents` message for 1, 100 and 1,000 subscribers, and the resident
 //! memory an idle subscription costs, next to a floor — a bare axum
-//! WebSocket server fanning a `tokio::sync::broadcast` out to plain clients.
+//! WebSocket server fanning a `tokio::sync::broadcast` out to plain clients,
+//! in a process of its own, broadcasting when posted to.
 //!
 //! Subscribers select what an agent's chat list shows
 //! (`chatEvents { cursor kind chat { status lastMessagePreview unreadCount
@@ -21,9 +22,8 @@
 //! `cargo bench -p madoguchi-tests --bench subscriptions [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` sets the webhooks per subscriber count (default
 //! 50, 10 with `--quick`, which also stops at 100 subscribers);
-//! `MADOGUCHI_BENCH_SUBSCRIBERS` the counts (`1,100,1000`; `10000` runs
-//! that many: the floor, whose server and clients share this process, is
-//! skipped where their sockets exceed its open-file limit);
+//! `MADOGUCHI_BENCH_SUBSCRIBERS` the counts (`1,100,1000`; `1,100,1000,10000`
+//! runs 10,000 too);
 //! `MADOGUCHI_BENCH_IDLE` the idle subscriptions for the memory figure
 //! (1,000).
 //!
@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message as AxumMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::{SinkExt, StreamExt};
 use madoguchi_channels::line::signature::sign;
 use madoguchi_tests::bench;
@@ -87,16 +88,6 @@ fn resident_bytes(pid: &str) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .expect("VmRSS line");
     kib * 1024
-}
-
-/// This process's limit on open files (`/proc/self/limits`).
-fn open_file_limit() -> usize {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc limits");
-    limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .and_then(|line| line.split_whitespace().nth(3)?.parse().ok())
-        .unwrap_or(1024)
 }
 
 fn percentile_ms(sorted: &[Duration], fraction: f64) -> f64 {
@@ -298,33 +289,90 @@ impl Madoguchi {
     }
 }
 
-/// The floor: a WebSocket route that forwards every broadcast to its client.
+/// The floor: a WebSocket route that forwards every broadcast to its
+/// client, in a process of its own like the servers (this binary again,
+/// with `MADOGUCHI_BENCH_CHILD=floor`), broadcasting when `/publish` is
+/// posted to.
 struct Floor {
-    url: String,
-    sender: broadcast::Sender<Utf8Bytes>,
-    served: bench::Served,
+    child: tokio::process::Child,
+    http: String,
+    client: reqwest::Client,
 }
 
 impl Floor {
     async fn start() -> Self {
-        let (sender, _) = broadcast::channel::<Utf8Bytes>(64);
-        let router = Router::new().route("/ws", get(floor_upgrade)).with_state(sender.clone());
-        let served = bench::Served::start(router).await;
-        Self { url: format!("ws://{}/ws", served.address), sender, served }
+        let (child, line) = spawn_self(&[(CHILD_MODE, "floor")]).await;
+        let http = line.trim().strip_prefix("ready ").expect("the floor reports its address").to_owned();
+        Self { child, http, client: reqwest::Client::new() }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.http)
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().expect("the floor runs").to_string()
+    }
+
+    /// Broadcasts one message; returns whether the floor answered 200.
+    async fn publish(&self) -> bool {
+        let sent = self.client.post(format!("http://{}/publish", self.http)).send().await;
+        sent.is_ok_and(|response| response.status() == 200)
     }
 
     /// Waits until `count` clients are registered with the broadcast.
     async fn wait_for_receivers(&self, count: usize) {
         let deadline = Instant::now() + WAIT;
-        while self.sender.receiver_count() != count {
-            assert!(Instant::now() < deadline, "{} of {count} floor clients registered", self.sender.receiver_count());
+        loop {
+            let registered: usize = self
+                .client
+                .get(format!("http://{}/receivers", self.http))
+                .send()
+                .await
+                .expect("the floor answers")
+                .text()
+                .await
+                .expect("a count")
+                .parse()
+                .expect("a count");
+            if registered == count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{registered} of {count} floor clients registered");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
     async fn stop(self) {
-        self.served.stop().await;
+        stop_child(self.child).await;
     }
+}
+
+/// The body of the floor's process: serves the broadcast, reports where,
+/// and serves until stdin closes.
+async fn run_floor() {
+    let (sender, _) = broadcast::channel::<Utf8Bytes>(64);
+    let router = Router::new()
+        .route("/ws", get(floor_upgrade))
+        .route("/publish", post(floor_publish))
+        .route("/receivers", get(floor_receivers))
+        .with_state(sender);
+    let served = bench::Served::start(router).await;
+    println!("ready {}", served.address);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    wait_for_stdin_to_close().await;
+    served.stop().await;
+}
+
+async fn floor_publish(State(sender): State<broadcast::Sender<Utf8Bytes>>) -> StatusCode {
+    match sender.send(Utf8Bytes::from_static(FLOOR_PAYLOAD)) {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+async fn floor_receivers(State(sender): State<broadcast::Sender<Utf8Bytes>>) -> String {
+    sender.receiver_count().to_string()
 }
 
 async fn floor_upgrade(State(sender): State<broadcast::Sender<Utf8Bytes>>, upgrade: WebSocketUpgrade) -> Response {
@@ -500,7 +548,8 @@ async fn graphql_latency(
 }
 
 async fn floor_latency(floor: &Floor, subscribers: usize, events: usize) -> Series {
-    let sockets = open_all(subscribers, || plain_subscriber(&floor.url)).await;
+    let url = floor.url();
+    let sockets = open_all(subscribers, || plain_subscriber(&url)).await;
     floor.wait_for_receivers(subscribers).await;
     let (sender, mut receipts) = mpsc::unbounded_channel();
     let readers: Vec<JoinHandle<()>> = sockets
@@ -521,8 +570,7 @@ async fn floor_latency(floor: &Floor, subscribers: usize, events: usize) -> Seri
             })
         })
         .collect();
-    let payload = Utf8Bytes::from_static(FLOOR_PAYLOAD);
-    let series = measure(&mut receipts, subscribers, events, async || floor.sender.send(payload.clone()).is_ok()).await;
+    let series = measure(&mut receipts, subscribers, events, async || floor.publish().await).await;
     close(readers).await;
     floor.wait_for_receivers(0).await;
     series
@@ -582,15 +630,15 @@ async fn run_clients(mode: &str) {
     drop((graphql, plain));
 }
 
-/// Resident memory per idle connection: the server side (this process) and
-/// the client side (the child process).
+/// Resident memory per idle connection: the server side (the server's
+/// process) and the client side (the clients' process).
 struct Memory {
     server_bytes: f64,
     client_bytes: f64,
 }
 
-/// Measures the growth of process `pid` (`self`: this one) while a child
-/// opens `count` connections.
+/// Measures the growth of process `pid` while a child opens `count`
+/// connections.
 async fn idle_memory(
     pid: &str,
     mode: &str,
@@ -615,6 +663,7 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match std::env::var(CHILD_MODE).as_deref() {
         Ok("server") => return run_server().await,
+        Ok("floor") => return run_floor().await,
         Ok(mode) => return run_clients(mode).await,
         Err(_) => {}
     }
@@ -649,7 +698,7 @@ async fn main() {
     // measured.
     let mut memory = Vec::new();
     let (floor_memory, clients) =
-        idle_memory("self", "plain", &floor.url, "", idle, async || floor.wait_for_receivers(idle).await).await;
+        idle_memory(&floor.pid(), "plain", &floor.url(), "", idle, async || floor.wait_for_receivers(idle).await).await;
     clients.close().await;
     floor.wait_for_receivers(0).await;
     for server in servers.iter().filter(|server| server.replica.is_none()) {
@@ -695,20 +744,11 @@ async fn main() {
             }
             cells.push(series.cells());
         }
-        // The floor's server and client sockets are both this process's.
-        let floor_cells = if 2 * subscribers + 256 > open_file_limit() {
-            println!(
-                "floor S={subscribers}: skipped, its {} sockets exceed this process's open-file limit",
-                2 * subscribers
-            );
-            format!("{:>11} | {:>11}", "—", "—")
-        } else {
-            let series = floor_latency(&floor, subscribers, events).await;
-            if let Some(anomalies) = series.anomalies() {
-                println!("floor S={subscribers}: {anomalies}");
-            }
-            series.cells()
-        };
+        let series = floor_latency(&floor, subscribers, events).await;
+        if let Some(anomalies) = series.anomalies() {
+            println!("floor S={subscribers}: {anomalies}");
+        }
+        let floor_cells = series.cells();
         rows.push((format!("{subscribers}{label}"), cells, floor_cells));
     }
 
