@@ -26,10 +26,7 @@ impl GraphqlWs {
     /// Connects and sends `connection_init` with the payload; returns the
     /// session after `connection_ack`, or what the server said instead.
     pub async fn connect(url: &str, payload: Value) -> Result<Self, Received> {
-        let mut request = url.into_client_request().expect("websocket url");
-        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
-        let mut session = Self { socket };
+        let mut session = Self::open(url, "graphql-transport-ws").await;
         session.send(json!({"type": "connection_init", "payload": payload})).await;
         match session.next().await {
             Received::Message(message) if message["type"] == "connection_ack" => Ok(session),
@@ -37,8 +34,22 @@ impl GraphqlWs {
         }
     }
 
+    /// Connects speaking `protocol` (`graphql-transport-ws`, or the older
+    /// `graphql-ws`) and sends nothing yet.
+    pub async fn open(url: &str, protocol: &str) -> Self {
+        let mut request = url.into_client_request().expect("websocket url");
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+        Self { socket }
+    }
+
     pub async fn send(&mut self, message: Value) {
-        self.socket.send(Message::Text(message.to_string().into())).await.expect("websocket send");
+        self.send_text(&message.to_string()).await;
+    }
+
+    /// Sends a text frame as it is, JSON or not.
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::Text(text.into())).await.expect("websocket send");
     }
 
     /// Starts a subscription with id `id`.

@@ -3,26 +3,23 @@
 //! `/webhooks/…`, `/livez` and `/readyz`; `/metrics` has a listener of its
 //! own (`metrics_addr`, loopback by default).
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use async_graphql::{Data, ErrorExtensions};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::net::SocketAddr;
 
-use chrono::{DateTime, Utc};
-use futures::{SinkExt, StreamExt};
 use madoguchi_core::Core;
-use madoguchi_core::auth::Caller;
 use madoguchi_graphql::{Authentication, ClientAddress, Schemas, authenticate_bearer, authenticate_session};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{graphiql, telemetry};
+use crate::{graphiql, graphql_ws, telemetry};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -189,7 +186,10 @@ const WEBSOCKET_WRITE_BUFFER: usize = 8 * 1024;
 /// The largest message a client may send (an operation with variables).
 const WEBSOCKET_MAX_MESSAGE: usize = 1024 * 1024;
 
-async fn graphql_ws(State(state): State<HttpState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let Some(protocol) = graphql_ws::requested_protocol(&headers) else {
+        return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol: graphql-transport-ws").into_response();
+    };
     let sessions = state.sessions.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
@@ -217,97 +217,35 @@ impl Drop for OpenConnection {
     }
 }
 
-async fn serve_websocket(state: HttpState, protocol: GraphQLProtocol, socket: WebSocket) {
+async fn serve_websocket(state: HttpState, protocol: WebSocketProtocols, socket: WebSocket) {
     let _open = OpenConnection::new();
-    let (mut sink, stream) = socket.split();
-    let (outgoing, mut to_send) = futures::channel::mpsc::channel::<Message>(64);
-    let input = stream.take_until(state.shutdown.clone().cancelled_owned());
     let core = state.core.clone();
-    // The session's expiry and caller, once `connection_init` is accepted.
-    let (session_sender, accepted) = tokio::sync::oneshot::channel::<(DateTime<Utc>, Caller)>();
-    let session = GraphQLWebSocket::new_with_pair(outgoing, input, state.schemas.subscriptions(), protocol)
-        .on_connection_init(move |payload| async move {
-            let authorization = payload
-                .get("authorization")
-                .or_else(|| payload.get("Authorization"))
-                .and_then(|value| value.as_str())
-                .map(str::to_owned);
-            let (authentication, expires_at) = authenticate_session(&core, authorization.as_deref()).await;
-            match authentication {
-                Authentication::Authenticated(caller) => {
-                    if let Some(expires_at) = expires_at {
-                        let _ = session_sender.send((expires_at, caller.clone()));
-                    }
-                    let mut data = Data::default();
-                    data.insert(Authentication::Authenticated(caller));
-                    Ok(data)
-                }
-                Authentication::Failed(message) => Err(async_graphql::Error::new(message)),
-                Authentication::Anonymous => {
-                    Err(async_graphql::Error::new("send {\"authorization\": \"Bearer <token>\"} in connection_init"))
-                }
+    let authenticate = move |payload: serde_json::Value| async move {
+        let authorization = payload
+            .get("authorization")
+            .or_else(|| payload.get("Authorization"))
+            .and_then(|value| value.as_str())
+            .map(str::to_owned);
+        let (authentication, expires_at) = authenticate_session(&core, authorization.as_deref()).await;
+        match authentication {
+            Authentication::Authenticated(caller) => {
+                let session = expires_at.map(|expires_at| (expires_at, caller.clone()));
+                let mut data = Data::default();
+                data.insert(Authentication::Authenticated(caller));
+                Ok((data, session))
             }
-        })
-        .serve();
-    let core = state.core.clone();
-    let forward = async move {
-        let mut acknowledged = false;
-        // The connection closes when the session token expires, or when the
-        // session stops holding (the agent deactivated, demoted, or their
-        // password changed), checked after every identity change.
-        let session_end = async {
-            let Ok((expires_at, caller)) = accepted.await else { return std::future::pending().await };
-            let mut identity = core.events().identity_changes();
-            identity.borrow_and_update();
-            let expiry = core.clock().sleep_until(expires_at);
-            tokio::pin!(expiry);
-            loop {
-                tokio::select! {
-                    _ = &mut expiry => return "session expired",
-                    changed = identity.changed() => {
-                        if changed.is_err() {
-                            return std::future::pending().await;
-                        }
-                        // Boxed while it queries: this connection's task
-                        // is sized for its largest state for as long as it lives.
-                        if let Err(error) = Box::pin(core.still_authorized(&caller)).await
-                            && error.code() == madoguchi_core::ErrorCode::Unauthenticated
-                        {
-                            return "session revoked";
-                        }
-                    }
-                }
-            }
-        };
-        tokio::pin!(session_end);
-        loop {
-            let message = tokio::select! {
-                message = to_send.next() => message,
-                reason = &mut session_end => {
-                    let frame = CloseFrame { code: 4401, reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-            };
-            let Some(message) = message else { break };
-            let message = match message {
-                Message::Text(text) => {
-                    acknowledged = acknowledged || text.as_str().contains("\"connection_ack\"");
-                    Message::Text(text)
-                }
-                // async-graphql closes a refused connection_init with 1002;
-                // graphql-transport-ws says 4403 Forbidden.
-                Message::Close(Some(frame)) if !acknowledged && frame.code == 1002 => {
-                    Message::Close(Some(CloseFrame { code: 4403, reason: frame.reason }))
-                }
-                other => other,
-            };
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                return;
+            Authentication::Failed(message) => Err(message.to_string()),
+            Authentication::Anonymous => {
+                Err("send {\"authorization\": \"Bearer <token>\"} in connection_init".to_owned())
             }
         }
-        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
     };
-    tokio::join!(session, forward);
+    let connection = graphql_ws::Connection {
+        protocol,
+        executor: state.schemas.subscriptions(),
+        core: state.core.clone(),
+        shutdown: state.shutdown.clone(),
+        authenticate,
+    };
+    graphql_ws::serve(socket, connection).await;
 }

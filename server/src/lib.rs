@@ -16,6 +16,7 @@
 pub mod application;
 pub mod cli;
 pub mod graphiql;
+pub mod graphql_ws;
 pub mod http;
 pub mod panics;
 pub mod settings;

@@ -40,6 +40,8 @@ fn event(data: &Value) -> (i64, String, String) {
 on_both_backends!(
     a_subscriber_sees_changes_live_and_resumes_after_a_drop,
     a_websocket_without_a_valid_token_is_refused,
+    the_websocket_keeps_to_graphql_transport_ws,
+    the_older_subscriptions_transport_ws_protocol_still_works,
     a_grpc_event_stream_replays_then_follows,
 );
 
@@ -104,6 +106,91 @@ async fn a_websocket_without_a_valid_token_is_refused(backend: Backend) {
         }
         other => panic!("expected an error, got {other:?}"),
     }
+}
+
+async fn the_websocket_keeps_to_graphql_transport_ws(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let url = ws_url(&app);
+    let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}});
+
+    // Subscribing before connection_init: 4401 Unauthorized.
+    let mut ws = GraphqlWs::open(&url, "graphql-transport-ws").await;
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4401)));
+    // What is not a protocol message: 4400.
+    let mut ws = GraphqlWs::open(&url, "graphql-transport-ws").await;
+    ws.send_text("hello").await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4400)));
+    // A second connection_init: 4429.
+    let mut ws = GraphqlWs::connect(&url, init["payload"].clone()).await.unwrap();
+    ws.send(init.clone()).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4429)));
+    // A second subscription under an id still running: 4409.
+    let mut ws = GraphqlWs::connect(&url, init["payload"].clone()).await.unwrap();
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(4409)));
+
+    // A query runs once: next, then complete.
+    let mut ws = GraphqlWs::connect(&url, init["payload"].clone()).await.unwrap();
+    ws.subscribe("q", "query { me { email } }", json!({})).await;
+    let Received::Message(next) = ws.next().await else { panic!("expected next") };
+    assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("next"), Some("q")), "{next}");
+    assert_eq!(next["payload"]["data"]["me"]["email"], madoguchi_tests::ADMIN_EMAIL, "{next}");
+    assert_eq!(ws.next().await, Received::Message(json!({"type": "complete", "id": "q"})));
+
+    // The client's complete stops a subscription; its id may be used again,
+    // and the first one's end completes nothing of the second.
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await);
+    create_department(&app, &admin, "Support").await;
+    assert_eq!(event(&ws.next_data().await).2, "Support");
+    ws.send(json!({"type": "complete", "id": "1"})).await;
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.next().await, Received::Message(json!({"type": "pong"})));
+    create_department(&app, &admin, "Sales").await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "a completed subscription sends nothing");
+    ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await);
+    create_department(&app, &admin, "Billing").await;
+    let Received::Message(next) = ws.next().await else { panic!("expected next") };
+    assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("next"), Some("1")), "{next}");
+    assert_eq!(event(&next["payload"]["data"]).2, "Billing");
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "nothing else, no complete");
+}
+
+async fn the_older_subscriptions_transport_ws_protocol_still_works(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.login_admin().await;
+    let url = ws_url(&app);
+
+    let mut refused = GraphqlWs::open(&url, "graphql-ws").await;
+    refused.send(json!({"type": "connection_init", "payload": {"authorization": "Bearer forged.token.here"}})).await;
+    let Received::Message(error) = refused.next().await else { panic!("expected connection_error") };
+    assert_eq!(error["type"], "connection_error", "{error}");
+    assert_eq!(refused.next().await, Received::Closed(Some(4403)));
+
+    let mut ws = GraphqlWs::open(&url, "graphql-ws").await;
+    ws.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}})).await;
+    assert_eq!(ws.next().await, Received::Message(json!({"type": "connection_ack"})));
+    ws.send(json!({"type": "start", "id": "7", "payload": {"query": ORGANIZATION_EVENTS}})).await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await);
+    create_department(&app, &admin, "Support").await;
+    let Received::Message(data) = ws.next().await else { panic!("expected data") };
+    assert_eq!((data["type"].as_str(), data["id"].as_str()), (Some("data"), Some("7")), "{data}");
+    assert_eq!(event(&data["payload"]["data"]).2, "Support");
+    // A stop is confirmed with complete, as subscriptions-transport-ws's server does.
+    ws.send(json!({"type": "stop", "id": "7"})).await;
+    assert_eq!(ws.next().await, Received::Message(json!({"type": "complete", "id": "7"})));
+    create_department(&app, &admin, "Sales").await;
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "a stopped subscription sends nothing");
+    ws.send(json!({"type": "connection_terminate"})).await;
+    assert_eq!(ws.next().await, Received::Closed(Some(1000)));
 }
 
 async fn a_grpc_event_stream_replays_then_follows(backend: Backend) {

@@ -1,10 +1,10 @@
-//! `chatEvents` payloads resolved once per event for every subscriber that
-//! asked for them the same way, not once per subscriber.
+//! `chatEvents` payloads resolved and serialised once per event for every
+//! subscriber that asked for them the same way, not once per subscriber.
 //!
 //! Every agent watching an organization's chat list runs the same
-//! subscription; resolving its selection (the chat, its end user) for each
-//! of a thousand subscribers cost more than everything else an event costs
-//! them. [`SharedSubscriptions`], the WebSocket's executor, marks a
+//! subscription; resolving and serialising its selection (the chat, its
+//! end user) for each of ten thousand subscribers cost more than everything
+//! else an event costs them. [`SharedSubscriptions::subscribe`] marks a
 //! `chatEvents` subscription whose selection reads only what is the same
 //! for everyone: the event and the chat as loaded once for it
 //! ([`madoguchi_core::chats::VisibleChatEvent::chat`]). Fields that depend
@@ -15,35 +15,46 @@
 //! the same one. Which events a subscriber gets is still decided per caller
 //! before any of this (core's channel visibility), so a shared payload never
 //! shows anyone a chat they may not see.
+//!
+//! A shared subscription starts as any other: async-graphql validates it
+//! and runs the `chatEvents` resolver, which follows the caller's events.
+//! The resolver then hands that stream over ([`Handoff`]) instead of
+//! returning it, and each event is rendered by running the same request
+//! again over that one event ([`OneEvent`]), once for every subscriber
+//! sharing the key; the WebSocket sends the serialised payload as it is.
 
-use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
-};
-use async_graphql::registry::Registry;
-use async_graphql::{
-    ContextSelectionSet, Data, Executor, OutputType, Positioned, Request, Response, ServerResult, Value,
-};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::{Data, Request, Response, Variables};
+use futures::StreamExt;
 use madoguchi_core::ids::OrganizationId;
 use madoguchi_core::once_per_key::OncePerKey;
+use tokio::sync::oneshot;
 
 use crate::schema::MadoguchiSchema;
 use crate::workspace::ChatEvent;
 
-/// How many resolved payloads are remembered: enough for every subscriber
-/// to take a burst of events before the first is forgotten (a forgotten
-/// one is only resolved again).
+/// How many serialised payloads are remembered: enough for every
+/// subscriber to take a burst of events before the first is forgotten (a
+/// forgotten one is only rendered again).
 const REMEMBERED: usize = 1_024;
 
 /// Deeper than any selection of the shared fields needs; a fragment that
 /// spreads itself (refused later by validation) stops here.
 const MAX_NESTING: usize = 16;
 
-/// Runs the schema for one WebSocket, marking the subscriptions whose
-/// payloads can be shared.
+/// What a WebSocket sends for one of a subscription's events.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A response of this subscriber's own, to serialise.
+    Response(Box<Response>),
+    /// A response serialised once for every subscriber asking the same way.
+    Serialized(Arc<str>),
+}
+
+/// Runs a WebSocket's subscriptions, sharing the payloads that can be.
 #[derive(Clone)]
 pub struct SharedSubscriptions(MadoguchiSchema);
 
@@ -57,28 +68,67 @@ impl SharedSubscriptions {
     pub fn new(schema: MadoguchiSchema) -> Self {
         Self(schema)
     }
-}
 
-impl Executor for SharedSubscriptions {
-    async fn execute(&self, request: Request) -> Response {
-        self.0.execute(request).await
-    }
-
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        let request = match shared_selection(&request) {
-            Some(selection) => request.data(selection),
-            None => request,
+    /// Runs `request`, a query, mutation or subscription, with the
+    /// connection's `session` data; a subscription yields one item per event.
+    pub fn subscribe(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Outgoing> {
+        let Some(key) = shared_selection(&request) else {
+            return self
+                .0
+                .execute_stream_with_session_data(request, session)
+                .map(|response| Outgoing::Response(Box::new(response)))
+                .boxed();
         };
-        self.0.execute_stream_with_session_data(request, session_data.unwrap_or_default())
+        let schema = self.0.clone();
+        let template = Template::of(&request);
+        let (handoff, handed_over) = oneshot::channel();
+        let request = request.data(Handoff(Mutex::new(Some(handoff))));
+        let setup = self.0.execute_stream_with_session_data(request, session.clone());
+        async_stream::stream! {
+            // Validation and the resolver's own errors come as responses;
+            // a resolver that follows events hands them over and ends this.
+            for await response in setup {
+                yield Outgoing::Response(Box::new(response));
+            }
+            let Ok(mut events) = handed_over.await else { return };
+            while let Some(event) = events.next().await {
+                yield match event {
+                    Ok(event) => {
+                        let source = &event.source.event;
+                        let cell = shared_payloads(&schema).cell(&(key.clone(), source.organization_id, source.seq));
+                        match cell.get() {
+                            Some(payload) => Outgoing::Serialized(payload.clone()),
+                            None => {
+                                let (template, schema, session) = (&template, &schema, &session);
+                                let rendered = cell.get_or_try_init(|| async move {
+                                    let response = template.render(schema, session, Ok(event)).await;
+                                    match response.is_ok() {
+                                        true => serde_json::to_string(&response).map(Arc::from).map_err(|_| response),
+                                        false => Err(response),
+                                    }
+                                });
+                                match Box::pin(rendered).await {
+                                    Ok(payload) => Outgoing::Serialized(payload.clone()),
+                                    // Not kept: the next subscriber tries again.
+                                    Err(response) => Outgoing::Response(Box::new(response)),
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => Outgoing::Response(Box::new(Box::pin(template.render(&schema, &session, Err(error))).await)),
+                };
+            }
+        }
+        .boxed()
     }
 }
 
-/// The request, as the key of the payloads it shares.
-#[derive(Clone, Debug)]
-pub(crate) struct SharedSelection(Arc<str>);
+/// The request's key (query, operation name and variables), for the
+/// payloads it shares.
+type SharedKey = Arc<str>;
 
-/// Payloads resolved once per (request, event), in the schema's data.
-pub(crate) struct SharedPayloads(OncePerKey<(Arc<str>, OrganizationId, i64), Value>);
+/// Serialised payloads, once per (request, event), in the schema's data.
+pub(crate) struct SharedPayloads(OncePerKey<(SharedKey, OrganizationId, i64), Arc<str>>);
 
 impl Default for SharedPayloads {
     fn default() -> Self {
@@ -86,9 +136,73 @@ impl Default for SharedPayloads {
     }
 }
 
+fn shared_payloads(schema: &MadoguchiSchema) -> &OncePerKey<(SharedKey, OrganizationId, i64), Arc<str>> {
+    &schema.data::<SharedPayloads>().expect("the schema holds SharedPayloads").0
+}
+
+/// What a subscriber sent, to run again over one event.
+struct Template {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Template {
+    fn of(request: &Request) -> Self {
+        Self {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+        }
+    }
+
+    /// Runs the request over `event` alone and returns its response.
+    async fn render(
+        &self,
+        schema: &MadoguchiSchema,
+        session: &Arc<Data>,
+        event: async_graphql::Result<ChatEvent>,
+    ) -> Response {
+        let mut request = Request::new(self.query.clone()).variables(self.variables.clone());
+        if let Some(name) = &self.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        let request = request.data(OneEvent(Mutex::new(Some(event))));
+        schema.execute_stream_with_session_data(request, session.clone()).next().await.unwrap_or_default()
+    }
+}
+
+/// In a shared subscription's data: where the `chatEvents` resolver hands
+/// the caller's events over instead of returning them.
+pub(crate) struct Handoff(Mutex<Option<oneshot::Sender<BoxStream<'static, async_graphql::Result<ChatEvent>>>>>);
+
+impl Handoff {
+    /// Hands `events` over; gives them back when nobody takes them.
+    pub(crate) fn hand_over(
+        &self,
+        events: BoxStream<'static, async_graphql::Result<ChatEvent>>,
+    ) -> Option<BoxStream<'static, async_graphql::Result<ChatEvent>>> {
+        let sender = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        match sender {
+            Some(sender) => sender.send(events).err(),
+            None => Some(events),
+        }
+    }
+}
+
+/// In a rendering request's data: the one event the `chatEvents` resolver
+/// yields, instead of following the log.
+pub(crate) struct OneEvent(Mutex<Option<async_graphql::Result<ChatEvent>>>);
+
+impl OneEvent {
+    pub(crate) fn take(&self) -> Option<async_graphql::Result<ChatEvent>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
 /// Returns the request's key when it is a `chatEvents` subscription, alone,
 /// selecting only fields whose values are the same whoever asks.
-fn shared_selection(request: &Request) -> Option<SharedSelection> {
+fn shared_selection(request: &Request) -> Option<SharedKey> {
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
     let operation = match (&document.operations, request.operation_name.as_deref()) {
         (DocumentOperations::Single(operation), _) => operation,
@@ -108,7 +222,7 @@ fn shared_selection(request: &Request) -> Option<SharedSelection> {
     }
     let variables = serde_json::to_string(&request.variables).ok()?;
     let operation_name = request.operation_name.as_deref().unwrap_or_default();
-    Some(SharedSelection(format!("{operation_name}\0{variables}\0{}", request.query).into()))
+    Some(format!("{operation_name}\0{variables}\0{}", request.query).into())
 }
 
 /// The types a shared selection passes through.
@@ -160,35 +274,6 @@ fn only_shared_fields(document: &ExecutableDocument, selection: &SelectionSet, s
         })
 }
 
-/// A `ChatEvent` as a subscription yields it: resolved once for every
-/// subscriber of the same shared request, or on its own.
-#[derive(Debug)]
-pub struct LiveChatEvent {
-    pub(crate) event: ChatEvent,
-    pub(crate) shared: Option<SharedSelection>,
-}
-
-impl OutputType for LiveChatEvent {
-    fn type_name() -> Cow<'static, str> {
-        <ChatEvent as OutputType>::type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        <ChatEvent as OutputType>::create_type_info(registry)
-    }
-
-    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        let (Some(SharedSelection(request)), Some(SharedPayloads(payloads))) =
-            (&self.shared, ctx.data_opt::<SharedPayloads>())
-        else {
-            return self.event.resolve(ctx, field).await;
-        };
-        let source = &self.event.source.event;
-        let cell = payloads.cell(&(request.clone(), source.organization_id, source.seq));
-        cell.get_or_try_init(|| self.event.resolve(ctx, field)).await.cloned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +307,7 @@ mod tests {
     fn the_key_is_the_whole_request() {
         let key = |query: &str, variables: serde_json::Value| {
             let request = Request::new(query).variables(async_graphql::Variables::from_json(variables));
-            shared_selection(&request).expect("shared").0
+            shared_selection(&request).expect("shared")
         };
         let query = "subscription($skip: Boolean!) { chatEvents { kind chat @skip(if: $skip) { id } } }";
         assert_ne!(key(query, serde_json::json!({"skip": true})), key(query, serde_json::json!({"skip": false})));

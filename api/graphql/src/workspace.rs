@@ -6,6 +6,7 @@ use std::io::Read;
 use async_graphql::{Context, ID, InputObject, Object, Result, Subscription, Upload};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use madoguchi_core::auth::Email;
 use madoguchi_core::channels::Icon;
@@ -25,7 +26,7 @@ use madoguchi_core::providers::wechat::accounts::{
 use madoguchi_core::{Error, kinds};
 
 use crate::context::{OrGraphql, caller, core, to_graphql};
-use crate::shared_events::{LiveChatEvent, SharedSelection};
+use crate::shared_events::{Handoff, OneEvent};
 use crate::subscription::parse_cursor;
 
 /// A channel's chat timers; a null turns one off.
@@ -591,26 +592,35 @@ impl WorkspaceSubscription {
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<LiveChatEvent>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
+        let caller = caller(ctx)?;
         let after = parse_cursor(after.as_deref()).graphql()?;
-        let shared = ctx.data_opt::<SharedSelection>().cloned();
+        // Rendering a shared payload: the one event, not the log.
+        if let Some(one) = ctx.data_opt::<OneEvent>() {
+            return Ok(futures::stream::iter(one.take()).boxed());
+        }
         // Boxed while it runs: async-graphql keeps this resolver's future
         // inside every subscription's stream, sized for its largest state.
-        let events = Box::pin(core(ctx).chats().follow_visible_chats(&caller(ctx)?, after)).await.graphql()?;
-        Ok(events
-            .map(move |event| {
+        let events = Box::pin(core(ctx).chats().follow_visible_chats(&caller, after)).await.graphql()?;
+        let events = events
+            .map(|event| {
                 let source = event.map_err(to_graphql)?;
-                let event = ChatEvent {
+                Ok(ChatEvent {
                     cursor: source.event.seq.to_string(),
                     kind: source.event.kind.clone(),
                     chat_id: source.chat_id.to_string().into(),
                     channel_id: source.event.channel_id.map(|id| id.to_string()).unwrap_or_default().into(),
                     created_at: source.event.created_at,
                     source,
-                };
-                Ok(LiveChatEvent { event, shared: shared.clone() })
+                })
             })
-            .boxed())
+            .boxed();
+        // A shared subscription's events go to the WebSocket, which renders
+        // each once for every subscriber sharing it.
+        match ctx.data_opt::<Handoff>() {
+            Some(handoff) => Ok(handoff.hand_over(events).unwrap_or_else(|| futures::stream::empty().boxed())),
+            None => Ok(events),
+        }
     }
 
     /// New messages and delivery-state changes in one chat, resumable with `after`.
