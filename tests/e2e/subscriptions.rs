@@ -115,6 +115,10 @@ async fn the_websocket_keeps_to_graphql_transport_ws(backend: Backend) {
     let admin = app.login_admin().await;
     let url = ws_url(&app);
     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}});
+    // Opened first, looked at last: one that never sends connection_init,
+    // and one acknowledged, which the initialisation timeout leaves alone.
+    let mut silent = GraphqlWs::open(&url, "graphql-transport-ws").await;
+    let mut acknowledged = GraphqlWs::connect(&url, init["payload"].clone()).await.unwrap();
 
     // Subscribing before connection_init: 4401 Unauthorized.
     let mut ws = GraphqlWs::open(&url, "graphql-transport-ws").await;
@@ -160,6 +164,11 @@ async fn the_websocket_keeps_to_graphql_transport_ws(backend: Backend) {
     assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("next"), Some("1")), "{next}");
     assert_eq!(event(&next["payload"]["data"]).2, "Billing");
     assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "nothing else, no complete");
+
+    // No connection_init within 10 s: 4408.
+    assert_eq!(silent.next().await, Received::Closed(Some(4408)));
+    acknowledged.send(json!({"type": "ping"})).await;
+    assert_eq!(acknowledged.next().await, Received::Message(json!({"type": "pong"})));
 }
 
 async fn the_older_subscriptions_transport_ws_protocol_still_works(backend: Backend) {
