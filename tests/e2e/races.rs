@@ -43,10 +43,13 @@ async fn inbound_with_external_id(app: &TestApp, external_id: &str) -> u64 {
 /// two deliveries each; 10 messages of existing customers delivered 4 times
 /// each; 4 deliveries carrying a message for each of those 10 customers,
 /// half naming them in reverse order; and an agent claiming their chats.
+/// Nothing deadlocks (PostgreSQL would break it by failing one side, which
+/// a retry hides from every other check).
 async fn concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
     let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let deadlocks_before = deadlocks(&app).await;
     for round in 0..ROUNDS {
         let existing: Vec<String> = (0..10).map(|n| format!("Uexisting{round}x{n}")).collect();
         for user in &existing {
@@ -123,6 +126,13 @@ async fn concurrent_deliveries_for_new_and_existing_customers_are_each_stored_ex
             assert_eq!(inbound_with_external_id(&app, &format!("together-{user}")).await, 1, "round {round}: {user}");
         }
     }
+    // Retried, a deadlock would still pass the checks above; with one lock
+    // order there is none to retry.
+    assert_eq!(
+        deadlocks(&app).await,
+        deadlocks_before,
+        "PostgreSQL broke a deadlock while deliveries and claims raced"
+    );
 }
 
 /// Per round: five customers, each with two answers waiting for a token,
@@ -290,6 +300,17 @@ async fn refuse_messages_saying(app: &TestApp, text: &str) {
     for statement in statements {
         app.core.db().execute_unprepared(&statement).await.unwrap();
     }
+}
+
+/// Deadlocks PostgreSQL broke in this process so far
+/// (`db_transaction_conflicts_total{conflict="deadlock"}`; the tests share
+/// the process, and a deadlock in any of them is a lock-order bug).
+async fn deadlocks(app: &TestApp) -> f64 {
+    let text = app.client.get(format!("http://{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("db_transaction_conflicts_total{") && line.contains("conflict=\"deadlock\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Sums a Prometheus summary's `_count` and `_sum` lines for `name`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use madoguchi_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use chrono::{DateTime, Utc};
@@ -119,28 +119,6 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
-    /// Marks a point to roll back to (see [`Write::rollback_to`]). Savepoints
-    /// do not nest: release or roll back one before taking the next.
-    pub(crate) async fn savepoint(&mut self) -> Result<Savepoint> {
-        self.tx.execute_unprepared("SAVEPOINT madoguchi_part").await?;
-        Ok(Savepoint { events: self.pending.len() })
-    }
-
-    /// Keeps what was written since the savepoint.
-    pub(crate) async fn release(&mut self, _savepoint: Savepoint) -> Result<()> {
-        self.tx.execute_unprepared("RELEASE SAVEPOINT madoguchi_part").await?;
-        Ok(())
-    }
-
-    /// Undoes what was written since the savepoint: its rows, jobs and
-    /// events; what came before it stays, to be committed.
-    pub(crate) async fn rollback_to(&mut self, savepoint: Savepoint) -> Result<()> {
-        self.tx.execute_unprepared("ROLLBACK TO SAVEPOINT madoguchi_part").await?;
-        self.tx.execute_unprepared("RELEASE SAVEPOINT madoguchi_part").await?;
-        self.pending.truncate(savepoint.events);
-        Ok(())
-    }
-
     /// Writes the transaction's events (organizations in id order, so two
     /// writers lock organization rows in one order), commits, then wakes the
     /// readers of every organization written to, sessions if identities
@@ -177,14 +155,6 @@ impl<'a> Write<'a> {
         }
         Ok(())
     }
-}
-
-/// A point inside a [`Write`] to roll back to.
-#[derive(Debug)]
-#[must_use = "a savepoint is released or rolled back to"]
-pub(crate) struct Savepoint {
-    /// How many events were pending when it was taken.
-    events: usize,
 }
 
 impl std::ops::Deref for Write<'_> {

@@ -176,28 +176,29 @@ impl Error {
     }
 }
 
-/// PostgreSQL's `serialization_failure` and `deadlock_detected`.
-const TRANSIENT_SQLSTATES: [&str; 2] = ["40001", "40P01"];
+/// PostgreSQL's `serialization_failure` and `deadlock_detected`, by the
+/// names `db_transaction_conflicts_total` counts them under.
+const TRANSIENT_SQLSTATES: [(&str, &str); 2] = [("40001", "serialization_failure"), ("40P01", "deadlock")];
 
-fn is_transient(error: &sea_orm::DbErr) -> bool {
+/// Which transient conflict the error is, if it is one.
+fn transient_conflict(error: &sea_orm::DbErr) -> Option<&'static str> {
     use sea_orm::{DbErr, RuntimeErr};
     let (DbErr::Conn(RuntimeErr::SqlxError(error))
     | DbErr::Exec(RuntimeErr::SqlxError(error))
     | DbErr::Query(RuntimeErr::SqlxError(error))) = error
     else {
-        return false;
+        return None;
     };
-    match &**error {
-        sea_orm::sqlx::Error::Database(database) => {
-            database.code().is_some_and(|code| TRANSIENT_SQLSTATES.contains(&code.as_ref()))
-        }
-        _ => false,
-    }
+    let sea_orm::sqlx::Error::Database(database) = &**error else { return None };
+    let code = database.code()?;
+    TRANSIENT_SQLSTATES.iter().find(|(sqlstate, _)| *sqlstate == code.as_ref()).map(|(_, name)| *name)
 }
 
 impl From<sea_orm::DbErr> for Error {
     fn from(error: sea_orm::DbErr) -> Self {
-        if is_transient(&error) {
+        if let Some(conflict) = transient_conflict(&error) {
+            // A deadlock is a lock-order bug somewhere: worth a graph.
+            metrics::counter!("db_transaction_conflicts_total", "conflict" => conflict).increment(1);
             let mut transient = Self::unavailable("the database is busy; try again").with_source(error);
             transient.transient = true;
             return transient;

@@ -4,13 +4,19 @@
 //! one commit (one fsync on PostgreSQL) — and each is answered only once
 //! that transaction has committed.
 //!
-//! Each delivery runs inside a savepoint of the shared transaction, so one
-//! that fails (a bug, a constraint) is rolled back alone, its events with it,
-//! and the others commit. A transaction that loses a race on PostgreSQL is
-//! run again as a whole; one that still fails is split, each delivery then
-//! committing or failing by itself. Nothing changes for exactly-once: every
-//! event's receipt is inserted in the same transaction as its effects, and
-//! two deliveries of one event in one batch meet the receipt the first wrote.
+//! A shared transaction stores its deliveries set-based, so every lock it
+//! takes follows one order whatever it holds: receipts sorted, end users
+//! sorted, chats in id order, organizations last (at commit). Two batches
+//! holding the same customers' chats or the same redelivered events wait
+//! for each other, never in a cycle. A delivery with a follow, an unfollow
+//! or an unsend is stored event by event, so it runs in a transaction of its
+//! own rather than interleave its locks with others'. A transaction that
+//! loses a race on PostgreSQL is run again as a whole; one that fails
+//! otherwise (a bug, a constraint) is split, each delivery then committing
+//! or failing by itself, so one refused delivery fails alone. Nothing
+//! changes for exactly-once: every event's receipt is inserted in the same
+//! transaction as its effects, and two deliveries of one event in one batch
+//! meet the receipt the first wrote.
 //!
 //! Batches are written by a few tasks at a time (one on SQLite, which has
 //! one writer anyway; several on PostgreSQL, so one batch's statements
@@ -40,6 +46,14 @@ pub(crate) struct Delivery {
     pub(crate) channel: channels::Model,
     /// Sorted by consumer (see [`crate::intake::Intake::record`]).
     pub(crate) events: Vec<InboundEvent>,
+}
+
+impl Delivery {
+    /// Whether this delivery can share a transaction with others: every one
+    /// of its events is stored set-based.
+    pub(crate) fn shares_transactions(&self) -> bool {
+        self.events.iter().all(crate::intake::stored_set_based)
+    }
 }
 
 type Answer = oneshot::Sender<Result<Counts>>;
@@ -127,25 +141,33 @@ async fn write(core: &Core, mut batch: Vec<(Delivery, Answer)>) {
         (a.channel.id, a.events.first().and_then(|event| event.consumer.as_deref()))
             .cmp(&(b.channel.id, b.events.first().and_then(|event| event.consumer.as_deref())))
     });
-    let (deliveries, answers): (Vec<Delivery>, Vec<Answer>) = batch.into_iter().unzip();
-    metrics::histogram!("intake_batch_deliveries").record(deliveries.len() as f64);
-    metrics::histogram!("intake_batch_events")
-        .record(deliveries.iter().map(|delivery| delivery.events.len()).sum::<usize>() as f64);
+    let (shared, alone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(delivery, _)| delivery.shares_transactions());
     let intake = core.intake();
-    match core.retrying(|| intake.store_batch(&deliveries)).await {
-        Ok(outcomes) => {
-            for (answer, outcome) in answers.into_iter().zip(outcomes) {
-                let _ = answer.send(outcome);
+    if !shared.is_empty() {
+        let (deliveries, answers): (Vec<Delivery>, Vec<Answer>) = shared.into_iter().unzip();
+        metrics::histogram!("intake_batch_deliveries").record(deliveries.len() as f64);
+        metrics::histogram!("intake_batch_events")
+            .record(deliveries.iter().map(|delivery| delivery.events.len()).sum::<usize>() as f64);
+        match core.retrying(|| intake.store_set(&deliveries)).await {
+            Ok(counts) => {
+                for (answer, counts) in answers.into_iter().zip(counts) {
+                    let _ = answer.send(Ok(counts));
+                }
+            }
+            Err(error) if deliveries.len() == 1 => {
+                let _ = answers.into_iter().next().map(|answer| answer.send(Err(error)));
+            }
+            Err(error) => {
+                tracing::warn!(deliveries = deliveries.len(), cause = ?error.cause(), %error, "a shared intake transaction failed; committing its deliveries one by one");
+                for (delivery, answer) in deliveries.iter().zip(answers) {
+                    let _ = answer.send(intake.store_alone(delivery).await);
+                }
             }
         }
-        Err(error) if deliveries.len() == 1 => {
-            let _ = answers.into_iter().next().map(|answer| answer.send(Err(error)));
-        }
-        Err(error) => {
-            tracing::warn!(deliveries = deliveries.len(), cause = ?error.cause(), %error, "a shared intake transaction failed; committing its deliveries one by one");
-            for (delivery, answer) in deliveries.iter().zip(answers) {
-                let _ = answer.send(intake.store_alone(delivery).await);
-            }
-        }
+    }
+    for (delivery, answer) in alone {
+        metrics::histogram!("intake_batch_deliveries").record(1.0);
+        metrics::histogram!("intake_batch_events").record(delivery.events.len() as f64);
+        let _ = answer.send(intake.store_alone(&delivery).await);
     }
 }

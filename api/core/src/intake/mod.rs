@@ -138,57 +138,31 @@ impl<'a> Intake<'a> {
     /// Stores one delivery in a transaction of its own, run again when it
     /// loses a race.
     pub(crate) async fn store_alone(&self, delivery: &Delivery) -> Result<Counts> {
-        let mut outcomes = self.core.retrying(|| self.store_batch(std::slice::from_ref(delivery))).await?;
-        outcomes.pop().expect("one outcome per delivery")
+        self.core.retrying(|| self.store_one(delivery)).await
     }
 
-    /// Stores deliveries in one transaction. Deliveries of consumers'
-    /// messages (and events kept as receipts only) are stored set-based,
-    /// all at once ([`Intake::store_set`]); if that fails for anything but a
-    /// lost race, or the batch holds other events, each delivery runs in a
-    /// savepoint of its own: one that fails is rolled back alone and
-    /// answered with its error. A transaction that lost a race fails as a
-    /// whole, to be run again.
-    pub(crate) async fn store_batch(&self, batch: &[Delivery]) -> Result<Vec<Result<Counts>>> {
-        if batch.iter().all(|delivery| delivery.events.iter().all(stored_set_based)) {
-            match self.store_set(batch).await {
-                Ok(counts) => return Ok(counts.into_iter().map(Ok).collect()),
-                Err(error) if error.is_transient() || error.is_lease_lost() || batch.len() == 1 => return Err(error),
-                Err(error) => {
-                    tracing::warn!(deliveries = batch.len(), cause = ?error.cause(), %error, "a set-based intake transaction failed; storing its deliveries one by one");
-                }
-            }
+    /// Stores one delivery in one transaction: set-based when every event
+    /// can be ([`Intake::store_set`]), else its receipts (sorted), then its
+    /// events one after another, consumers in order.
+    async fn store_one(&self, delivery: &Delivery) -> Result<Counts> {
+        if delivery.shares_transactions() {
+            let mut counts = self.store_set(std::slice::from_ref(delivery)).await?;
+            return Ok(counts.pop().expect("one count per delivery"));
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for delivery in batch {
-            if batch.len() == 1 {
-                outcomes.push(Ok(self.store(&mut write, &delivery.channel, &delivery.events, now).await?));
-                continue;
-            }
-            let savepoint = write.savepoint().await?;
-            match self.store(&mut write, &delivery.channel, &delivery.events, now).await {
-                Ok(counts) => {
-                    write.release(savepoint).await?;
-                    outcomes.push(Ok(counts));
-                }
-                Err(error) if error.is_transient() || error.is_lease_lost() => return Err(error),
-                Err(error) => {
-                    tracing::warn!(channel = %delivery.channel.id, cause = ?error.cause(), %error, "a delivery failed in a shared intake transaction; rolled back alone");
-                    write.rollback_to(savepoint).await?;
-                    outcomes.push(Err(error));
-                }
-            }
-        }
+        let counts = self.store(&mut write, &delivery.channel, &delivery.events, now).await?;
         write.commit().await?;
-        Ok(outcomes)
+        Ok(counts)
     }
 
     /// Stores a batch whose events are all consumers' messages or receipts
-    /// only, set-based: one insert of every receipt, then every new message
-    /// at once ([`Intake::store_messages`]). Returns each delivery's counts.
-    async fn store_set(&self, batch: &[Delivery]) -> Result<Vec<Counts>> {
+    /// only, set-based, in one transaction: one insert of every receipt
+    /// (sorted), then every new message at once ([`Intake::store_messages`]:
+    /// end users sorted, chats locked in id order). Every lock is taken in
+    /// that one order, however many deliveries share the transaction.
+    /// Returns each delivery's counts; on any error nothing is stored.
+    pub(crate) async fn store_set(&self, batch: &[Delivery]) -> Result<Vec<Counts>> {
         let now = self.core.now();
         let mut write = self.core.write().await?;
         let events: Vec<(usize, &channels::Model, &InboundEvent)> = batch
@@ -431,7 +405,7 @@ impl<'a> Intake<'a> {
 
 /// Whether an event is stored by the set-based path: a consumer's message,
 /// or an event kept as a receipt only.
-fn stored_set_based(event: &InboundEvent) -> bool {
+pub(super) fn stored_set_based(event: &InboundEvent) -> bool {
     match event.kind {
         InboundKind::Message(_) | InboundKind::Other => true,
         InboundKind::Followed | InboundKind::Unfollowed | InboundKind::Unsent { .. } => event.consumer.is_none(),
