@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 /// clients send it at once; its server waits 3 s).
 const INITIALISATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most operations one connection runs at once: a client watching a
+/// chat list and a few chats needs a handful; each costs a follower.
+pub const MAX_OPERATIONS: usize = 100;
+
 /// The protocol a client asks for in `Sec-WebSocket-Protocol`, the first
 /// of its list that we speak.
 pub fn requested_protocol(headers: &axum::http::HeaderMap) -> Option<Protocols> {
@@ -240,6 +244,16 @@ where
                 };
                 if self.active.contains_key(&id) {
                     return Reply::Close(4409, format!("Subscriber for {id} already exists"));
+                }
+                if self.active.len() >= MAX_OPERATIONS {
+                    // This operation alone fails; the connection and its
+                    // other operations go on.
+                    let error = json!({"message": format!("at most {MAX_OPERATIONS} operations run at once on one connection")});
+                    let payload = match self.protocol {
+                        Protocols::GraphQLWS => json!([error]),
+                        Protocols::SubscriptionsTransportWS => error,
+                    };
+                    return Reply::Send(json!({"type": "error", "id": id, "payload": payload}).to_string());
                 }
                 self.generations += 1;
                 let subscription = Arc::new(Subscription {

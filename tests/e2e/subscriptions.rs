@@ -165,6 +165,21 @@ async fn the_websocket_keeps_to_graphql_transport_ws(backend: Backend) {
     assert_eq!(event(&next["payload"]["data"]).2, "Billing");
     assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "nothing else, no complete");
 
+    // At most 100 operations at once: the 101st alone fails, with `error`;
+    // the connection goes on, and one ending makes room again.
+    let mut busy = GraphqlWs::connect(&url, init["payload"].clone()).await.unwrap();
+    for n in 0..100 {
+        busy.subscribe(&n.to_string(), ORGANIZATION_EVENTS, json!({})).await;
+    }
+    busy.subscribe("100", ORGANIZATION_EVENTS, json!({})).await;
+    let Received::Message(error) = busy.next().await else { panic!("expected error") };
+    assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some("100")), "{error}");
+    assert!(error["payload"][0]["message"].as_str().is_some_and(|message| message.contains("100")), "{error}");
+    busy.send(json!({"type": "complete", "id": "0"})).await;
+    busy.subscribe("100", ORGANIZATION_EVENTS, json!({})).await;
+    busy.send(json!({"type": "ping"})).await;
+    assert_eq!(busy.next().await, Received::Message(json!({"type": "pong"})), "no error for the 100th now");
+
     // No connection_init within 10 s: 4408.
     assert_eq!(silent.next().await, Received::Closed(Some(4408)));
     acknowledged.send(json!({"type": "ping"})).await;
