@@ -92,34 +92,42 @@ impl SharedSubscriptions {
             }
             let Ok(mut events) = handed_over.await else { return };
             while let Some(event) = events.next().await {
+                // Boxed while it runs: the stream lives as long as the
+                // subscription, sized for its largest state.
                 yield match event {
-                    Ok(event) => {
-                        let source = &event.source.event;
-                        let cell = shared_payloads(&schema).cell(&(key.clone(), source.organization_id, source.seq));
-                        match cell.get() {
-                            Some(payload) => Outgoing::Serialized(payload.clone()),
-                            None => {
-                                let (template, schema, session) = (&template, &schema, &session);
-                                let rendered = cell.get_or_try_init(|| async move {
-                                    let response = template.render(schema, session, Ok(event)).await;
-                                    match response.is_ok() {
-                                        true => serde_json::to_string(&response).map(Arc::from).map_err(|_| response),
-                                        false => Err(response),
-                                    }
-                                });
-                                match Box::pin(rendered).await {
-                                    Ok(payload) => Outgoing::Serialized(payload.clone()),
-                                    // Not kept: the next subscriber tries again.
-                                    Err(response) => Outgoing::Response(Box::new(response)),
-                                }
-                            }
-                        }
-                    }
+                    Ok(event) => Box::pin(shared_payload(&schema, &template, &session, &key, event)).await,
                     Err(error) => Outgoing::Response(Box::new(Box::pin(template.render(&schema, &session, Err(error))).await)),
                 };
             }
         }
         .boxed()
+    }
+}
+
+/// `event`'s payload for the subscribers sharing `key`: rendered and
+/// serialised by the first to ask, the same bytes for the rest. A response
+/// with errors is not kept (the next subscriber tries again).
+async fn shared_payload(
+    schema: &MadoguchiSchema,
+    template: &Template,
+    session: &Arc<Data>,
+    key: &SharedKey,
+    event: ChatEvent,
+) -> Outgoing {
+    let source = &event.source.event;
+    let cell = shared_payloads(schema).cell(&(key.clone(), source.organization_id, source.seq));
+    let rendered = cell
+        .get_or_try_init(|| async move {
+            let response = template.render(schema, session, Ok(event)).await;
+            match response.is_ok() {
+                true => serde_json::to_string(&response).map(Arc::from).map_err(|_| response),
+                false => Err(response),
+            }
+        })
+        .await;
+    match rendered {
+        Ok(payload) => Outgoing::Serialized(payload.clone()),
+        Err(response) => Outgoing::Response(Box::new(response)),
     }
 }
 

@@ -145,9 +145,7 @@ async fn write(core: &Core, mut batch: Vec<(Delivery, Answer)>) {
     let intake = core.intake();
     if !shared.is_empty() {
         let (deliveries, answers): (Vec<Delivery>, Vec<Answer>) = shared.into_iter().unzip();
-        metrics::histogram!("intake_batch_deliveries").record(deliveries.len() as f64);
-        metrics::histogram!("intake_batch_events")
-            .record(deliveries.iter().map(|delivery| delivery.events.len()).sum::<usize>() as f64);
+        record_transaction(&deliveries);
         match core.retrying(|| intake.store_set(&deliveries)).await {
             Ok(counts) => {
                 for (answer, counts) in answers.into_iter().zip(counts) {
@@ -166,8 +164,14 @@ async fn write(core: &Core, mut batch: Vec<(Delivery, Answer)>) {
         }
     }
     for (delivery, answer) in alone {
-        metrics::histogram!("intake_batch_deliveries").record(1.0);
-        metrics::histogram!("intake_batch_events").record(delivery.events.len() as f64);
+        record_transaction(std::slice::from_ref(&delivery));
         let _ = answer.send(intake.store_alone(&delivery).await);
     }
+}
+
+/// Counts what one intake transaction carries.
+fn record_transaction(deliveries: &[Delivery]) {
+    metrics::histogram!("intake_batch_deliveries").record(deliveries.len() as f64);
+    metrics::histogram!("intake_batch_events")
+        .record(deliveries.iter().map(|delivery| delivery.events.len()).sum::<usize>() as f64);
 }
