@@ -19,6 +19,7 @@ mod m20261201_000003_add_organization_status;
 mod m20261201_000004_add_callback_nonces;
 mod m20261201_000005_add_ticket_comments;
 mod m20261201_000006_add_ticket_windows;
+mod m20261207_000001_add_waiting_reply_index;
 
 /// Runs every migration in order.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_add_callback_nonces::Migration),
             Box::new(m20261201_000005_add_ticket_comments::Migration),
             Box::new(m20261201_000006_add_ticket_windows::Migration),
+            Box::new(m20261207_000001_add_waiting_reply_index::Migration),
         ]
     }
 }

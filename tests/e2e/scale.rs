@@ -1,6 +1,8 @@
 //! Operations over many rows stay one bounded statement: an unsend and the
 //! chat filters work with more matching rows than a statement may bind
-//! parameters (SQLite 32,766; PostgreSQL 65,535).
+//! parameters (SQLite 32,766; PostgreSQL 65,535). What every consumer's
+//! message asks does not grow with a chat's history: its waiting LINE
+//! replies are found through their partial index.
 
 use chrono::Utc;
 use madoguchi_entity::{chats, contacts, end_users};
@@ -9,7 +11,10 @@ use madoguchi_tests::{Backend, TestApp, spawn_app};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::json;
 
-on_both_backends!(an_unsend_and_the_chat_filters_work_past_the_parameter_limit);
+on_both_backends!(
+    an_unsend_and_the_chat_filters_work_past_the_parameter_limit,
+    waiting_replies_are_found_through_their_partial_index,
+);
 
 /// More than either store binds in one statement.
 const MANY: usize = 66_000;
@@ -133,4 +138,43 @@ async fn an_unsend_and_the_chat_filters_work_past_the_parameter_limit(backend: B
         assert_eq!(page["data"]["chats"]["edges"].as_array().map(Vec::len), Some(5), "{filter}");
         assert_eq!(page["data"]["chats"]["pageInfo"]["hasNextPage"], true, "{filter}");
     }
+}
+
+/// Both databases' planners use `messages_waiting_reply_idx` only when a
+/// query states its predicate as the index does (literals, not bound
+/// values) — and SQLite only when the query is not also `DISTINCT … ORDER
+/// BY chat_id`, so intake asks exactly this for every batch of messages and
+/// sorts the answer itself.
+async fn waiting_replies_are_found_through_their_partial_index(backend: Backend) {
+    use madoguchi_core::providers::line::WAITING_REPLY;
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let Some(app) = spawn_app(backend).await else { return };
+    let db = app.core.db();
+    let tx = db.begin().await.unwrap();
+    let (sql, plan_column) = match backend {
+        Backend::Sqlite => (
+            format!(
+                "EXPLAIN QUERY PLAN SELECT chat_id FROM messages WHERE {WAITING_REPLY} \
+                 AND messages.chat_id IN (?, ?)"
+            ),
+            "detail",
+        ),
+        Backend::Postgres => {
+            // An empty table is cheapest to scan; without that way out the
+            // planner takes the cheapest index whose predicate holds.
+            tx.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+            (
+                format!(
+                    "EXPLAIN SELECT chat_id FROM messages WHERE {WAITING_REPLY} \
+                     AND messages.chat_id IN ($1, $2)"
+                ),
+                "QUERY PLAN",
+            )
+        }
+    };
+    let values = [uuid::Uuid::now_v7().into(), uuid::Uuid::now_v7().into()];
+    let rows = tx.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await.unwrap();
+    let plan: Vec<String> = rows.iter().map(|row| row.try_get::<String>("", plan_column).unwrap()).collect();
+    assert!(plan.iter().any(|line| line.contains("messages_waiting_reply_idx")), "{backend:?}: {plan:#?}");
 }

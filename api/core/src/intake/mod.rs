@@ -490,7 +490,11 @@ async fn append_end_user_event(
     kind: &'static str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let chat = chats::Entity::find().filter(chats::Column::EndUserId.eq(user)).one(&**write).await?;
+    let chat = chats::Entity::find()
+        .filter(chats::Column::ChannelId.eq(channel.id))
+        .filter(chats::Column::EndUserId.eq(user))
+        .one(&**write)
+        .await?;
     let mut event = NewEvent::new(kind, json!({"endUserId": user}), now).in_channel(channel.id.into());
     if let Some(chat) = chat {
         event = event.in_chat(chat.id.into());

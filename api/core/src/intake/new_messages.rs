@@ -343,23 +343,30 @@ async fn chats_of(
 ) -> Result<HashMap<uuid::Uuid, (chats::Model, bool)>> {
     let channels: HashMap<uuid::Uuid, &channels::Model> =
         new.iter().map(|item| (item.channel.id, item.channel)).collect();
-    let wanted: Vec<uuid::Uuid> = {
-        let mut ids: Vec<uuid::Uuid> = users.values().map(|user| user.id).collect();
-        ids.sort_unstable();
-        ids
+    // A chat is one consumer's on one channel: found through the unique
+    // (channel, end user) index, never by scanning the chats. Locked (on
+    // PostgreSQL; SQLite's transaction holds the database) so that whether
+    // a chat was completed is still true when it is reopened.
+    let find = |users: Vec<&end_users::Model>| {
+        let mut by_channel: BTreeMap<uuid::Uuid, Vec<uuid::Uuid>> = BTreeMap::new();
+        for user in users {
+            by_channel.entry(user.channel_id).or_default().push(user.id);
+        }
+        let condition = by_channel.into_iter().fold(Condition::any(), |any, (channel_id, end_user_ids)| {
+            any.add(
+                Condition::all()
+                    .add(chats::Column::ChannelId.eq(channel_id))
+                    .add(chats::Column::EndUserId.is_in(end_user_ids)),
+            )
+        });
+        chats::Entity::find().filter(condition).order_by_asc(chats::Column::Id).lock(LockType::NoKeyUpdate)
     };
-    // A chat is one consumer's on one channel, and a consumer belongs to one
-    // channel: the end user names the chat. Locked (on PostgreSQL; SQLite's
-    // transaction holds the database) so that whether a chat was completed
-    // is still true when it is reopened.
-    let find = |end_user_ids: Vec<uuid::Uuid>| {
-        chats::Entity::find()
-            .filter(chats::Column::EndUserId.is_in(end_user_ids))
-            .order_by_asc(chats::Column::Id)
-            .lock(LockType::NoKeyUpdate)
-    };
-    let mut found: HashMap<uuid::Uuid, (chats::Model, bool)> =
-        find(wanted.clone()).all(&**write).await?.into_iter().map(|chat| (chat.end_user_id, (chat, false))).collect();
+    let mut found: HashMap<uuid::Uuid, (chats::Model, bool)> = find(users.values().collect())
+        .all(&**write)
+        .await?
+        .into_iter()
+        .map(|chat| (chat.end_user_id, (chat, false)))
+        .collect();
     let missing: Vec<&end_users::Model> = {
         let mut missing: Vec<&end_users::Model> = users.values().filter(|user| !found.contains_key(&user.id)).collect();
         missing.sort_unstable_by_key(|user| user.id);
@@ -384,8 +391,8 @@ async fn chats_of(
             .await?;
         found.extend(inserted.into_iter().map(|chat| (chat.end_user_id, (chat, true))));
     }
-    let still_missing: Vec<uuid::Uuid> =
-        missing.iter().map(|user| user.id).filter(|id| !found.contains_key(id)).collect();
+    let still_missing: Vec<&end_users::Model> =
+        missing.into_iter().filter(|user| !found.contains_key(&user.id)).collect();
     if !still_missing.is_empty() {
         let expected = still_missing.len();
         let read = find(still_missing).all(&**write).await?;

@@ -27,9 +27,7 @@ use crate::error::{Error, Result};
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
 use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
 use crate::jobs::{JobKind, Lease, NewJob, Outcome, RetryPolicy};
-use crate::kinds::{
-    ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan, MessageDirection, MessageKind,
-};
+use crate::kinds::{ChannelKind, ChannelStatus, DeliveryMethod, DeliveryState, LineMode, LinePlan, MessageKind};
 use crate::media::{DownloadTarget, download_target, media_limit};
 use accounts::japan_month;
 
@@ -112,14 +110,17 @@ impl<'a> LineInbound<'a> {
     }
 }
 
+/// Outbound reply messages that wait for a reply token, as the partial
+/// index `messages_waiting_reply_idx` states them. Literals, not bound
+/// values: only a query whose `WHERE` states the index's predicate the same
+/// way can use it, on SQLite and PostgreSQL alike (a bound value is not
+/// known when the statement is planned).
+pub const WAITING_REPLY: &str = "messages.direction = 'OUTBOUND' AND messages.delivery_method = 'REPLY' \
+     AND messages.delivery_state IN ('PENDING', 'UNSENT')";
+
 /// Outbound reply messages that wait for a reply token.
 fn waiting_answers() -> sea_orm::Select<messages::Entity> {
-    messages::Entity::find()
-        .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
-        .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
-        .filter(
-            messages::Column::DeliveryState.is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
-        )
+    messages::Entity::find().filter(Expr::cust(WAITING_REPLY))
 }
 
 /// Turns a LINE event into the neutral form intake records.
@@ -247,15 +248,17 @@ impl<'a> LineOutbound<'a> {
         if chats.is_empty() || mode == LineMode::Push {
             return Ok(());
         }
-        let waiting: Vec<uuid::Uuid> = waiting_answers()
+        // Neither DISTINCT nor ORDER BY: with them SQLite's planner reads
+        // every message of the chats instead of the partial index.
+        let waiting: std::collections::BTreeSet<uuid::Uuid> = waiting_answers()
             .select_only()
             .column(messages::Column::ChatId)
-            .distinct()
             .filter(messages::Column::ChatId.is_in(chats.iter().map(|chat_id| chat_id.uuid())))
-            .order_by_asc(messages::Column::ChatId)
-            .into_tuple()
+            .into_tuple::<uuid::Uuid>()
             .all(&**write)
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
         for chat_id in waiting {
             write
                 .enqueue(NewJob::of_channel(JobKind::LineReply { chat_id: chat_id.into() }, channel, now), now)
@@ -450,14 +453,8 @@ impl<'a> LineOutbound<'a> {
 
     /// Returns a chat's outbound reply messages waiting to leave, oldest first.
     async fn waiting_replies(&self, chat_id: uuid::Uuid) -> Result<Vec<messages::Model>> {
-        Ok(messages::Entity::find()
+        Ok(waiting_answers()
             .filter(messages::Column::ChatId.eq(chat_id))
-            .filter(messages::Column::Direction.eq(MessageDirection::Outbound.as_str()))
-            .filter(messages::Column::DeliveryMethod.eq(DeliveryMethod::Reply.as_str()))
-            .filter(
-                messages::Column::DeliveryState
-                    .is_in([DeliveryState::Pending.as_str(), DeliveryState::Unsent.as_str()]),
-            )
             .order_by_asc(messages::Column::CreatedAt)
             .order_by_asc(messages::Column::Id)
             .all(self.core.db())
@@ -653,7 +650,12 @@ impl<'a> LineOutbound<'a> {
             .filter(end_users::Column::Id.eq(user.id))
             .exec(&*write)
             .await?;
-        if let Some(chat) = chats::Entity::find().filter(chats::Column::EndUserId.eq(user.id)).one(&*write).await? {
+        let chat = chats::Entity::find()
+            .filter(chats::Column::ChannelId.eq(user.channel_id))
+            .filter(chats::Column::EndUserId.eq(user.id))
+            .one(&*write)
+            .await?;
+        if let Some(chat) = chat {
             self.core.chats().append_chat_event(&mut write, chat.id.into(), "chat.updated", now).await?;
         }
         write.commit().await?;
