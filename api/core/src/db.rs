@@ -18,6 +18,16 @@ use crate::events::{EventLog, NewEvent};
 use crate::ids::OrganizationId;
 use crate::jobs::{self, Lease, NewJob};
 
+/// Connects SQLite's writer: one connection that every write transaction
+/// of this process runs on ([`Write::begin`] queues them). SQLite drops a
+/// connection's page cache whenever another connection has written since
+/// its last transaction; a writer that is the only one keeps its cache, so
+/// a transaction reads the pages it changes from memory instead of from
+/// the file again.
+pub async fn connect_writer(url: &str) -> Result<DatabaseConnection> {
+    connect(url, 1).await
+}
+
 /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`).
 ///
 /// SQLite runs in WAL mode with `synchronous = NORMAL`: a committed

@@ -140,6 +140,9 @@ pub struct Core {
 #[derive(Debug)]
 struct Inner {
     db: DatabaseConnection,
+    /// Where write transactions run: on SQLite a connection of its own
+    /// (see [`db::connect_writer`]); on PostgreSQL the pool.
+    writer: DatabaseConnection,
     events: Arc<EventLog>,
     secrets: SecretBox,
     tokens: Tokens,
@@ -168,6 +171,10 @@ impl Core {
         db::migrate(&db).await?;
         let events = Arc::new(EventLog::new(db.clone()));
         let backend = db.get_database_backend();
+        let writer = match backend {
+            DbBackend::Sqlite => db::connect_writer(&config.database_url).await?,
+            _ => db.clone(),
+        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("madoguchi/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -175,6 +182,7 @@ impl Core {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                writer,
                 events,
                 secrets: SecretBox::new(&config.master_key),
                 tokens: Tokens::new(&config.master_key, config.tokens),
@@ -263,7 +271,7 @@ impl Core {
 
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
-        Write::begin(&self.inner.db, &self.inner.events, &self.inner.job_waker, &self.inner.write_gate).await
+        Write::begin(&self.inner.writer, &self.inner.events, &self.inner.job_waker, &self.inner.write_gate).await
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
