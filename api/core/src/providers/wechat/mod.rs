@@ -132,10 +132,15 @@ impl<'a> WechatInbound<'a> {
     /// Remembers the signature's inputs with the body's digest: WeChat's own
     /// retries (the same query and body) pass, but the same signature with
     /// another body — it does not cover a plaintext body — is refused.
+    ///
+    /// Written in a write transaction of its own: on SQLite it queues with
+    /// the other writers of this process instead of meeting their lock and
+    /// sleeping in SQLite's busy handler.
     async fn refuse_replays(&self, channel: &channels::Model, timestamp: &str, nonce: &str, body: &[u8]) -> Result<()> {
         use sha2::Digest;
         let now = self.core.now();
         let digest = hex::encode(sha2::Sha256::digest(body));
+        let write = self.core.write().await?;
         let inserted = callback_nonces::Entity::insert(callback_nonces::ActiveModel {
             channel_id: Set(channel.id),
             timestamp: Set(timestamp.to_owned()),
@@ -152,11 +157,11 @@ impl<'a> WechatInbound<'a> {
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(self.core.db())
+        .exec_without_returning(&*write)
         .await?;
         if inserted == 0 {
             let seen = callback_nonces::Entity::find_by_id((channel.id, timestamp.to_owned(), nonce.to_owned()))
-                .one(self.core.db())
+                .one(&*write)
                 .await?;
             if seen.is_some_and(|seen| seen.body_digest != digest) {
                 return Err(Error::unauthenticated("this signature was already used with another body"));
@@ -165,10 +170,10 @@ impl<'a> WechatInbound<'a> {
             // Now and then, forget what no accepted timestamp can reuse.
             callback_nonces::Entity::delete_many()
                 .filter(callback_nonces::Column::ReceivedAt.lt(now - TIMESTAMP_TOLERANCE * 2))
-                .exec(self.core.db())
+                .exec(&*write)
                 .await?;
         }
-        Ok(())
+        write.commit().await
     }
 
     async fn channel(&self, channel_id: &str) -> Result<channels::Model> {
