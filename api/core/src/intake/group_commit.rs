@@ -19,13 +19,23 @@
 //! meet the receipt the first wrote.
 //!
 //! Batches are written by a few tasks at a time (one on SQLite, which has
-//! one writer anyway; several on PostgreSQL, so one batch's statements
-//! overlap another's commit). There is no long-lived task: a delivery that
-//! finds fewer writers than allowed starts one, which takes whatever waits,
-//! batch after batch, and ends when nothing does. A batch runs in a task of
-//! its own, so a webhook request that is dropped midway (the provider hung
-//! up) does not cut short a transaction others wait on.
+//! one writer anyway; up to four on PostgreSQL), and an organization's
+//! deliveries by one of them at a time. Every intake transaction of an
+//! organization advances its event counter, so two of them commit one
+//! after the other whatever else they overlap: two writers of one
+//! organization only split its deliveries into smaller batches that queue
+//! on that row (measured on PostgreSQL, one organization, 64 concurrent:
+//! 2,900 ev/s with four writers, 3,600 with one). Writers of different
+//! organizations run side by side.
+//!
+//! There is no long-lived task: a delivery for an organization no writer
+//! holds starts one (while fewer than allowed run), which takes what waits
+//! for organizations no other writer holds, batch after batch, and ends
+//! when nothing is left for it. A batch runs in a task of its own, so a
+//! webhook request that is dropped midway (the provider hung up) does not
+//! cut short a transaction others wait on.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
@@ -72,8 +82,17 @@ pub(crate) struct GroupCommit {
 #[derive(Debug, Default)]
 struct State {
     waiting: Vec<(Delivery, Answer)>,
-    /// Batch tasks running; each takes whatever is waiting when it is done.
+    /// Batch tasks running; each takes what waits when it is done.
     writers: usize,
+    /// The organizations whose deliveries a writer is storing now.
+    held: HashSet<uuid::Uuid>,
+}
+
+impl State {
+    /// Whether a delivery waits that no writer's organization holds back.
+    fn free_work(&self) -> bool {
+        self.waiting.iter().any(|(delivery, _)| !self.held.contains(&delivery.channel.organization_id))
+    }
 }
 
 impl GroupCommit {
@@ -92,8 +111,10 @@ impl GroupCommit {
         let (answer, answered) = oneshot::channel();
         let start = {
             let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let organization = delivery.channel.organization_id;
             state.waiting.push((delivery, answer));
-            let start = state.writers < self.max_writers;
+            // A writer holding the organization takes it when it is done.
+            let start = state.writers < self.max_writers && !state.held.contains(&organization);
             state.writers += usize::from(start);
             start
         };
@@ -103,30 +124,52 @@ impl GroupCommit {
         answered.await.map_err(|_| Error::internal("the intake batch ended without an answer"))?
     }
 
-    /// Takes the next batch, or retires its writer when nothing waits.
-    fn next_batch(&self) -> Option<Vec<(Delivery, Answer)>> {
+    /// Takes the next batch for a writer that has just released
+    /// `released` (the organizations of its last batch): the waiting
+    /// deliveries of organizations no other writer holds, in arrival order,
+    /// up to `max_events`; their organizations are then this writer's.
+    /// Retires the writer when nothing is left for it.
+    fn next_batch(&self, released: &[uuid::Uuid]) -> Option<Vec<(Delivery, Answer)>> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.waiting.is_empty() {
+        for organization in released {
+            state.held.remove(organization);
+        }
+        if !state.free_work() {
             state.writers -= 1;
             return None;
         }
         let mut events = 0;
-        let take = state
-            .waiting
-            .iter()
-            .take_while(|(delivery, _)| {
-                let first = events == 0;
-                events += delivery.events.len().max(1);
-                first || events <= self.max_events
-            })
-            .count();
-        Some(state.waiting.drain(..take).collect())
+        let mut batch = Vec::new();
+        let mut kept = Vec::with_capacity(state.waiting.len());
+        let mut taking = true;
+        for (delivery, answer) in std::mem::take(&mut state.waiting) {
+            let size = delivery.events.len().max(1);
+            let fits = batch.is_empty() || events + size <= self.max_events;
+            if taking && fits && !state.held.contains(&delivery.channel.organization_id) {
+                events += size;
+                batch.push((delivery, answer));
+            } else {
+                // Past the first that does not fit, the rest wait their
+                // turn, so no delivery is passed over twice.
+                taking &= fits;
+                kept.push((delivery, answer));
+            }
+        }
+        state.waiting = kept;
+        for (delivery, _) in &batch {
+            state.held.insert(delivery.channel.organization_id);
+        }
+        Some(batch)
     }
 }
 
-/// Writes batches until nothing waits.
+/// Writes batches until nothing is left for this writer.
 async fn write_batches(core: Core) {
-    while let Some(batch) = core.group_commit().next_batch() {
+    let mut held = Vec::new();
+    while let Some(batch) = core.group_commit().next_batch(&held) {
+        held = batch.iter().map(|(delivery, _)| delivery.channel.organization_id).collect();
+        held.sort_unstable();
+        held.dedup();
         // A panic answers its batch with an error (the senders are dropped)
         // and leaves this writer running for the next.
         if AssertUnwindSafe(write(&core, batch)).catch_unwind().await.is_err() {
@@ -174,4 +217,102 @@ fn record_transaction(deliveries: &[Delivery]) {
     metrics::histogram!("intake_batch_deliveries").record(deliveries.len() as f64);
     metrics::histogram!("intake_batch_events")
         .record(deliveries.iter().map(|delivery| delivery.events.len()).sum::<usize>() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    /// A delivery of one event to a channel of `organization`.
+    fn delivery(organization: uuid::Uuid, events: usize) -> (Delivery, Answer) {
+        let now = Utc::now();
+        let channel = channels::Model {
+            id: uuid::Uuid::now_v7(),
+            organization_id: organization,
+            kind: "LINE".into(),
+            name: "channel".into(),
+            department_id: uuid::Uuid::now_v7(),
+            brand_id: None,
+            status: "ACTIVE".into(),
+            icon_blob_key: None,
+            line_channel_id: None,
+            line_bot_user_id: None,
+            line_basic_id: None,
+            line_mode: None,
+            line_plan: None,
+            wechat_original_id: None,
+            wechat_app_id: None,
+            line_channel_secret: None,
+            line_access_token: None,
+            wechat_app_secret: None,
+            wechat_token: None,
+            wechat_encoding_aes_key: None,
+            wechat_previous_encoding_aes_key: None,
+            auto_ticket_after_secs: None,
+            missed_close_after_secs: None,
+            idle_close_after_secs: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let event = InboundEvent {
+            provider_event_id: uuid::Uuid::now_v7().to_string(),
+            event_type: "message".into(),
+            raw: serde_json::Value::Null,
+            consumer: None,
+            reply_token: None,
+            kind: crate::intake::InboundKind::Other,
+        };
+        (Delivery { channel, events: vec![event; events] }, oneshot::channel().0)
+    }
+
+    fn organizations(batch: &[(Delivery, Answer)]) -> Vec<uuid::Uuid> {
+        batch.iter().map(|(delivery, _)| delivery.channel.organization_id).collect()
+    }
+
+    #[test]
+    fn an_organization_is_written_by_one_writer_at_a_time() {
+        let (a, b, c) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let group = GroupCommit::new(256, 4);
+        let wait = |organization| group.state.lock().unwrap().waiting.push(delivery(organization, 1));
+        group.state.lock().unwrap().writers = 2;
+        wait(a);
+        wait(b);
+        wait(a);
+        // The first writer takes every organization nobody holds.
+        let first = group.next_batch(&[]).unwrap();
+        assert_eq!(organizations(&first), [a, b, a]);
+        // Meanwhile: the second writer takes c, never a or b.
+        wait(a);
+        wait(c);
+        let second = group.next_batch(&[]).unwrap();
+        assert_eq!(organizations(&second), [c]);
+        // With only held organizations' deliveries left, a writer retires…
+        assert!(group.next_batch(&[c]).is_none());
+        assert_eq!(group.state.lock().unwrap().writers, 1);
+        // …and the one holding them takes them once it is done.
+        let third = group.next_batch(&[a, b]).unwrap();
+        assert_eq!(organizations(&third), [a]);
+        assert!(group.next_batch(&[a]).is_none());
+        let state = group.state.lock().unwrap();
+        assert!(state.waiting.is_empty() && state.held.is_empty() && state.writers == 0);
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_first_delivery_that_does_not_fit() {
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let group = GroupCommit::new(4, 1);
+        group.state.lock().unwrap().writers = 1;
+        for (organization, events) in [(a, 3), (b, 2), (a, 1), (b, 6)] {
+            group.state.lock().unwrap().waiting.push(delivery(organization, events));
+        }
+        // 3 fit; 3 + 2 does not, so the 1 behind it waits too (arrival order).
+        assert_eq!(organizations(&group.next_batch(&[]).unwrap()), [a]);
+        assert_eq!(organizations(&group.next_batch(&[a]).unwrap()), [b, a]);
+        // One larger than a batch still goes, alone.
+        assert_eq!(organizations(&group.next_batch(&[a, b]).unwrap()), [b]);
+        assert!(group.next_batch(&[b]).is_none());
+    }
 }
