@@ -200,8 +200,9 @@ impl Core {
                 media_key: config.master_key.derive("madoguchi media urls v1"),
                 write_gate: tokio::sync::Mutex::new(()),
                 receiving_channels: channels::ReceivingChannels::default(),
-                // SQLite has one writer; on PostgreSQL a few batches overlap,
-                // one's statements running while another commits.
+                // SQLite has one writer; on PostgreSQL a few batches of
+                // different organizations commit side by side (one writer
+                // per organization at a time: see `group_commit`).
                 group_commit: intake::GroupCommit::new(
                     config.intake_batch_events,
                     if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) },
