@@ -199,8 +199,6 @@ async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade:
         .on_upgrade(move |socket| sessions.track_future(serve_websocket(state, protocol, socket)))
 }
 
-/// Serves one graphql-transport-ws connection. On shutdown the client's
-/// input is cut, subscriptions end, and the socket closes with 1001.
 /// Counts open WebSocket connections while it lives.
 struct OpenConnection;
 
@@ -217,6 +215,9 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Serves one GraphQL WebSocket (either protocol), authenticated by its
+/// `connection_init`. On shutdown its subscriptions end and the socket
+/// closes with 1001.
 async fn serve_websocket(state: HttpState, protocol: WebSocketProtocols, socket: WebSocket) {
     let _open = OpenConnection::new();
     let core = state.core.clone();
