@@ -15,7 +15,8 @@ use madoguchi_channels::line::webhook::{ContentProvider, Event, EventKind, Messa
 use madoguchi_entity::{attachments, channels, chats, end_users, jobs, messages, push_usage};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    Statement,
 };
 use sha2::Digest;
 
@@ -118,9 +119,44 @@ impl<'a> LineInbound<'a> {
 pub const WAITING_REPLY: &str = "messages.direction = 'OUTBOUND' AND messages.delivery_method = 'REPLY' \
      AND messages.delivery_state IN ('PENDING', 'UNSENT')";
 
-/// Outbound reply messages that wait for a reply token.
-fn waiting_answers() -> sea_orm::Select<messages::Entity> {
-    messages::Entity::find().filter(Expr::cust(WAITING_REPLY))
+/// The `FROM` of every query for waiting replies. SQLite is told to take
+/// the partial index: knowing no row counts, its planner rates it the same
+/// as `(chat_id, external_id)` and took either from one run to the next,
+/// and that one reads every message the chat ever had. (`INDEXED BY` also
+/// makes a statement fail to prepare, rather than run slowly, should the
+/// index no longer fit.)
+fn waiting_from(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Sqlite => "messages INDEXED BY messages_waiting_reply_idx",
+        _ => "messages",
+    }
+}
+
+/// The query for which of `chats` chats have replies waiting for a token:
+/// one row per waiting reply, its chat's id. Neither `DISTINCT` nor `ORDER
+/// BY`: callers dedup. Public so that a test can ask the planner about
+/// exactly this statement.
+pub fn waiting_chats_statement(backend: DbBackend, chats: &[uuid::Uuid]) -> Statement {
+    let placeholders: Vec<String> = (1..=chats.len())
+        .map(|n| if backend == DbBackend::Postgres { format!("${n}") } else { "?".to_owned() })
+        .collect();
+    let sql = format!(
+        "SELECT messages.chat_id FROM {} WHERE {WAITING_REPLY} AND messages.chat_id IN ({})",
+        waiting_from(backend),
+        placeholders.join(", ")
+    );
+    Statement::from_sql_and_values(backend, sql, chats.iter().map(|chat_id| (*chat_id).into()))
+}
+
+/// The query for one chat's waiting replies, oldest first.
+pub fn waiting_replies_statement(backend: DbBackend, chat_id: uuid::Uuid) -> Statement {
+    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "SELECT messages.* FROM {} WHERE {WAITING_REPLY} AND messages.chat_id = {placeholder} \
+         ORDER BY messages.created_at, messages.id",
+        waiting_from(backend)
+    );
+    Statement::from_sql_and_values(backend, sql, [chat_id.into()])
 }
 
 /// Turns a LINE event into the neutral form intake records.
@@ -248,17 +284,15 @@ impl<'a> LineOutbound<'a> {
         if chats.is_empty() || mode == LineMode::Push {
             return Ok(());
         }
-        // Neither DISTINCT nor ORDER BY: with them SQLite's planner reads
-        // every message of the chats instead of the partial index.
-        let waiting: std::collections::BTreeSet<uuid::Uuid> = waiting_answers()
-            .select_only()
-            .column(messages::Column::ChatId)
-            .filter(messages::Column::ChatId.is_in(chats.iter().map(|chat_id| chat_id.uuid())))
-            .into_tuple::<uuid::Uuid>()
-            .all(&**write)
-            .await?
-            .into_iter()
-            .collect();
+        let chats: Vec<uuid::Uuid> = chats.iter().map(|chat_id| chat_id.uuid()).collect();
+        let mut waiting = std::collections::BTreeSet::new();
+        // Well within either store's bound parameters per statement.
+        for rows in chats.chunks(500) {
+            let statement = waiting_chats_statement(write.get_database_backend(), rows);
+            for row in write.query_all_raw(statement).await? {
+                waiting.insert(row.try_get::<uuid::Uuid>("", "chat_id")?);
+            }
+        }
         for chat_id in waiting {
             write
                 .enqueue(NewJob::of_channel(JobKind::LineReply { chat_id: chat_id.into() }, channel, now), now)
@@ -292,7 +326,8 @@ impl<'a> LineOutbound<'a> {
 
     /// Returns whether outbound reply messages of a chat wait for a token.
     pub(crate) async fn has_waiting(&self, db: &impl ConnectionTrait, chat_id: ChatId) -> Result<bool> {
-        Ok(waiting_answers().filter(messages::Column::ChatId.eq(chat_id.uuid())).one(db).await?.is_some())
+        let statement = waiting_replies_statement(db.get_database_backend(), chat_id.uuid());
+        Ok(messages::Entity::find().from_raw_sql(statement).one(db).await?.is_some())
     }
 
     /// Returns the newest unused reply token of a chat still inside the
@@ -453,11 +488,10 @@ impl<'a> LineOutbound<'a> {
 
     /// Returns a chat's outbound reply messages waiting to leave, oldest first.
     async fn waiting_replies(&self, chat_id: uuid::Uuid) -> Result<Vec<messages::Model>> {
-        Ok(waiting_answers()
-            .filter(messages::Column::ChatId.eq(chat_id))
-            .order_by_asc(messages::Column::CreatedAt)
-            .order_by_asc(messages::Column::Id)
-            .all(self.core.db())
+        let db = self.core.db();
+        Ok(messages::Entity::find()
+            .from_raw_sql(waiting_replies_statement(db.get_database_backend(), chat_id))
+            .all(db)
             .await?)
     }
 
