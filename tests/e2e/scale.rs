@@ -2,7 +2,8 @@
 //! chat filters work with more matching rows than a statement may bind
 //! parameters (SQLite 32,766; PostgreSQL 65,535). What every consumer's
 //! message asks does not grow with a chat's history: its waiting LINE
-//! replies are found through their partial index.
+//! replies are found through their partial index. SQLite's WAL reaches the
+//! database file in the background.
 
 use chrono::Utc;
 use madoguchi_entity::{chats, contacts, end_users};
@@ -175,4 +176,43 @@ async fn waiting_replies_are_found_through_their_partial_index(backend: Backend)
         let plan: Vec<String> = rows.iter().map(|row| row.try_get::<String>("", plan_column).unwrap()).collect();
         assert!(plan.iter().any(|line| line.contains("messages_waiting_reply_idx")), "{backend:?}: {plan:#?}");
     }
+}
+
+/// SQLite: what is written reaches the database file itself within moments,
+/// checkpointed in the background, not by the writer inside a commit once
+/// the WAL is large (the writer's own threshold is 10,000 pages; a few
+/// deliveries write far fewer). Read from a copy of the database file
+/// without its WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_the_wal_in_the_background() {
+    use sea_orm::sqlx::{Connection, SqliteConnection};
+
+    let app = spawn_app(Backend::Sqlite).await.expect("SQLite is embedded");
+    let token = app.login_admin().await;
+    let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
+    const DELIVERIES: i64 = 20;
+    for n in 0..DELIVERIES {
+        let event = text_event(&format!("U{n:032}"), &format!("m{n}"), "hello", &format!("reply-{n}"));
+        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+    }
+    let file = app.dir.path().join("madoguchi.db");
+    let copies = tempfile::tempdir().unwrap();
+    let mut attempt = 0;
+    eventually(|| {
+        attempt += 1;
+        let copy = copies.path().join(format!("copy-{attempt}.db"));
+        let file = file.clone();
+        async move {
+            // A copy taken while a checkpoint writes may be torn: try again.
+            std::fs::copy(&file, &copy).ok()?;
+            let mut connection =
+                SqliteConnection::connect(&format!("sqlite://{}?mode=rw", copy.display())).await.ok()?;
+            let receipts: i64 = sea_orm::sqlx::query_scalar("SELECT COUNT(*) FROM webhook_receipts")
+                .fetch_one(&mut connection)
+                .await
+                .ok()?;
+            (receipts == DELIVERIES).then_some(())
+        }
+    })
+    .await;
 }

@@ -158,7 +158,7 @@ struct Inner {
     job_workers: usize,
     job_lease: chrono::Duration,
     media_key: [u8; 32],
-    write_gate: tokio::sync::Mutex<()>,
+    writers: db::Writers,
     group_commit: intake::GroupCommit,
     receiving_channels: channels::ReceivingChannels,
     chat_snapshots: chats::ChatSnapshots,
@@ -198,7 +198,7 @@ impl Core {
                 job_workers: config.job_workers,
                 job_lease: config.job_lease,
                 media_key: config.master_key.derive("madoguchi media urls v1"),
-                write_gate: tokio::sync::Mutex::new(()),
+                writers: db::Writers::default(),
                 receiving_channels: channels::ReceivingChannels::default(),
                 // SQLite has one writer; on PostgreSQL a few batches of
                 // different organizations commit side by side (one writer
@@ -272,7 +272,7 @@ impl Core {
 
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
-        Write::begin(&self.inner.writer, &self.inner.events, &self.inner.job_waker, &self.inner.write_gate).await
+        Write::begin(&self.inner.writer, &self.inner.events, &self.inner.job_waker, &self.inner.writers).await
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
@@ -507,10 +507,10 @@ impl Core {
         self.inner.db.ping().await.map_err(|error| Error::unavailable("database unavailable").with_source(error))
     }
 
-    /// Starts the background work: job workers and, on PostgreSQL, the
-    /// wake-up listener. Returns the tasks to abort on shutdown; an aborted
-    /// job is claimed again once its lease runs out, and every job is safe
-    /// to run twice.
+    /// Starts the background work: job workers, on SQLite the WAL's
+    /// checkpointer, and on PostgreSQL the wake-up listener. Returns the
+    /// tasks to abort on shutdown; an aborted job is claimed again once its
+    /// lease runs out, and every job is safe to run twice.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for number in 0..self.inner.job_workers {
@@ -520,6 +520,10 @@ impl Core {
         }
         let core = self.clone();
         tasks.push(tokio::spawn(async move { core.jobs().observe_queue(std::time::Duration::from_secs(10)).await }));
+        if self.backend() == DbBackend::Sqlite {
+            let core = self.clone();
+            tasks.push(tokio::spawn(async move { core.inner.writers.checkpoint_after_writes(&core.inner.db).await }));
+        }
         if self.backend() == DbBackend::Postgres {
             let pool = self.inner.db.get_postgres_connection_pool().clone();
             tasks.push(tokio::spawn(Arc::clone(&self.inner.events).listen_postgres(pool)));
