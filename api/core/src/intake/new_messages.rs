@@ -267,18 +267,11 @@ impl<'a> Intake<'a> {
         let wanted: BTreeMap<(uuid::Uuid, &str), &channels::Model> =
             new.iter().map(|item| (item.user_key(), item.channel)).collect();
         let find = |keys: Vec<(uuid::Uuid, &str)>| {
-            let mut by_channel: BTreeMap<uuid::Uuid, Vec<&str>> = BTreeMap::new();
-            for (channel_id, consumer) in keys {
-                by_channel.entry(channel_id).or_default().push(consumer);
-            }
-            let condition = by_channel.into_iter().fold(Condition::any(), |any, (channel_id, consumers)| {
-                any.add(
-                    Condition::all()
-                        .add(end_users::Column::ChannelId.eq(channel_id))
-                        .add(end_users::Column::ExternalId.is_in(consumers)),
-                )
-            });
-            end_users::Entity::find().filter(condition)
+            end_users::Entity::find().filter(per_channel(
+                keys,
+                end_users::Column::ChannelId,
+                end_users::Column::ExternalId,
+            ))
         };
         let mut found: EndUsers = find(wanted.keys().copied().collect())
             .all(&**write)
@@ -348,18 +341,11 @@ async fn chats_of(
     // PostgreSQL; SQLite's transaction holds the database) so that whether
     // a chat was completed is still true when it is reopened.
     let find = |users: Vec<&end_users::Model>| {
-        let mut by_channel: BTreeMap<uuid::Uuid, Vec<uuid::Uuid>> = BTreeMap::new();
-        for user in users {
-            by_channel.entry(user.channel_id).or_default().push(user.id);
-        }
-        let condition = by_channel.into_iter().fold(Condition::any(), |any, (channel_id, end_user_ids)| {
-            any.add(
-                Condition::all()
-                    .add(chats::Column::ChannelId.eq(channel_id))
-                    .add(chats::Column::EndUserId.is_in(end_user_ids)),
-            )
-        });
-        chats::Entity::find().filter(condition).order_by_asc(chats::Column::Id).lock(LockType::NoKeyUpdate)
+        let keys = users.into_iter().map(|user| (user.channel_id, user.id));
+        chats::Entity::find()
+            .filter(per_channel(keys, chats::Column::ChannelId, chats::Column::EndUserId))
+            .order_by_asc(chats::Column::Id)
+            .lock(LockType::NoKeyUpdate)
     };
     let mut found: HashMap<uuid::Uuid, (chats::Model, bool)> = find(users.values().collect())
         .all(&**write)
@@ -402,6 +388,23 @@ async fn chats_of(
         found.extend(read.into_iter().map(|chat| (chat.end_user_id, (chat, false))));
     }
     Ok(found)
+}
+
+/// Rows whose `channel` and `key` are one of `keys`, as one condition: per
+/// channel, `channel = … AND key IN (…)`, so each channel's rows are found
+/// through its (channel, key) unique index.
+fn per_channel<K: Into<sea_orm::Value>>(
+    keys: impl IntoIterator<Item = (uuid::Uuid, K)>,
+    channel: impl ColumnTrait,
+    key: impl ColumnTrait,
+) -> Condition {
+    let mut by_channel: BTreeMap<uuid::Uuid, Vec<K>> = BTreeMap::new();
+    for (channel_id, value) in keys {
+        by_channel.entry(channel_id).or_default().push(value);
+    }
+    by_channel.into_iter().fold(Condition::any(), |any, (channel_id, values)| {
+        any.add(Condition::all().add(channel.eq(channel_id)).add(key.is_in(values)))
+    })
 }
 
 /// Updates every changed chat in one statement and returns the rows as it

@@ -137,9 +137,7 @@ fn waiting_from(backend: DbBackend) -> &'static str {
 /// BY`: callers dedup. Public so that a test can ask the planner about
 /// exactly this statement.
 pub fn waiting_chats_statement(backend: DbBackend, chats: &[uuid::Uuid]) -> Statement {
-    let placeholders: Vec<String> = (1..=chats.len())
-        .map(|n| if backend == DbBackend::Postgres { format!("${n}") } else { "?".to_owned() })
-        .collect();
+    let placeholders: Vec<String> = (1..=chats.len()).map(|n| placeholder(backend, n)).collect();
     let sql = format!(
         "SELECT messages.chat_id FROM {} WHERE {WAITING_REPLY} AND messages.chat_id IN ({})",
         waiting_from(backend),
@@ -148,13 +146,21 @@ pub fn waiting_chats_statement(backend: DbBackend, chats: &[uuid::Uuid]) -> Stat
     Statement::from_sql_and_values(backend, sql, chats.iter().map(|chat_id| (*chat_id).into()))
 }
 
+/// The `n`th bound value's placeholder (from 1).
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
 /// The query for one chat's waiting replies, oldest first.
 pub fn waiting_replies_statement(backend: DbBackend, chat_id: uuid::Uuid) -> Statement {
-    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
     let sql = format!(
-        "SELECT messages.* FROM {} WHERE {WAITING_REPLY} AND messages.chat_id = {placeholder} \
+        "SELECT messages.* FROM {} WHERE {WAITING_REPLY} AND messages.chat_id = {} \
          ORDER BY messages.created_at, messages.id",
-        waiting_from(backend)
+        waiting_from(backend),
+        placeholder(backend, 1)
     );
     Statement::from_sql_and_values(backend, sql, [chat_id.into()])
 }
