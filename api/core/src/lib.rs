@@ -175,6 +175,17 @@ impl Core {
             DbBackend::Sqlite => db::connect_writer(&config.database_url).await?,
             _ => db.clone(),
         };
+        // SQLite has one writer; on PostgreSQL a few batches of different
+        // organizations commit side by side (one writer per organization at
+        // a time: see `group_commit`), each on a connection of its own.
+        let max_writers =
+            if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) };
+        let mut group_commit = intake::GroupCommit::new(config.intake_batch_events, max_writers);
+        if group_commit.shares() {
+            let thread =
+                intake::writer_thread::WriterThread::start(backend, &config.database_url, max_writers as u32).await?;
+            group_commit = group_commit.on(thread);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("madoguchi/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -200,13 +211,7 @@ impl Core {
                 media_key: config.master_key.derive("madoguchi media urls v1"),
                 writers: db::Writers::default(),
                 receiving_channels: channels::ReceivingChannels::default(),
-                // SQLite has one writer; on PostgreSQL a few batches of
-                // different organizations commit side by side (one writer
-                // per organization at a time: see `group_commit`).
-                group_commit: intake::GroupCommit::new(
-                    config.intake_batch_events,
-                    if backend == DbBackend::Sqlite { 1 } else { (config.max_connections as usize / 2).clamp(1, 4) },
-                ),
+                group_commit,
                 chat_snapshots: chats::chat_snapshots(),
             }),
         })
@@ -273,6 +278,14 @@ impl Core {
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
         Write::begin(&self.inner.writer, &self.inner.events, &self.inner.job_waker, &self.inner.writers).await
+    }
+
+    /// Begins an intake transaction: on the batch writers' own connections
+    /// when they have them (see [`intake::writer_thread`]), else as
+    /// [`Core::write`].
+    pub(crate) async fn intake_write(&self) -> Result<Write<'_>> {
+        let db = self.inner.group_commit.db().unwrap_or(&self.inner.writer);
+        Write::begin(db, &self.inner.events, &self.inner.job_waker, &self.inner.writers).await
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {

@@ -33,7 +33,8 @@
 //! for organizations no other writer holds, batch after batch, and ends
 //! when nothing is left for it. A batch runs in a task of its own, so a
 //! webhook request that is dropped midway (the provider hung up) does not
-//! cut short a transaction others wait on.
+//! cut short a transaction others wait on. Writers run on a thread of their
+//! own ([`super::writer_thread`]).
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -46,6 +47,7 @@ use tokio::sync::oneshot;
 use crate::Core;
 use crate::error::{Error, Result};
 use crate::intake::InboundEvent;
+use crate::intake::writer_thread::WriterThread;
 
 /// How many events of a delivery were new and how many seen before.
 pub(crate) type Counts = (usize, usize);
@@ -77,6 +79,8 @@ pub(crate) struct GroupCommit {
     max_events: usize,
     /// At most this many batches are written at once.
     max_writers: usize,
+    /// Where writers run; `None`: on the caller's runtime.
+    thread: Option<WriterThread>,
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +101,18 @@ impl State {
 
 impl GroupCommit {
     pub(crate) fn new(max_events: usize, max_writers: usize) -> Self {
-        Self { state: Mutex::default(), max_events: max_events.max(1), max_writers: max_writers.max(1) }
+        Self { state: Mutex::default(), max_events: max_events.max(1), max_writers: max_writers.max(1), thread: None }
+    }
+
+    /// Writes batches on `thread`.
+    pub(crate) fn on(self, thread: WriterThread) -> Self {
+        Self { thread: Some(thread), ..self }
+    }
+
+    /// The connections batches are written on, when they have their own
+    /// (PostgreSQL).
+    pub(crate) fn db(&self) -> Option<&sea_orm::DatabaseConnection> {
+        self.thread.as_ref().and_then(WriterThread::db)
     }
 
     /// Whether deliveries share transactions at all.
@@ -119,7 +134,10 @@ impl GroupCommit {
             start
         };
         if start {
-            tokio::spawn(write_batches(core.clone()));
+            match &self.thread {
+                Some(thread) => thread.spawn(write_batches(core.clone())),
+                None => drop(tokio::spawn(write_batches(core.clone()))),
+            }
         }
         answered.await.map_err(|_| Error::internal("the intake batch ended without an answer"))?
     }

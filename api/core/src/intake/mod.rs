@@ -33,6 +33,7 @@ use crate::rate_limits::Limit;
 
 pub(crate) mod group_commit;
 mod new_messages;
+pub(crate) mod writer_thread;
 
 pub(crate) use group_commit::GroupCommit;
 use group_commit::{Counts, Delivery};
@@ -150,7 +151,7 @@ impl<'a> Intake<'a> {
             return Ok(counts.pop().expect("one count per delivery"));
         }
         let now = self.core.now();
-        let mut write = self.core.write().await?;
+        let mut write = self.core.intake_write().await?;
         let counts = self.store(&mut write, &delivery.channel, &delivery.events, now).await?;
         write.commit().await?;
         Ok(counts)
@@ -164,7 +165,7 @@ impl<'a> Intake<'a> {
     /// Returns each delivery's counts; on any error nothing is stored.
     pub(crate) async fn store_set(&self, batch: &[Delivery]) -> Result<Vec<Counts>> {
         let now = self.core.now();
-        let mut write = self.core.write().await?;
+        let mut write = self.core.intake_write().await?;
         let events: Vec<(usize, &channels::Model, &InboundEvent)> = batch
             .iter()
             .enumerate()
