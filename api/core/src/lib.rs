@@ -277,14 +277,17 @@ impl Core {
 
     /// Begins a write transaction whose events wake readers on commit.
     pub(crate) async fn write(&self) -> Result<Write<'_>> {
-        Write::begin(&self.inner.writer, &self.inner.events, &self.inner.job_waker, &self.inner.writers).await
+        self.write_on(&self.inner.writer).await
     }
 
     /// Begins an intake transaction: on the batch writers' own connections
     /// when they have them (see [`intake::writer_thread`]), else as
     /// [`Core::write`].
     pub(crate) async fn intake_write(&self) -> Result<Write<'_>> {
-        let db = self.inner.group_commit.db().unwrap_or(&self.inner.writer);
+        self.write_on(self.inner.group_commit.db().unwrap_or(&self.inner.writer)).await
+    }
+
+    async fn write_on<'c>(&'c self, db: &'c DatabaseConnection) -> Result<Write<'c>> {
         Write::begin(db, &self.inner.events, &self.inner.job_waker, &self.inner.writers).await
     }
 
