@@ -56,6 +56,17 @@ pub async fn postgres_admin_url() -> Option<String> {
     None
 }
 
+/// `url` naming database `name` instead, its parameters (`?sslmode=…`,
+/// `?host=/var/run/postgresql`) kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (address, parameters) = url.split_once('?').map_or((url, None), |(address, query)| (address, Some(query)));
+    let server = address.rsplit_once('/').map_or(address, |(server, _)| server);
+    match parameters {
+        Some(parameters) => format!("{server}/{name}?{parameters}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
 /// A fresh database for one test, dropped afterwards.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -78,8 +89,7 @@ impl TestDatabase {
                     .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
-                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
-                Some(Self { url: format!("{base}/{name}"), postgres: Some((admin, name)) })
+                Some(Self { url: with_database(&admin, &name), postgres: Some((admin, name)) })
             }
         }
     }
@@ -417,4 +427,24 @@ impl Drop for TestApp {
 /// Returns the `extensions.code` of the first error of a GraphQL response.
 pub fn error_code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {response}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn a_test_database_url_keeps_the_servers_parameters() {
+        let server = "postgres://postgres@127.0.0.1:5432";
+        assert_eq!(with_database(&format!("{server}/postgres"), "t1"), format!("{server}/t1"));
+        assert_eq!(
+            with_database(&format!("{server}/postgres?sslmode=disable"), "t1"),
+            format!("{server}/t1?sslmode=disable")
+        );
+        // A socket directory in the parameters holds slashes of its own.
+        assert_eq!(
+            with_database("postgres://postgres@localhost/postgres?host=/var/run/postgresql", "t1"),
+            "postgres://postgres@localhost/t1?host=/var/run/postgresql"
+        );
+    }
 }
