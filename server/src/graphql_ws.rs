@@ -296,23 +296,44 @@ where
         }
     }
 
+    /// Ends `subscription` if it is still the one running under its id
+    /// (not a later one reusing the id); returns whether it was.
+    fn end(&mut self, subscription: &Subscription) -> bool {
+        let ours =
+            self.active.get(&subscription.id).is_some_and(|(generation, _)| *generation == subscription.generation);
+        if ours && let Some((_, abort)) = self.active.remove(&subscription.id) {
+            // Nothing more of it goes out, not even its end.
+            abort.abort();
+        }
+        ours
+    }
+
     /// Frames a subscription's item; `complete` when it ended on its own.
+    /// In graphql-transport-ws a request that never ran (it did not parse
+    /// or validate) ends with `error` and its errors, not `next` and
+    /// `complete`; subscriptions-transport-ws's server sent `data`.
     fn item(&mut self, subscription: &Subscription, item: Option<Outgoing>) -> Reply {
         let payload = match item {
             Some(Outgoing::Serialized(payload)) => payload,
+            Some(Outgoing::Response(response)) if self.protocol == Protocols::GraphQLWS && never_ran(&response) => {
+                if !self.end(subscription) {
+                    return Reply::Nothing;
+                }
+                return match serde_json::to_value(&response.errors) {
+                    Ok(errors) => {
+                        Reply::Send(json!({"type": "error", "id": subscription.id, "payload": errors}).to_string())
+                    }
+                    Err(error) => Reply::Close(1011, format!("a response could not be serialised: {error}")),
+                };
+            }
             Some(Outgoing::Response(response)) => match serde_json::to_string(&response) {
                 Ok(payload) => payload.into(),
                 Err(error) => return Reply::Close(1011, format!("a response could not be serialised: {error}")),
             },
             None => {
-                let ours = self
-                    .active
-                    .get(&subscription.id)
-                    .is_some_and(|(generation, _)| *generation == subscription.generation);
-                if !ours {
+                if !self.end(subscription) {
                     return Reply::Nothing;
                 }
-                self.active.remove(&subscription.id);
                 return Reply::Send(json!({"type": "complete", "id": subscription.id}).to_string());
             }
         };
@@ -322,6 +343,14 @@ where
         frame.push('}');
         Reply::Send(frame)
     }
+}
+
+/// Whether a response is a request's that never ran: no data, and errors
+/// that belong to no field (parse and validation errors have no path).
+fn never_ran(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 fn next_type(protocol: Protocols) -> &'static str {

@@ -146,6 +146,14 @@ async fn the_websocket_keeps_to_graphql_transport_ws(backend: Backend) {
     assert_eq!(next["payload"]["data"]["me"]["email"], madoguchi_tests::ADMIN_EMAIL, "{next}");
     assert_eq!(ws.next().await, Received::Message(json!({"type": "complete", "id": "q"})));
 
+    // A request that does not validate never runs: `error` with its errors,
+    // and no `complete` after it.
+    ws.subscribe("v", "subscription { noSuchField }", json!({})).await;
+    let Received::Message(error) = ws.next().await else { panic!("expected error") };
+    assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some("v")), "{error}");
+    assert!(error["payload"][0]["message"].as_str().is_some_and(|message| message.contains("noSuchField")), "{error}");
+    assert!(ws.is_quiet_for(std::time::Duration::from_millis(300)).await, "no complete after an error");
+
     // The client's complete stops a subscription; its id may be used again,
     // and the first one's end completes nothing of the second.
     ws.subscribe("1", ORGANIZATION_EVENTS, json!({})).await;
