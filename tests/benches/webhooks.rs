@@ -10,6 +10,11 @@
 //! 16 and 64 concurrent deliveries; its mean deliveries per transaction come
 //! from its own `/metrics`.
 //!
+//! One more row per database sends the deliveries on a schedule,
+//! `MADOGUCHI_BENCH_RATE` per second (default 1,000), whatever the answers,
+//! so its p99 is the acknowledgement's at that load (timed from when each
+//! was due, so a client falling behind cannot hide a slow server).
+//!
 //! A last PostgreSQL row spreads the deliveries over two server instances on
 //! the same database (in this process: their own pools and batch writers).
 //!
@@ -53,6 +58,8 @@ const POOL: u32 = 10;
 struct Config {
     events: usize,
     concurrencies: Vec<usize>,
+    /// Deliveries per second of the open-loop row.
+    rate: usize,
 }
 
 impl Config {
@@ -64,6 +71,7 @@ impl Config {
                 0 => vec![16, 64],
                 one => vec![one],
             },
+            rate: bench::size("MADOGUCHI_BENCH_RATE", 1_000),
         }
     }
 }
@@ -77,6 +85,7 @@ enum Provider {
 
 /// A signed webhook body, prepared before the clock starts: LINE's
 /// signature goes in a header, WeChat's in the query string.
+#[derive(Clone)]
 struct Delivery {
     body: Bytes,
     signature: Option<String>,
@@ -144,38 +153,75 @@ struct Run {
     mean_batch: Option<f64>,
 }
 
-/// Posts every delivery to `url`, `concurrency` at a time, and times each
-/// from send to status.
-async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], concurrency: usize) -> Run {
-    drive_spread(client, &[url.to_owned()], deliveries, concurrency).await
+/// How deliveries are sent: so many at a time, each as soon as one is
+/// answered (closed loop: throughput), or at a fixed rate whatever the
+/// answers (open loop: latency at a given load).
+#[derive(Clone, Copy, Debug)]
+enum Pace {
+    Concurrent(usize),
+    PerSecond(usize),
+}
+
+impl Pace {
+    fn label(self) -> String {
+        match self {
+            Self::Concurrent(concurrency) => format!("c{concurrency}"),
+            Self::PerSecond(rate) => format!("{rate}/s"),
+        }
+    }
+}
+
+/// Posts every delivery to `url` at `pace`, and times each.
+async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], pace: Pace) -> Run {
+    drive_spread(client, &[url.to_owned()], deliveries, pace).await
+}
+
+/// Posts one delivery; its status, `None` when no answer came.
+async fn post_delivery(client: reqwest::Client, url: String, delivery: &Delivery) -> Option<u16> {
+    let mut request = client.post(format!("{url}{}", delivery.query)).body(delivery.body.clone());
+    if let Some(signature) = &delivery.signature {
+        request = request.header("content-type", "application/json").header("x-line-signature", signature);
+    }
+    let response = request.send().await.ok()?;
+    let status = response.status().as_u16();
+    let _ = response.bytes().await;
+    Some(status)
 }
 
 /// Posts the deliveries in turn to each of `urls` (one server instance
-/// each), `concurrency` at a time in all, and times each.
-async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[Delivery], concurrency: usize) -> Run {
+/// each) at `pace`, and times each: from its send in the closed loop, from
+/// when it was due in the open one (a send that is late because the client
+/// fell behind counts its wait).
+async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[Delivery], pace: Pace) -> Run {
     let started = Instant::now();
-    let results: Vec<(Duration, Option<u16>)> = futures::stream::iter(deliveries.iter().enumerate())
-        .map(|(index, delivery)| async move {
-            let url = &urls[index % urls.len()];
-            let sent = Instant::now();
-            let mut request = client.post(format!("{url}{}", delivery.query)).body(delivery.body.clone());
-            if let Some(signature) = &delivery.signature {
-                request = request.header("content-type", "application/json").header("x-line-signature", signature);
+    let url = |index: usize| urls[index % urls.len()].clone();
+    let results: Vec<(Duration, Option<u16>)> = match pace {
+        Pace::Concurrent(concurrency) => {
+            futures::stream::iter(deliveries.iter().enumerate())
+                .map(|(index, delivery)| async move {
+                    let sent = Instant::now();
+                    let status = post_delivery(client.clone(), url(index), delivery).await;
+                    (sent.elapsed(), status)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await
+        }
+        Pace::PerSecond(rate) => {
+            let mut sent = tokio::task::JoinSet::new();
+            for (index, delivery) in deliveries.iter().enumerate() {
+                let due = started + Duration::from_secs_f64(index as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let (client, url) = (client.clone(), url(index));
+                let delivery = delivery.clone();
+                sent.spawn(async move {
+                    let status = post_delivery(client, url, &delivery).await;
+                    (due.elapsed(), status)
+                });
             }
-            let response = request.send().await;
-            let elapsed = sent.elapsed();
-            match response {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let _ = response.bytes().await;
-                    (elapsed, Some(status))
-                }
-                Err(_) => (elapsed, None),
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+            sent.join_all().await
+        }
+    };
     let wall = started.elapsed();
     let failures = results.iter().filter(|(_, status)| *status != Some(200)).count();
     if let Some((_, status)) = results.iter().find(|(_, status)| *status != Some(200)) {
@@ -187,7 +233,7 @@ async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[D
 
 /// Measures two server instances on one PostgreSQL database, the
 /// deliveries spread over both; `None` when PostgreSQL is absent.
-async fn measure_two_instances(events: usize, concurrency: usize) -> Option<Run> {
+async fn measure_two_instances(events: usize, pace: Pace) -> Option<Run> {
     let app = spawn_app_with(Backend::Postgres, |settings| settings.database_max_connections = POOL).await?;
     let replica = app.spawn_replica().await;
     let token = app.login_admin().await;
@@ -195,9 +241,8 @@ async fn measure_two_instances(events: usize, concurrency: usize) -> Option<Run>
     let path = format!("/webhooks/line/{}", channel.id);
     let urls = [app.url(&path), replica.url(&path)];
     let client = reqwest::Client::new();
-    drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, 0..WARMUP), concurrency).await;
-    let run =
-        drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, WARMUP..WARMUP + events), concurrency).await;
+    drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, 0..WARMUP), pace).await;
+    let run = drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, WARMUP..WARMUP + events), pace).await;
     replica.stop().await.expect("replica stops");
     app.stop().await.expect("server stops");
     Some(run)
@@ -223,7 +268,7 @@ async fn measure_server(
     provider: Provider,
     group_commit: bool,
     events: usize,
-    concurrency: usize,
+    pace: Pace,
 ) -> Option<Run> {
     let app = spawn_app_with(backend, |settings| {
         settings.database_max_connections = POOL;
@@ -248,9 +293,9 @@ async fn measure_server(
         }
     };
     let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, concurrency).await;
+    drive(&client, &url, &warmup, pace).await;
     let before = intake_batches(&client, app.metrics).await;
-    let mut run = drive(&client, &url, &measured, concurrency).await;
+    let mut run = drive(&client, &url, &measured, pace).await;
     let after = intake_batches(&client, app.metrics).await;
     run.mean_batch = Some((after.1 - before.1) / (after.0 - before.0).max(1.0));
     app.stop().await.expect("server stops");
@@ -375,7 +420,7 @@ async fn floor_wechat(
 
 /// Measures the floor on a fresh database of the same kind; `None` when
 /// PostgreSQL is wanted but absent.
-async fn measure_floor(backend: Backend, provider: Provider, events: usize, concurrency: usize) -> Option<Run> {
+async fn measure_floor(backend: Backend, provider: Provider, events: usize, pace: Pace) -> Option<Run> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = TestDatabase::create(backend, dir.path()).await?;
     let pool = FloorDatabase::connect(&database.url, backend).await;
@@ -401,8 +446,8 @@ async fn measure_floor(backend: Backend, provider: Provider, events: usize, conc
         ),
     };
     let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, concurrency).await;
-    let run = drive(&client, &url, &measured, concurrency).await;
+    drive(&client, &url, &warmup, pace).await;
+    let run = drive(&client, &url, &measured, pace).await;
     drop(client);
     served.stop().await;
     pool.close().await;
@@ -428,12 +473,14 @@ struct Row {
     name: String,
     server: Option<Run>,
     floor: Option<Run>,
+    /// Whether the two rates compare (not when both were set by a schedule).
+    ratio: bool,
 }
 
 impl Row {
     fn print(&self) {
         let ratio = match (&self.server, &self.floor) {
-            (Some(server), Some(floor)) => {
+            (Some(server), Some(floor)) if self.ratio => {
                 format!("{:>5.0} %", 100.0 * server.pass.per_second() / floor.pass.per_second())
             }
             _ => format!("{:>7}", "-"),
@@ -459,31 +506,38 @@ async fn main() {
     let mut rows = Vec::new();
     for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
         for &concurrency in &config.concurrencies {
-            let floor = measure_floor(backend, Provider::Line, config.events, concurrency).await;
+            let pace = Pace::Concurrent(concurrency);
+            let floor = measure_floor(backend, Provider::Line, config.events, pace).await;
             for (mode, group_commit) in [("group commit", true), ("one tx per delivery", false)] {
-                let server = measure_server(backend, Provider::Line, group_commit, config.events, concurrency).await;
+                let server = measure_server(backend, Provider::Line, group_commit, config.events, pace).await;
                 if server.is_none() {
                     println!("{name}: PostgreSQL is not reachable, row skipped");
                 }
                 let floor = floor.as_ref().cloned();
-                rows.push(Row { name: format!("{name} line c{concurrency} {mode}"), server, floor });
+                rows.push(Row { name: format!("{name} line {} {mode}", pace.label()), server, floor, ratio: true });
             }
         }
-        let concurrency = config.concurrencies[0];
+        // Latency at a given load: deliveries sent on a schedule, not when
+        // an answer frees a slot.
+        let pace = Pace::PerSecond(config.rate);
+        let floor = measure_floor(backend, Provider::Line, config.events, pace).await;
+        let server = measure_server(backend, Provider::Line, true, config.events, pace).await;
+        rows.push(Row { name: format!("{name} line {} group commit", pace.label()), server, floor, ratio: false });
+        let pace = Pace::Concurrent(config.concurrencies[0]);
         if backend == Backend::Postgres {
-            let server = measure_two_instances(config.events, concurrency).await;
-            let floor = rows.iter().find(|row: &&Row| row.name == format!("{name} line c{concurrency} group commit"));
+            let server = measure_two_instances(config.events, pace).await;
+            let floor = rows.iter().find(|row: &&Row| row.name == format!("{name} line {} group commit", pace.label()));
             let floor = floor.and_then(|row| row.floor.as_ref()).cloned();
-            rows.push(Row { name: format!("{name} line c{concurrency} 2 instances"), server, floor });
+            rows.push(Row { name: format!("{name} line {} 2 instances", pace.label()), server, floor, ratio: true });
         }
-        let server = measure_server(backend, Provider::Wechat, true, config.events, concurrency).await;
-        let floor = measure_floor(backend, Provider::Wechat, config.events, concurrency).await;
-        rows.push(Row { name: format!("{name} wechat c{concurrency} group commit"), server, floor });
+        let server = measure_server(backend, Provider::Wechat, true, config.events, pace).await;
+        let floor = measure_floor(backend, Provider::Wechat, config.events, pace).await;
+        rows.push(Row { name: format!("{name} wechat {} group commit", pace.label()), server, floor, ratio: true });
     }
     println!();
     println!(
         "{:<36} | {:>15} | {:>11} | {:>11} | {:>7} | {:>5} | {:>15} | {:>11} | {:>11} | {:>7} | {:>7}",
-        "backend, provider, concurrency",
+        "backend, provider, pace",
         "server",
         "p50",
         "p99",
