@@ -121,11 +121,14 @@ impl<'a> Intake<'a> {
     /// exactly once, committed before this returns. Returns how many events
     /// were new and how many seen before. Deliveries arriving together share
     /// one transaction (see [`group_commit`]).
-    pub(crate) async fn record(&self, channel: &channels::Model, events: &[InboundEvent]) -> Result<(usize, usize)> {
+    pub(crate) async fn record(
+        &self,
+        channel: &channels::Model,
+        mut events: Vec<InboundEvent>,
+    ) -> Result<(usize, usize)> {
         // One lock order for every delivery: consumers in id order (each
         // consumer's own events keep theirs), so two deliveries touching the
         // same consumers never wait on each other in a cycle.
-        let mut events = events.to_vec();
         events.sort_by(|a, b| a.consumer.cmp(&b.consumer));
         let delivery = Delivery { channel: channel.clone(), events };
         let group_commit = self.core.group_commit();
@@ -447,9 +450,9 @@ async fn record_receipts<'e>(
     }
     let sorted: Vec<webhook_receipts::ActiveModel> = firsts.values().filter_map(|(id, _)| rows.remove(id)).collect();
     let mut inserted: HashSet<uuid::Uuid> = HashSet::with_capacity(sorted.len());
-    for chunk in sorted.chunks(new_messages::ROWS_PER_STATEMENT) {
+    for chunk in new_messages::statements(sorted) {
         inserted.extend(
-            webhook_receipts::Entity::insert_many(chunk.to_vec())
+            webhook_receipts::Entity::insert_many(chunk)
                 .on_conflict(
                     OnConflict::columns([
                         webhook_receipts::Column::ChannelId,

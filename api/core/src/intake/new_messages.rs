@@ -27,7 +27,17 @@ use crate::providers;
 
 /// Rows per multi-row insert: the widest table here (chats, 20 columns)
 /// stays far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-pub(super) const ROWS_PER_STATEMENT: usize = 500;
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `rows` split into multi-row inserts of at most [`ROWS_PER_STATEMENT`],
+/// in order; moved, not copied (a row carries the event's JSON).
+pub(super) fn statements<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter();
+    std::iter::from_fn(move || {
+        let statement: Vec<T> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        (!statement.is_empty()).then_some(statement)
+    })
+}
 
 /// A consumer's message whose event is new (its receipt was just inserted).
 #[derive(Clone, Copy, Debug)]
@@ -120,9 +130,9 @@ impl<'a> Intake<'a> {
             message_row(item, *id, chat.id, *passcode, now)
         });
         let mut inserted: HashSet<uuid::Uuid> = HashSet::with_capacity(new.len());
-        for chunk in rows.collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
+        for chunk in statements(rows.collect()) {
             inserted.extend(
-                messages::Entity::insert_many(chunk.to_vec())
+                messages::Entity::insert_many(chunk)
                     .on_conflict(
                         OnConflict::columns([messages::Column::ChatId, messages::Column::ExternalId])
                             .do_nothing()
@@ -200,8 +210,8 @@ impl<'a> Intake<'a> {
                 sent_at: None,
             });
         }
-        for chunk in attachment_rows.chunks(ROWS_PER_STATEMENT) {
-            attachments::Entity::insert_many(chunk.to_vec()).exec_without_returning(&**write).await?;
+        for chunk in statements(attachment_rows) {
+            attachments::Entity::insert_many(chunk).exec_without_returning(&**write).await?;
         }
         if changes.is_empty() {
             return Ok(());
@@ -290,10 +300,10 @@ impl<'a> Intake<'a> {
             .iter()
             .map(|((_, consumer), channel)| new_end_user_row(channel, EndUserId::generate(), consumer, now))
             .collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statements(rows) {
             // A concurrent transaction inserting the same consumer makes
             // this one wait for its commit, then skip the row.
-            let inserted = end_users::Entity::insert_many(chunk.to_vec())
+            let inserted = end_users::Entity::insert_many(chunk)
                 .on_conflict(
                     OnConflict::columns([end_users::Column::ChannelId, end_users::Column::ExternalId])
                         .do_nothing()
@@ -368,8 +378,8 @@ async fn chats_of(
             new_chat_row(channel, user.id, now)
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let inserted = chats::Entity::insert_many(chunk.to_vec())
+    for chunk in statements(rows) {
+        let inserted = chats::Entity::insert_many(chunk)
             .on_conflict(
                 OnConflict::columns([chats::Column::ChannelId, chats::Column::EndUserId]).do_nothing().to_owned(),
             )
@@ -599,5 +609,20 @@ fn attachment_row(
         file_name: Set(attachment.file_name.clone()),
         error: Set(None),
         created_at: Set(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_statements_of_at_most_the_limit_in_order() {
+        let rows: Vec<usize> = (0..2 * ROWS_PER_STATEMENT + 1).collect();
+        let split: Vec<Vec<usize>> = statements(rows.clone()).collect();
+        let sizes: Vec<usize> = split.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [ROWS_PER_STATEMENT, ROWS_PER_STATEMENT, 1]);
+        assert_eq!(split.concat(), rows);
+        assert_eq!(statements(Vec::<usize>::new()).count(), 0, "no rows, no statement");
     }
 }

@@ -106,7 +106,7 @@ impl<'a> LineInbound<'a> {
             return Ok(WebhookOutcome::Accepted { stored: 0, duplicates: 0 });
         }
         let events: Vec<InboundEvent> = webhook.events.iter().map(inbound).collect();
-        let (stored, duplicates) = self.core.intake().record(&channel, &events).await?;
+        let (stored, duplicates) = self.core.intake().record(&channel, events).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
     }
 }

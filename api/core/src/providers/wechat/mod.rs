@@ -125,7 +125,7 @@ impl<'a> WechatInbound<'a> {
         }
         self.refuse_replays(&channel, timestamp, nonce, body).await?;
         let event = inbound(&message, &fields);
-        let (stored, duplicates) = self.core.intake().record(&channel, std::slice::from_ref(&event)).await?;
+        let (stored, duplicates) = self.core.intake().record(&channel, vec![event]).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
     }
 
