@@ -2,12 +2,17 @@
 // with graphql-ws over ws, publishing from an in-memory pub/sub. The same
 // `chatEvents` selection as Madoguchi's; `POST /publish` publishes one event
 // to every subscriber. Prints `listening <port>` once it accepts connections.
+import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:http';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 
-const pubSub = createPubSub();
+// One listener per subscriber on one topic: thousands, not a leak. Node
+// warns past ten on an EventTarget unless told otherwise.
+const eventTarget = new EventTarget();
+setMaxListeners(0, eventTarget);
+const pubSub = createPubSub({ eventTarget });
 let cursor = 0;
 
 const schema = createSchema({
