@@ -155,11 +155,10 @@ impl<'a> ApiKeys<'a> {
             scopes: Scopes::from_stored(&row.scopes),
         };
         if row.last_used_at.is_none_or(|last| now - last > LAST_USED_RESOLUTION) {
-            api_keys::Entity::update_many()
+            let used = api_keys::Entity::update_many()
                 .col_expr(api_keys::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
-                .filter(api_keys::Column::Id.eq(row.id))
-                .exec(self.core.db())
-                .await?;
+                .filter(api_keys::Column::Id.eq(row.id));
+            self.core.write_one(async move |tx| Ok(used.exec(tx).await.map(drop)?)).await?;
         }
         Ok(Caller::ApiKey(caller))
     }

@@ -280,6 +280,22 @@ impl Core {
         self.write_on(&self.inner.writer).await
     }
 
+    /// Runs `statement` in a write transaction of its own: for a lone write
+    /// that would otherwise run on a reader's connection. On SQLite it then
+    /// queues with this process's other writers ([`db::Writers`]) instead of
+    /// waiting in SQLite's busy handler, which sleeps between tries (up to
+    /// 100 ms each) and, while intake keeps the writer busy, can miss the
+    /// lock try after try.
+    pub(crate) async fn write_one<T>(
+        &self,
+        statement: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let write = self.write().await?;
+        let value = statement(&write).await?;
+        write.commit().await?;
+        Ok(value)
+    }
+
     /// Begins an intake transaction: on the batch writers' own connections
     /// when they have them (see [`intake::writer_thread`]), else as
     /// [`Core::write`].

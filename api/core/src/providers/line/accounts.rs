@@ -267,7 +267,7 @@ impl<'a> Channels<'a> {
         let now = self.core.now();
         let month = japan_month(now);
         let total = i64::try_from(total).unwrap_or(i64::MAX);
-        push_usage::Entity::insert(push_usage::ActiveModel {
+        let reconciled = push_usage::Entity::insert(push_usage::ActiveModel {
             channel_id: Set(row.id),
             month: Set(month),
             pushed: Set(0),
@@ -283,10 +283,8 @@ impl<'a> Channels<'a> {
                     push_usage::Column::UpdatedAt,
                 ])
                 .to_owned(),
-        )
-        .exec_without_returning(self.core.db())
-        .await?;
-        Ok(())
+        );
+        self.core.write_one(async move |tx| Ok(reconciled.exec_without_returning(tx).await.map(drop)?)).await
     }
 
     /// Opens a LINE channel's secret, for verifying its webhooks.

@@ -394,15 +394,13 @@ impl<'a> LineOutbound<'a> {
     }
 
     /// Gives back a push that was never delivered.
-    async fn release_push(&self, db: &impl ConnectionTrait, channel_id: uuid::Uuid, month: &str) -> Result<()> {
-        push_usage::Entity::update_many()
+    async fn release_push(&self, channel_id: uuid::Uuid, month: &str) -> Result<()> {
+        let release = push_usage::Entity::update_many()
             .col_expr(push_usage::Column::Pushed, Expr::col(push_usage::Column::Pushed).sub(1))
             .filter(push_usage::Column::ChannelId.eq(channel_id))
             .filter(push_usage::Column::Month.eq(month))
-            .filter(Expr::col(push_usage::Column::Pushed).gt(0))
-            .exec(db)
-            .await?;
-        Ok(())
+            .filter(Expr::col(push_usage::Column::Pushed).gt(0));
+        self.core.write_one(async move |tx| Ok(release.exec(tx).await.map(drop)?)).await
     }
 
     /// Runs a `line.reply` job: sends the chat's waiting reply messages on
@@ -477,11 +475,10 @@ impl<'a> LineOutbound<'a> {
             }
             Err(error) if error.is_retryable() => {
                 // Refused without effect (429): the token is still good.
-                messages::Entity::update_many()
+                let unused = messages::Entity::update_many()
                     .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(messages::Column::Id.eq(token_message.id))
-                    .exec(self.core.db())
-                    .await?;
+                    .filter(messages::Column::Id.eq(token_message.id));
+                self.core.write_one(async move |tx| Ok(unused.exec(tx).await.map(drop)?)).await?;
                 self.set_states(&chat, &claimed, DeliveryState::Unsent, None, now).await?;
                 Ok(retry_later(&error, job, policy, now))
             }
@@ -579,7 +576,7 @@ impl<'a> LineOutbound<'a> {
             .ok_or_else(|| Error::not_found("end user"))?;
         let month = japan_month(message.created_at);
         if channel.status != ChannelStatus::Active.as_str() {
-            self.release_push(self.core.db(), channel.id, &month).await?;
+            self.release_push(channel.id, &month).await?;
             self.set_states(&chat, &[message], DeliveryState::Failed, Some("the channel is not active"), now).await?;
             return Ok(Outcome::Done);
         }
@@ -597,14 +594,16 @@ impl<'a> LineOutbound<'a> {
                 reconcile.organization_id = Some(channel.organization_id.into());
                 reconcile.channel_id = Some(channel.id.into());
                 reconcile.dedupe_key = Some(dedupe_key);
-                crate::jobs::enqueue(self.core.db(), reconcile, now).await?;
+                let mut write = self.core.write().await?;
+                write.enqueue(reconcile, now).await?;
+                write.commit().await?;
                 Ok(Outcome::Done)
             }
             Err(error) if error.is_retryable() && job.attempts < policy.max_attempts => {
                 Ok(retry_later(&error, job, policy, now))
             }
             Err(error) => {
-                self.release_push(self.core.db(), channel.id, &month).await?;
+                self.release_push(channel.id, &month).await?;
                 self.set_states(&chat, &[message], DeliveryState::Failed, Some(&error.to_string()), now).await?;
                 Ok(Outcome::Done)
             }

@@ -73,14 +73,12 @@ impl<'a> Tokens<'a> {
     /// Drops `held` after WeChat refused it, unless another process already
     /// replaced it.
     pub(crate) async fn drop_refused(&self, channel: &channels::Model, held: &HeldToken) -> Result<()> {
-        provider_tokens::Entity::update_many()
+        let forget = provider_tokens::Entity::update_many()
             .col_expr(provider_tokens::Column::SealedToken, Expr::value(Option::<Vec<u8>>::None))
             .col_expr(provider_tokens::Column::UpdatedAt, Expr::value(self.core.now()))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
-            .filter(provider_tokens::Column::SealedToken.eq(held.sealed.clone()))
-            .exec(self.core.db())
-            .await?;
-        Ok(())
+            .filter(provider_tokens::Column::SealedToken.eq(held.sealed.clone()));
+        self.core.write_one(async move |tx| Ok(forget.exec(tx).await.map(drop)?)).await
     }
 
     /// Stores a token just fetched (at channel creation, say), replacing
@@ -127,7 +125,7 @@ impl<'a> Tokens<'a> {
         if let Some(row) = find().one(self.core.db()).await? {
             return Ok(row);
         }
-        provider_tokens::Entity::insert(provider_tokens::ActiveModel {
+        let empty = provider_tokens::Entity::insert(provider_tokens::ActiveModel {
             channel_id: Set(channel.id),
             sealed_token: Set(None),
             expires_at: Set(None),
@@ -136,9 +134,8 @@ impl<'a> Tokens<'a> {
             refreshes: Set(0),
             updated_at: Set(now),
         })
-        .on_conflict(OnConflict::column(provider_tokens::Column::ChannelId).do_nothing().to_owned())
-        .exec_without_returning(self.core.db())
-        .await?;
+        .on_conflict(OnConflict::column(provider_tokens::Column::ChannelId).do_nothing().to_owned());
+        self.core.write_one(async move |tx| Ok(empty.exec_without_returning(tx).await.map(drop)?)).await?;
         find().one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))
     }
 
@@ -160,7 +157,7 @@ impl<'a> Tokens<'a> {
     /// Takes the refresh lease if no one holds it; returns the holder's name.
     async fn take_lease(&self, channel: &channels::Model, now: DateTime<Utc>) -> Result<Option<String>> {
         let holder = uuid::Uuid::new_v4().to_string();
-        let taken = provider_tokens::Entity::update_many()
+        let take = provider_tokens::Entity::update_many()
             .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(holder.clone()))
             .col_expr(provider_tokens::Column::RefreshUntil, Expr::value(now + REFRESH_LEASE))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
@@ -175,9 +172,8 @@ impl<'a> Tokens<'a> {
                     .add(provider_tokens::Column::SealedToken.is_null())
                     .add(provider_tokens::Column::ExpiresAt.is_null())
                     .add(provider_tokens::Column::ExpiresAt.lte(now)),
-            )
-            .exec(self.core.db())
-            .await?;
+            );
+        let taken = self.core.write_one(async move |tx| Ok(take.exec(tx).await?)).await?;
         Ok((taken.rows_affected == 1).then_some(holder))
     }
 
@@ -194,7 +190,7 @@ impl<'a> Tokens<'a> {
         let issued = self.fetch(channel, force).await?;
         let now = self.core.now();
         let sealed = self.seal(channel, &issued.token);
-        let stored = provider_tokens::Entity::update_many()
+        let store = provider_tokens::Entity::update_many()
             .col_expr(provider_tokens::Column::SealedToken, Expr::value(sealed.clone()))
             .col_expr(provider_tokens::Column::ExpiresAt, Expr::value(use_until(&issued, now)))
             .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(Option::<String>::None))
@@ -202,9 +198,8 @@ impl<'a> Tokens<'a> {
             .col_expr(provider_tokens::Column::Refreshes, Expr::col(provider_tokens::Column::Refreshes).add(1))
             .col_expr(provider_tokens::Column::UpdatedAt, Expr::value(now))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
-            .filter(provider_tokens::Column::RefreshHolder.eq(lease.holder.clone()))
-            .exec(self.core.db())
-            .await?;
+            .filter(provider_tokens::Column::RefreshHolder.eq(lease.holder.clone()));
+        let stored = self.core.write_one(async move |tx| Ok(store.exec(tx).await?)).await?;
         lease.armed = false;
         if stored.rows_affected != 1 {
             return Ok(None);
@@ -240,13 +235,12 @@ impl Drop for LeaseGuard {
         let (core, channel_id, holder) = (self.core.clone(), self.channel_id, std::mem::take(&mut self.holder));
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         runtime.spawn(async move {
-            let released = provider_tokens::Entity::update_many()
+            let release = provider_tokens::Entity::update_many()
                 .col_expr(provider_tokens::Column::RefreshHolder, Expr::value(Option::<String>::None))
                 .col_expr(provider_tokens::Column::RefreshUntil, Expr::value(Option::<DateTime<Utc>>::None))
                 .filter(provider_tokens::Column::ChannelId.eq(channel_id))
-                .filter(provider_tokens::Column::RefreshHolder.eq(holder))
-                .exec(core.db())
-                .await;
+                .filter(provider_tokens::Column::RefreshHolder.eq(holder));
+            let released = core.write_one(async move |tx| Ok(release.exec(tx).await?)).await;
             if let Err(error) = released {
                 tracing::warn!(channel = %channel_id, %error, "cannot give back a token refresh lease; it lapses");
             }
