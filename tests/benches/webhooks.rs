@@ -23,6 +23,11 @@
 //! `MADOGUCHI_BENCH_CONCURRENCY` (default: 16 and 64) change the size.
 #![allow(clippy::print_stdout)]
 
+/// The server's allocator, as in the `madoguchi` binary (the floors and
+/// clients in this process run on it too).
+#[global_allocator]
+static ALLOCATOR: madoguchi_server::Allocator = madoguchi_server::Allocator;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
