@@ -18,6 +18,11 @@
 //! A last PostgreSQL row spreads the deliveries over two server instances on
 //! the same database (in this process: their own pools and batch writers).
 //!
+//! The servers and the floors run in this process; their clients send from
+//! a process of their own (this binary run again with
+//! `MADOGUCHI_BENCH_CHILD_DELIVERIES` set), one per pass, so that sending
+//! and timing never wait for a turn on the runtime being measured.
+//!
 //! `cargo bench -p madoguchi-tests --bench webhooks [-- --quick]`.
 //! `MADOGUCHI_BENCH_EVENTS` (default 2000, 200 with `--quick`) and
 //! `MADOGUCHI_BENCH_CONCURRENCY` (default: 16 and 64) change the size.
@@ -174,11 +179,79 @@ impl Pace {
             Self::PerSecond(rate) => format!("{rate}/s"),
         }
     }
+
+    /// Reads back a [`Pace::label`].
+    fn parse(label: &str) -> Self {
+        match (label.strip_prefix('c'), label.strip_suffix("/s")) {
+            (Some(concurrency), _) => Self::Concurrent(concurrency.parse().expect("a concurrency")),
+            (_, Some(rate)) => Self::PerSecond(rate.parse().expect("a rate")),
+            _ => panic!("not a pace: {label}"),
+        }
+    }
 }
 
+/// Set in a clients' process (this binary run again): the file holding the
+/// deliveries to send, the URLs to spread them over and their pace.
+const CHILD_DELIVERIES: &str = "MADOGUCHI_BENCH_CHILD_DELIVERIES";
+const CHILD_URLS: &str = "MADOGUCHI_BENCH_CHILD_URLS";
+const CHILD_PACE: &str = "MADOGUCHI_BENCH_CHILD_PACE";
+
 /// Posts every delivery to `url` at `pace`, and times each.
-async fn drive(client: &reqwest::Client, url: &str, deliveries: &[Delivery], pace: Pace) -> Run {
-    drive_spread(client, &[url.to_owned()], deliveries, pace).await
+async fn drive(url: &str, deliveries: &[Delivery], pace: Pace) -> Run {
+    drive_spread(&[url.to_owned()], deliveries, pace).await
+}
+
+/// Posts the deliveries in turn to each of `urls` at `pace` from a clients'
+/// process of their own (this binary run again), so that the clients never
+/// take a turn on the runtime of the server (or the floor) they measure.
+async fn drive_spread(urls: &[String], deliveries: &[Delivery], pace: Pace) -> Run {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    let rows: Vec<(&str, Option<&str>, &str)> = deliveries
+        .iter()
+        .map(|delivery| {
+            let body = std::str::from_utf8(&delivery.body).expect("a UTF-8 body");
+            (body, delivery.signature.as_deref(), delivery.query.as_str())
+        })
+        .collect();
+    serde_json::to_writer(std::io::BufWriter::new(file.as_file()), &rows).expect("the deliveries are written");
+    let output = tokio::process::Command::new(std::env::current_exe().expect("current executable"))
+        .env(CHILD_DELIVERIES, file.path())
+        .env(CHILD_URLS, urls.join(" "))
+        .env(CHILD_PACE, pace.label())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("the clients' process runs");
+    assert!(output.status.success(), "the clients' process failed");
+    let report = String::from_utf8(output.stdout).expect("a UTF-8 report");
+    let mut numbers = report.split_whitespace().map(|number| number.parse::<u64>().expect("a number"));
+    let failures = numbers.next().expect("failures") as usize;
+    let wall = Duration::from_nanos(numbers.next().expect("wall time"));
+    let latencies: Vec<Duration> = numbers.map(Duration::from_nanos).collect();
+    assert_eq!(latencies.len(), deliveries.len(), "one latency per delivery");
+    Run { pass: Pass::new(wall, latencies), failures, mean_batch: None }
+}
+
+/// The body of a clients' process: sends what [`drive_spread`] wrote, then
+/// prints the failures, the wall time and every latency (nanoseconds).
+async fn run_clients(path: String) {
+    let file = std::fs::File::open(path).expect("the deliveries' file");
+    let rows: Vec<(String, Option<String>, String)> =
+        serde_json::from_reader(std::io::BufReader::new(file)).expect("the deliveries");
+    let deliveries: Vec<Delivery> =
+        rows.into_iter().map(|(body, signature, query)| Delivery { body: body.into(), signature, query }).collect();
+    let urls: Vec<String> = std::env::var(CHILD_URLS).expect("child urls").split(' ').map(str::to_owned).collect();
+    let pace = Pace::parse(&std::env::var(CHILD_PACE).expect("child pace"));
+    let (wall, results) = send_all(&reqwest::Client::new(), &urls, &deliveries, pace).await;
+    let failures = results.iter().filter(|(_, status)| *status != Some(200)).count();
+    if let Some((_, status)) = results.iter().find(|(_, status)| *status != Some(200)) {
+        eprintln!("first failure: {}", status.map_or("no response".to_owned(), |status| format!("HTTP {status}")));
+    }
+    let mut report = format!("{failures} {}", wall.as_nanos());
+    for (latency, _) in &results {
+        report.push_str(&format!(" {}", latency.as_nanos()));
+    }
+    println!("{report}");
 }
 
 /// Posts one delivery; its status, `None` when no answer came.
@@ -196,8 +269,14 @@ async fn post_delivery(client: reqwest::Client, url: String, delivery: &Delivery
 /// Posts the deliveries in turn to each of `urls` (one server instance
 /// each) at `pace`, and times each: from its send in the closed loop, from
 /// when it was due in the open one (a send that is late because the client
-/// fell behind counts its wait).
-async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[Delivery], pace: Pace) -> Run {
+/// fell behind counts its wait). Returns the wall time and each delivery's
+/// latency and status.
+async fn send_all(
+    client: &reqwest::Client,
+    urls: &[String],
+    deliveries: &[Delivery],
+    pace: Pace,
+) -> (Duration, Vec<(Duration, Option<u16>)>) {
     let started = Instant::now();
     let url = |index: usize| urls[index % urls.len()].clone();
     let results: Vec<(Duration, Option<u16>)> = match pace {
@@ -227,13 +306,7 @@ async fn drive_spread(client: &reqwest::Client, urls: &[String], deliveries: &[D
             sent.join_all().await
         }
     };
-    let wall = started.elapsed();
-    let failures = results.iter().filter(|(_, status)| *status != Some(200)).count();
-    if let Some((_, status)) = results.iter().find(|(_, status)| *status != Some(200)) {
-        eprintln!("first failure: {}", status.map_or("no response".to_owned(), |status| format!("HTTP {status}")));
-    }
-    let pass = Pass::new(wall, results.into_iter().map(|(latency, _)| latency).collect());
-    Run { pass, failures, mean_batch: None }
+    (started.elapsed(), results)
 }
 
 /// Measures two server instances on one PostgreSQL database, the
@@ -245,9 +318,8 @@ async fn measure_two_instances(events: usize, pace: Pace) -> Option<Run> {
     let channel = app.create_line_channel(&token, "REPLY", "FREE").await;
     let path = format!("/webhooks/line/{}", channel.id);
     let urls = [app.url(&path), replica.url(&path)];
-    let client = reqwest::Client::new();
-    drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, 0..WARMUP), pace).await;
-    let run = drive_spread(&client, &urls, &deliveries(&channel.bot_user_id, WARMUP..WARMUP + events), pace).await;
+    drive_spread(&urls, &deliveries(&channel.bot_user_id, 0..WARMUP), pace).await;
+    let run = drive_spread(&urls, &deliveries(&channel.bot_user_id, WARMUP..WARMUP + events), pace).await;
     replica.stop().await.expect("replica stops");
     app.stop().await.expect("server stops");
     Some(run)
@@ -298,9 +370,9 @@ async fn measure_server(
         }
     };
     let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, pace).await;
+    drive(&url, &warmup, pace).await;
     let before = intake_batches(&client, app.metrics).await;
-    let mut run = drive(&client, &url, &measured, pace).await;
+    let mut run = drive(&url, &measured, pace).await;
     let after = intake_batches(&client, app.metrics).await;
     run.mean_batch = Some((after.1 - before.1) / (after.0 - before.0).max(1.0));
     app.stop().await.expect("server stops");
@@ -450,10 +522,8 @@ async fn measure_floor(backend: Backend, provider: Provider, events: usize, pace
             wechat_deliveries(&wechat, WARMUP..WARMUP + events),
         ),
     };
-    let client = reqwest::Client::new();
-    drive(&client, &url, &warmup, pace).await;
-    let run = drive(&client, &url, &measured, pace).await;
-    drop(client);
+    drive(&url, &warmup, pace).await;
+    let run = drive(&url, &measured, pace).await;
     served.stop().await;
     pool.close().await;
     drop(database);
@@ -503,6 +573,9 @@ impl Row {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Ok(path) = std::env::var(CHILD_DELIVERIES) {
+        return run_clients(path).await;
+    }
     let config = Config::from_environment();
     println!(
         "webhook acknowledgement: {} events (after {WARMUP} warm-up), {USERS} users, one event per body, database pool {POOL}",
