@@ -213,7 +213,10 @@ async fn drive_spread(urls: &[String], deliveries: &[Delivery], pace: Pace) -> R
             (body, delivery.signature.as_deref(), delivery.query.as_str())
         })
         .collect();
-    serde_json::to_writer(std::io::BufWriter::new(file.as_file()), &rows).expect("the deliveries are written");
+    let mut writer = std::io::BufWriter::new(file.as_file());
+    serde_json::to_writer(&mut writer, &rows).expect("the deliveries are written");
+    std::io::Write::flush(&mut writer).expect("the deliveries are written");
+    drop(writer);
     let output = tokio::process::Command::new(std::env::current_exe().expect("current executable"))
         .env(CHILD_DELIVERIES, file.path())
         .env(CHILD_URLS, urls.join(" "))
