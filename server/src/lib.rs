@@ -30,8 +30,8 @@ pub use settings::Settings;
 /// `#[global_allocator]`.
 ///
 /// Intake allocates and frees a great deal per batch (statements, bound
-/// values, rows, JSON); with glibc's allocator about a third of the batch
-/// writer's thread went to `malloc`, `free` and their consolidation.
+/// values, rows, JSON); with glibc's allocator about 30 % of the batch
+/// writers' thread went to `malloc`, `free` and their consolidation.
 /// mimalloc keeps per-thread free lists: intake at 64 concurrent deliveries
 /// measured 5–15 % faster on both stores (see the README's benchmarks), at
 /// the same resident memory per idle subscription.
