@@ -158,7 +158,7 @@ impl<'a> ApiKeys<'a> {
             let used = api_keys::Entity::update_many()
                 .col_expr(api_keys::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
                 .filter(api_keys::Column::Id.eq(row.id));
-            self.core.write_one(async move |tx| Ok(used.exec(tx).await.map(drop)?)).await?;
+            self.core.write_alone(used).await?;
         }
         Ok(Caller::ApiKey(caller))
     }

@@ -280,20 +280,19 @@ impl Core {
         self.write_on(&self.inner.writer).await
     }
 
-    /// Runs `statement` in a write transaction of its own: for a lone write
-    /// that would otherwise run on a reader's connection. On SQLite it then
-    /// queues with this process's other writers ([`db::Writers`]) instead of
-    /// waiting in SQLite's busy handler, which sleeps between tries (up to
-    /// 100 ms each) and, while intake keeps the writer busy, can miss the
-    /// lock try after try.
-    pub(crate) async fn write_one<T>(
-        &self,
-        statement: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T>,
-    ) -> Result<T> {
+    /// Runs `statement` in a write transaction of its own and returns the
+    /// rows it changed: for a lone write that would otherwise run on a
+    /// reader's connection. On SQLite it then queues with this process's
+    /// other writers ([`db::Writers`]) instead of waiting in SQLite's busy
+    /// handler, which sleeps between tries (up to 100 ms each) and, while
+    /// intake keeps the writer busy, can miss the lock try after try.
+    pub(crate) async fn write_alone(&self, statement: impl sea_orm::QueryTrait) -> Result<u64> {
+        use sea_orm::ConnectionTrait;
         let write = self.write().await?;
-        let value = statement(&write).await?;
+        let statement = statement.build(write.get_database_backend());
+        let changed = write.execute_raw(statement).await?.rows_affected();
         write.commit().await?;
-        Ok(value)
+        Ok(changed)
     }
 
     /// Begins an intake transaction: on the batch writers' own connections

@@ -284,7 +284,7 @@ impl<'a> Channels<'a> {
                 ])
                 .to_owned(),
         );
-        self.core.write_one(async move |tx| Ok(reconciled.exec_without_returning(tx).await.map(drop)?)).await
+        self.core.write_alone(reconciled).await.map(drop)
     }
 
     /// Opens a LINE channel's secret, for verifying its webhooks.

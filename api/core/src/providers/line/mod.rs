@@ -400,7 +400,7 @@ impl<'a> LineOutbound<'a> {
             .filter(push_usage::Column::ChannelId.eq(channel_id))
             .filter(push_usage::Column::Month.eq(month))
             .filter(Expr::col(push_usage::Column::Pushed).gt(0));
-        self.core.write_one(async move |tx| Ok(release.exec(tx).await.map(drop)?)).await
+        self.core.write_alone(release).await.map(drop)
     }
 
     /// Runs a `line.reply` job: sends the chat's waiting reply messages on
@@ -478,7 +478,7 @@ impl<'a> LineOutbound<'a> {
                 let unused = messages::Entity::update_many()
                     .col_expr(messages::Column::ReplyTokenUsedAt, Expr::value(Option::<DateTime<Utc>>::None))
                     .filter(messages::Column::Id.eq(token_message.id));
-                self.core.write_one(async move |tx| Ok(unused.exec(tx).await.map(drop)?)).await?;
+                self.core.write_alone(unused).await?;
                 self.set_states(&chat, &claimed, DeliveryState::Unsent, None, now).await?;
                 Ok(retry_later(&error, job, policy, now))
             }

@@ -78,7 +78,7 @@ impl<'a> Tokens<'a> {
             .col_expr(provider_tokens::Column::UpdatedAt, Expr::value(self.core.now()))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
             .filter(provider_tokens::Column::SealedToken.eq(held.sealed.clone()));
-        self.core.write_one(async move |tx| Ok(forget.exec(tx).await.map(drop)?)).await
+        self.core.write_alone(forget).await.map(drop)
     }
 
     /// Stores a token just fetched (at channel creation, say), replacing
@@ -135,7 +135,7 @@ impl<'a> Tokens<'a> {
             updated_at: Set(now),
         })
         .on_conflict(OnConflict::column(provider_tokens::Column::ChannelId).do_nothing().to_owned());
-        self.core.write_one(async move |tx| Ok(empty.exec_without_returning(tx).await.map(drop)?)).await?;
+        self.core.write_alone(empty).await?;
         find().one(self.core.db()).await?.ok_or_else(|| Error::not_found("channel"))
     }
 
@@ -173,8 +173,8 @@ impl<'a> Tokens<'a> {
                     .add(provider_tokens::Column::ExpiresAt.is_null())
                     .add(provider_tokens::Column::ExpiresAt.lte(now)),
             );
-        let taken = self.core.write_one(async move |tx| Ok(take.exec(tx).await?)).await?;
-        Ok((taken.rows_affected == 1).then_some(holder))
+        let taken = self.core.write_alone(take).await?;
+        Ok((taken == 1).then_some(holder))
     }
 
     /// Fetches and stores a token under `lease`; `None` when the lease was
@@ -199,9 +199,9 @@ impl<'a> Tokens<'a> {
             .col_expr(provider_tokens::Column::UpdatedAt, Expr::value(now))
             .filter(provider_tokens::Column::ChannelId.eq(channel.id))
             .filter(provider_tokens::Column::RefreshHolder.eq(lease.holder.clone()));
-        let stored = self.core.write_one(async move |tx| Ok(store.exec(tx).await?)).await?;
+        let stored = self.core.write_alone(store).await?;
         lease.armed = false;
-        if stored.rows_affected != 1 {
+        if stored != 1 {
             return Ok(None);
         }
         tracing::info!(channel = %channel.id, "fetched a new wechat access token");
@@ -240,7 +240,7 @@ impl Drop for LeaseGuard {
                 .col_expr(provider_tokens::Column::RefreshUntil, Expr::value(Option::<DateTime<Utc>>::None))
                 .filter(provider_tokens::Column::ChannelId.eq(channel_id))
                 .filter(provider_tokens::Column::RefreshHolder.eq(holder));
-            let released = core.write_one(async move |tx| Ok(release.exec(tx).await?)).await;
+            let released = core.write_alone(release).await;
             if let Err(error) = released {
                 tracing::warn!(channel = %channel_id, %error, "cannot give back a token refresh lease; it lapses");
             }
