@@ -28,8 +28,8 @@
 //! `MADOGUCHI_BENCH_CONCURRENCY` (default: 16 and 64) change the size.
 #![allow(clippy::print_stdout)]
 
-/// The server's allocator, as in the `madoguchi` binary (the floors and
-/// clients in this process run on it too).
+/// The server's allocator, as in the `madoguchi` binary (the floors here
+/// and the clients' processes, this binary again, run on it too).
 #[global_allocator]
 static ALLOCATOR: madoguchi_server::Allocator = madoguchi_server::Allocator;
 
