@@ -19,6 +19,7 @@ on_both_backends!(
     two_admins_demoting_each_other_at_once_leave_one_admin,
     a_failing_delivery_among_concurrent_ones_fails_alone,
     concurrent_messages_to_the_same_chats_are_each_counted_once,
+    sends_racing_a_completion_or_a_block_never_land_after_it,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -545,5 +546,84 @@ async fn concurrent_messages_to_the_same_chats_are_each_counted_once(backend: Ba
             assert_eq!(chat.status, if n == 0 { "NEW" } else { before[n].status.as_str() }, "round {round}: {user}");
         }
         assert_eq!(events_since(&app, last_seq, "chat.reopened", chats[0].id).await, 1, "round {round}: reopened once");
+    }
+}
+
+/// Per round: a customer writes, the admin claims the chat, then sends
+/// eight answers at the moment the chat is completed (even rounds) or the
+/// customer blocked (odd rounds; a completion refused because a send
+/// changed the chat meanwhile is asked again). Each send either commits
+/// before that —
+/// its message's event logged first — or is refused for that reason and
+/// stores nothing; none lands after it.
+async fn sends_racing_a_completion_or_a_block_never_land_after_it(backend: Backend) {
+    const SENDS: usize = 8;
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    for round in 0..ROUNDS * 2 {
+        let user = format!("Uanswered{round}");
+        let event = text_event(&user, &format!("question-{user}"), "a question", &format!("r-{user}"));
+        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+        let chat = chat_of(&app, &channel, &user).await.expect("a chat");
+        let id = json!({"id": chat.id.to_string()});
+        let claimed =
+            app.graphql(Some(&admin), "mutation($id: ID!) { claimChat(id: $id) { status } }", id.clone()).await;
+        assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
+        let (ending, ended, refusal) = if round % 2 == 0 {
+            ("mutation($id: ID!) { completeChat(id: $id) { status } }", "chat.completed", "only the agent who claimed")
+        } else {
+            (
+                "mutation($id: ID!) { setEndUserBlocked(chatId: $id, blocked: true) { status } }",
+                "end_user.blocked",
+                "the customer is blocked",
+            )
+        };
+
+        let sends = join_all((0..SENDS).map(|n| {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id } }",
+                json!({"id": chat.id.to_string(), "text": format!("answer {n}")}),
+            )
+        }));
+        // A completion that meets a send changing the chat is refused as
+        // changed meanwhile (ABORTED), and asked again, as a client would.
+        let end = async {
+            loop {
+                let end = app.graphql(Some(&admin), ending, id.clone()).await;
+                if end["errors"][0]["extensions"]["code"] != "ABORTED" {
+                    return end;
+                }
+            }
+        };
+        let (sends, end) = tokio::join!(sends, end);
+        assert!(end["errors"].is_null(), "round {round}: {end}");
+
+        let sent = sends.iter().filter(|answer| answer["errors"].is_null()).count();
+        for answer in sends.iter().filter(|answer| !answer["errors"].is_null()) {
+            let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(refusal), "round {round}: refused for another reason: {answer}");
+        }
+        let stored = messages::Entity::find()
+            .filter(messages::Column::ChatId.eq(chat.id))
+            .filter(messages::Column::Direction.eq("OUTBOUND"))
+            .count(app.core.db())
+            .await
+            .unwrap();
+        assert_eq!(stored, sent as u64, "round {round}: a refused send stores nothing");
+        let end_seq = events::Entity::find()
+            .filter(events::Column::ChatId.eq(chat.id))
+            .filter(events::Column::Kind.eq(ended))
+            .one(app.core.db())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("round {round}: no {ended} event"))
+            .seq;
+        assert_eq!(
+            events_since(&app, end_seq, "message.created", chat.id).await,
+            0,
+            "round {round}: {sent} of {SENDS} sends succeeded; one landed after {ended}"
+        );
     }
 }

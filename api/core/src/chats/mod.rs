@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use madoguchi_entity::{agents, attachments, channel_agents, chats, contacts, end_users, messages};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -788,16 +788,10 @@ impl<'a> Chats<'a> {
             return Err(Error::permission_denied("only the agent who claimed the chat may send in it"));
         }
         let channel = self.ensure_channel_usable(&chat).await?;
-        let end_user = end_users::Entity::find_by_id(chat.end_user_id)
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| Error::not_found("end user"))?;
-        if end_user.blocked_at.is_some() {
-            return Err(Error::failed_precondition("the customer is blocked"));
-        }
-        if end_user.unfollowed_at.is_some() {
-            return Err(Error::failed_precondition("the customer has blocked the official account"));
-        }
+        // Checked here to refuse before any upload, and again in the write
+        // transaction, where it is settled.
+        let end_user = end_users::Entity::find_by_id(chat.end_user_id).one(self.core.db()).await?;
+        ensure_reachable(end_user.as_ref())?;
         let kind = content.kind();
         self.core.delivery().accepts(&channel, kind)?;
         let message_id = MessageId::generate();
@@ -814,6 +808,26 @@ impl<'a> Chats<'a> {
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        // What was read above may have changed since. The consumer is
+        // locked against a block (end users before chats, the order intake
+        // takes them in), and the chat changes only while this agent still
+        // holds it: a send that lost a race to a transfer, a release, a
+        // completion or a block stores nothing.
+        let end_user = end_users::Entity::find_by_id(chat.end_user_id).lock(LockType::Share).one(&*write).await?;
+        ensure_reachable(end_user.as_ref())?;
+        let held = chats::Entity::update_many()
+            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
+            .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
+            .col_expr(chats::Column::LastAgentMessageAt, Expr::value(now))
+            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
+            .filter(chats::Column::Id.eq(chat.id))
+            .filter(chats::Column::Status.eq(ChatStatus::InProgress.as_str()))
+            .filter(chats::Column::ClaimedByAgentId.eq(agent.agent_id.uuid()))
+            .exec(&*write)
+            .await?;
+        if held.rows_affected == 0 {
+            return Err(Error::permission_denied("only the agent who claimed the chat may send in it"));
+        }
         let method = self.core.delivery().choose_method(&write, &channel, &chat, now).await?;
         messages::ActiveModel {
             id: Set(message_id.uuid()),
@@ -855,14 +869,6 @@ impl<'a> Chats<'a> {
             .await?;
         }
         self.core.delivery().enqueue(&mut write, &channel, &chat, message_id, method, now).await?;
-        chats::Entity::update_many()
-            .col_expr(chats::Column::LastMessageAt, Expr::value(now))
-            .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
-            .col_expr(chats::Column::LastAgentMessageAt, Expr::value(now))
-            .col_expr(chats::Column::UpdatedAt, Expr::value(now))
-            .filter(chats::Column::Id.eq(chat.id))
-            .exec(&*write)
-            .await?;
         let message = load_message(&*write, message_id.uuid()).await?;
         append_chat_message_event(&mut write, &chat, "message.created", &message, now).await?;
         self.append_chat_event(&mut write, id, "chat.updated", now).await?;
@@ -1150,6 +1156,19 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid)> {
     let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| invalid())?).ok_or_else(invalid)?;
     Ok((at, uuid::Uuid::parse_str(id).map_err(|_| invalid())?))
+}
+
+/// Refuses a message to a consumer who is blocked, or who has blocked the
+/// official account.
+fn ensure_reachable(end_user: Option<&end_users::Model>) -> Result<()> {
+    let end_user = end_user.ok_or_else(|| Error::not_found("end user"))?;
+    if end_user.blocked_at.is_some() {
+        return Err(Error::failed_precondition("the customer is blocked"));
+    }
+    if end_user.unfollowed_at.is_some() {
+        return Err(Error::failed_precondition("the customer has blocked the official account"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
