@@ -20,6 +20,7 @@ on_both_backends!(
     a_failing_delivery_among_concurrent_ones_fails_alone,
     concurrent_messages_to_the_same_chats_are_each_counted_once,
     sends_racing_a_completion_or_a_block_never_land_after_it,
+    changes_to_one_channel_at_once_apply_one_after_another,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -625,5 +626,70 @@ async fn sends_racing_a_completion_or_a_block_never_land_after_it(backend: Backe
             0,
             "round {round}: {sent} of {SENDS} sends succeeded; one landed after {ended}"
         );
+    }
+}
+
+/// Per round, on a new channel, all at once: two admins' replacements of
+/// its agents with lists that share no one, a disable and a delete. Both
+/// replacements succeed and the channel keeps one list, not both; the
+/// delete is final — the disable either came first or is refused.
+async fn changes_to_one_channel_at_once_apply_one_after_another(backend: Backend) {
+    use madoguchi_entity::channel_agents;
+
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let mut agents = Vec::new();
+    for n in 0..4 {
+        let created = app
+            .graphql(
+                Some(&admin),
+                "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+                json!({"input": {"email": format!("agent{n}@acme.example"), "name": "Agent", "role": "AGENT", "password": "a long agent password"}}),
+            )
+            .await;
+        agents.push(created["data"]["createAgent"]["id"].as_str().expect("an agent").to_owned());
+    }
+    let mut lists = [agents[..2].to_vec(), agents[2..].to_vec()];
+    lists.iter_mut().for_each(|list| list.sort());
+    for round in 0..ROUNDS * 2 {
+        let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+        let replace = |list: &Vec<String>| {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!, $agents: [ID!]!) { setChannelAgents(id: $id, agentIds: $agents) }",
+                json!({"id": channel.id, "agents": list}),
+            )
+        };
+        let set_status = |status: &str| {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!, $status: ChannelStatus!) { setChannelStatus(id: $id, status: $status) { status } }",
+                json!({"id": channel.id, "status": status}),
+            )
+        };
+        let (first, second, disabled, deleted) =
+            tokio::join!(replace(&lists[0]), replace(&lists[1]), set_status("DISABLED"), set_status("DELETED"));
+
+        for answer in [&first, &second, &deleted] {
+            assert!(answer["errors"].is_null(), "round {round}: {answer}");
+        }
+        let mut kept: Vec<String> = channel_agents::Entity::find()
+            .filter(channel_agents::Column::ChannelId.eq(uuid(&channel.id)))
+            .all(app.core.db())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.agent_id.to_string())
+            .collect();
+        kept.sort();
+        assert!(lists.contains(&kept), "round {round}: the channel's agents are one list, not {kept:?}");
+
+        if !disabled["errors"].is_null() {
+            let message = disabled["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("deleted"), "round {round}: disabling refused for another reason: {disabled}");
+        }
+        let row = channels::Entity::find_by_id(uuid(&channel.id)).one(app.core.db()).await.unwrap().unwrap();
+        assert_eq!(row.status, "DELETED", "round {round}: the delete stays (disable: {disabled})");
+        assert!(row.deleted_at.is_some(), "round {round}");
     }
 }

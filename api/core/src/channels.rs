@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{agents, channel_agents, channels, chats};
+use sea_orm::sea_query::LockType;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Permission};
+use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, ChannelId, DepartmentId, OrganizationId};
@@ -66,6 +68,14 @@ impl Icon {
     }
 }
 
+/// Refuses a deleted channel: deleting is final.
+fn not_deleted(row: channels::Model) -> Result<channels::Model> {
+    if row.status == ChannelStatus::Deleted.as_str() {
+        return Err(Error::failed_precondition("the channel is deleted"));
+    }
+    Ok(row)
+}
+
 /// Channel use cases.
 #[derive(Debug, Clone, Copy)]
 pub struct Channels<'a> {
@@ -82,12 +92,9 @@ impl<'a> Channels<'a> {
     pub async fn set_status(&self, caller: &Caller, id: ChannelId, status: ChannelStatus) -> Result<Channel> {
         caller.require(Permission::ManageChannels)?;
         let organization_id = caller.organization_id();
-        let existing = self.find(organization_id, id).await?;
-        if existing.status == ChannelStatus::Deleted.as_str() {
-            return Err(Error::failed_precondition("the channel is deleted"));
-        }
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        let existing = not_deleted(self.locked(&write, organization_id, id).await?)?;
         let mut row: channels::ActiveModel = existing.into();
         row.status = Set(status.as_str().into());
         row.updated_at = Set(now);
@@ -105,12 +112,9 @@ impl<'a> Channels<'a> {
     pub async fn set_timers(&self, caller: &Caller, id: ChannelId, timers: ChannelTimers) -> Result<Channel> {
         caller.require(Permission::ManageChannels)?;
         let organization_id = caller.organization_id();
-        let existing = self.find(organization_id, id).await?;
-        if existing.status == ChannelStatus::Deleted.as_str() {
-            return Err(Error::failed_precondition("the channel is deleted"));
-        }
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        let existing = not_deleted(self.locked(&write, organization_id, id).await?)?;
         let mut row: channels::ActiveModel = existing.into();
         row.auto_ticket_after_secs = Set(timers.auto_ticket_after_secs);
         row.missed_close_after_secs = Set(timers.missed_close_after.map(MissedCloseWindow::seconds));
@@ -122,6 +126,8 @@ impl<'a> Channels<'a> {
             .column(chats::Column::Id)
             .filter(chats::Column::ChannelId.eq(row.id))
             .filter(chats::Column::Status.ne(ChatStatus::Completed.as_str()))
+            // Armed in id order, as intake arms them.
+            .order_by_asc(chats::Column::Id)
             .into_tuple::<uuid::Uuid>()
             .all(&*write)
             .await?;
@@ -138,7 +144,6 @@ impl<'a> Channels<'a> {
     pub async fn set_agents(&self, caller: &Caller, id: ChannelId, agent_ids: &[AgentId]) -> Result<Vec<AgentId>> {
         caller.require(Permission::ManageChannels)?;
         let organization_id = caller.organization_id();
-        let channel = self.channel_from_row(self.find(organization_id, id).await?)?;
         let mut wanted: Vec<AgentId> = agent_ids.to_vec();
         wanted.sort();
         wanted.dedup();
@@ -152,6 +157,9 @@ impl<'a> Channels<'a> {
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        // Replacements of one channel's agents queue on its row: two at
+        // once would each delete only the rows they saw, leaving both lists.
+        let channel = self.channel_from_row(self.locked(&write, organization_id, id).await?)?;
         channel_agents::Entity::delete_many()
             .filter(channel_agents::Column::ChannelId.eq(id.uuid()))
             .exec(&*write)
@@ -227,6 +235,23 @@ impl<'a> Channels<'a> {
         let row = self.find(caller.organization_id(), id).await?;
         let key = row.icon_blob_key.ok_or_else(|| Error::not_found("icon"))?;
         self.core.blobs().get(&key).await
+    }
+
+    /// The channel, locked until `write` ends: the changes an admin makes
+    /// to a channel (its status, timers, agents) read it and write it one
+    /// after another, each from the row as the last one left it.
+    async fn locked(
+        &self,
+        write: &Write<'_>,
+        organization_id: OrganizationId,
+        id: ChannelId,
+    ) -> Result<channels::Model> {
+        channels::Entity::find_by_id(id.uuid())
+            .filter(channels::Column::OrganizationId.eq(organization_id.uuid()))
+            .lock(LockType::NoKeyUpdate)
+            .one(&**write)
+            .await?
+            .ok_or_else(|| Error::not_found("channel"))
     }
 
     pub(crate) async fn find(&self, organization_id: OrganizationId, id: ChannelId) -> Result<channels::Model> {
