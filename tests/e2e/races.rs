@@ -21,6 +21,7 @@ on_both_backends!(
     concurrent_messages_to_the_same_chats_are_each_counted_once,
     sends_racing_a_completion_or_a_block_never_land_after_it,
     changes_to_one_channel_at_once_apply_one_after_another,
+    timer_changes_racing_deliveries_arm_in_one_order,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -692,4 +693,47 @@ async fn changes_to_one_channel_at_once_apply_one_after_another(backend: Backend
         assert_eq!(row.status, "DELETED", "round {round}: the delete stays (disable: {disabled})");
         assert!(row.deleted_at.is_some(), "round {round}");
     }
+}
+
+/// Per round, all at once, on a channel with timers: 12 deliveries each
+/// carrying messages of three of six customers, and three changes of the
+/// channel's timers, which arm every open chat's timers again. Intake and
+/// the change lock the chats' timer jobs in one order (chat id), so every
+/// delivery is answered 200, every change succeeds (it is not run again
+/// when PostgreSQL breaks a deadlock) and no deadlock is broken.
+async fn timer_changes_racing_deliveries_arm_in_one_order(backend: Backend) {
+    const TIMERS: &str = "mutation($id: ID!, $t: ChannelTimersInput!) { setChannelTimers(id: $id, timers: $t) { id } }";
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let timers = |seconds: i64| json!({"id": channel.id, "t": {"autoTicketAfterSeconds": seconds, "idleCloseAfterSeconds": seconds}});
+    let set = app.graphql(Some(&admin), TIMERS, timers(600)).await;
+    assert!(set["errors"].is_null(), "{set}");
+    let customers: Vec<String> = (0..6).map(|n| format!("Utimed{n}")).collect();
+    // Chats opened in reverse: their ids run against the customers' order,
+    // the order a delivery's messages are stored in.
+    for user in customers.iter().rev() {
+        let event = text_event(user, &format!("first-{user}"), "hello", &format!("r-first-{user}"));
+        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+    }
+    let deadlocks_before = deadlocks(&app).await;
+    for round in 0..ROUNDS * 2 {
+        let deliveries = (0..12).map(|n| {
+            let events: Vec<Value> = (0..3)
+                .map(|k| {
+                    let user = &customers[(n + k * 2) % customers.len()];
+                    let id = format!("timed-{round}-{n}-{k}");
+                    text_event(user, &id, "again", &format!("r-{id}"))
+                })
+                .collect();
+            app.deliver_line(&channel, events)
+        });
+        let changes = (0..3).map(|n| app.graphql(Some(&admin), TIMERS, timers(600 + 60 * (round * 3 + n) as i64)));
+        let (statuses, changes) = tokio::join!(join_all(deliveries), join_all(changes));
+        assert!(statuses.iter().all(|status| *status == 200), "round {round}: {statuses:?}");
+        for change in &changes {
+            assert!(change["errors"].is_null(), "round {round}: a timer change failed: {change}");
+        }
+    }
+    assert_eq!(deadlocks(&app).await, deadlocks_before, "no deadlock was broken");
 }

@@ -139,7 +139,7 @@ pub(crate) async fn arm_in(
 }
 
 /// Whether any of the channel's timers is on.
-fn has_timers(channel: &channels::Model) -> bool {
+pub(crate) fn has_timers(channel: &channels::Model) -> bool {
     channel.missed_close_after_secs.is_some()
         || channel.idle_close_after_secs.is_some()
         || channel.auto_ticket_after_secs.is_some()

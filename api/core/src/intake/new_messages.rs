@@ -227,6 +227,9 @@ impl<'a> Intake<'a> {
         let users_by_id: HashMap<uuid::Uuid, &end_users::Model> = users.values().map(|user| (user.id, user)).collect();
         let mut answerable: BTreeMap<uuid::Uuid, (&channels::Model, Vec<ChatId>)> = BTreeMap::new();
         let chats_service = self.core.chats();
+        // Timers are armed in chat id order, as every other arming is: their
+        // jobs' rows are locked by the upsert.
+        let mut timed: BTreeMap<uuid::Uuid, (&channels::Model, chats::Model)> = BTreeMap::new();
         for (chat_id, change) in changes.into_values() {
             let row = updated.get(&chat_id).cloned().ok_or_else(|| Error::not_found("chat"))?;
             let (before, created) = &chats[&row.end_user_id];
@@ -249,13 +252,18 @@ impl<'a> Intake<'a> {
                 )
                 .await?;
             }
-            crate::timers::arm_for(write, channel, &row, now).await?;
+            if crate::timers::has_timers(channel) {
+                timed.insert(chat_id, (channel, row.clone()));
+            }
             if change.reply_token {
                 answerable.entry(channel.id).or_insert_with(|| (channel, Vec::new())).1.push(chat_id.into());
             }
             let user = users_by_id.get(&row.end_user_id).map(|user| (*user).clone());
             let user = user.ok_or_else(|| Error::not_found("end user"))?;
             chats_service.append_chat_event_of(write, row, user, kind_of_change, now).await?;
+        }
+        for (channel, row) in timed.values() {
+            crate::timers::arm_for(write, channel, row, now).await?;
         }
         // What the provider does when a consumer writes (LINE: answers
         // waiting for a reply token can go now).
