@@ -22,6 +22,7 @@ on_both_backends!(
     sends_racing_a_completion_or_a_block_never_land_after_it,
     changes_to_one_channel_at_once_apply_one_after_another,
     timer_changes_racing_deliveries_arm_in_one_order,
+    two_replacements_of_the_classifications_at_once_leave_one_list,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -736,4 +737,28 @@ async fn timer_changes_racing_deliveries_arm_in_one_order(backend: Backend) {
         }
     }
     assert_eq!(deadlocks(&app).await, deadlocks_before, "no deadlock was broken");
+}
+
+/// Per round: two replacements of the helpdesk portal's classifications at
+/// once, with lists that share no name (odd rounds: one name). Both succeed,
+/// and the portal keeps one list, not both.
+async fn two_replacements_of_the_classifications_at_once_leave_one_list(backend: Backend) {
+    const SET: &str = "mutation($names: [String!]!) { setTicketClassifications(names: $names) }";
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    for round in 0..ROUNDS * 2 {
+        let shared = if round % 2 == 1 { vec!["Shared".to_owned()] } else { Vec::new() };
+        let lists: Vec<Vec<String>> = ["A", "B"]
+            .iter()
+            .map(|side| [shared.clone(), (0..3).map(|n| format!("{side}{round}-{n}")).collect()].concat())
+            .collect();
+        let (first, second) = tokio::join!(
+            app.graphql(Some(&admin), SET, json!({"names": lists[0]})),
+            app.graphql(Some(&admin), SET, json!({"names": lists[1]})),
+        );
+        assert!(first["errors"].is_null() && second["errors"].is_null(), "round {round}: {first} {second}");
+        let kept = app.graphql(Some(&admin), "{ ticketClassifications }", json!({})).await;
+        let kept: Vec<String> = serde_json::from_value(kept["data"]["ticketClassifications"].clone()).unwrap();
+        assert!(lists.contains(&kept), "round {round}: the portal's classifications are one list, not {kept:?}");
+    }
 }

@@ -8,7 +8,7 @@ use madoguchi_entity::{
     channels, chats, contacts, department_mappings, departments, end_users, helpdesk_links, messages, organizations,
     ticket_chats, ticket_classifications, ticket_comments, tickets, zsc_keys,
 };
-use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LockType};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 
@@ -721,6 +721,10 @@ impl<'a> Tickets<'a> {
         let portal = caller.organization_id();
         let now = self.core.now();
         let mut write = self.core.write().await?;
+        // Replacements of one portal's list queue on its organization's row
+        // (a lock nothing takes before it): two at once would each delete
+        // only the rows they saw and leave both lists.
+        organizations::Entity::find_by_id(portal.uuid()).lock(LockType::NoKeyUpdate).one(&*write).await?;
         ticket_classifications::Entity::delete_many()
             .filter(ticket_classifications::Column::OrganizationId.eq(portal.uuid()))
             .exec(&*write)
