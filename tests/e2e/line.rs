@@ -317,6 +317,15 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
     })
     .await;
     assert!(failed["deliveryError"].as_str().unwrap().contains("The request body has 1 error(s)"), "{failed}");
+    // The push LINE refused is given back to the month's allowance.
+    let usage = app
+        .graphql(
+            Some(&admin),
+            "query($id: ID!) { channel(id: $id) { pushUsage { pushed } } }",
+            json!({"id": channel.id}),
+        )
+        .await;
+    assert_eq!(usage["data"]["channel"]["pushUsage"]["pushed"], 5, "{usage}");
 }
 
 async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {

@@ -23,7 +23,7 @@ use sha2::Digest;
 use crate::Core;
 use crate::chats::{append_chat_message_event, message_from_row};
 use crate::db::Write;
-use crate::delivery::{Delivery, chat_and_channel, only_pending};
+use crate::delivery::{Delivery, chat_and_channel, only_pending, set_states_in};
 use crate::error::{Error, Result};
 use crate::ids::{AttachmentId, ChannelId, ChatId, EndUserId, MessageId};
 use crate::intake::{InboundEvent, InboundKind, InboundMedia, InboundMessage, WebhookOutcome};
@@ -393,14 +393,32 @@ impl<'a> LineOutbound<'a> {
         Ok(())
     }
 
-    /// Gives back a push that was never delivered.
-    async fn release_push(&self, channel_id: uuid::Uuid, month: &str) -> Result<()> {
-        let release = push_usage::Entity::update_many()
-            .col_expr(push_usage::Column::Pushed, Expr::col(push_usage::Column::Pushed).sub(1))
-            .filter(push_usage::Column::ChannelId.eq(channel_id))
-            .filter(push_usage::Column::Month.eq(month))
-            .filter(Expr::col(push_usage::Column::Pushed).gt(0));
-        self.core.write_alone(release).await.map(drop)
+    /// Fails a push that was never delivered and gives it back to its
+    /// month's allowance, in one transaction fenced by the job's lease: only
+    /// the run that moves the message to `FAILED` gives the push back, so a
+    /// run again after a crash or a lost lease does not give it back twice.
+    async fn fail_push(
+        &self,
+        chat: &chats::Model,
+        message: messages::Model,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let month = japan_month(message.created_at);
+        let mut write = self.write().await?;
+        let failed =
+            set_states_in(&mut write, ChannelKind::Line, chat, &[message], DeliveryState::Failed, Some(reason), now)
+                .await?;
+        if !failed.is_empty() {
+            push_usage::Entity::update_many()
+                .col_expr(push_usage::Column::Pushed, Expr::col(push_usage::Column::Pushed).sub(1))
+                .filter(push_usage::Column::ChannelId.eq(chat.channel_id))
+                .filter(push_usage::Column::Month.eq(month))
+                .filter(Expr::col(push_usage::Column::Pushed).gt(0))
+                .exec(&*write)
+                .await?;
+        }
+        write.commit().await
     }
 
     /// Runs a `line.reply` job: sends the chat's waiting reply messages on
@@ -574,10 +592,8 @@ impl<'a> LineOutbound<'a> {
             .one(self.core.db())
             .await?
             .ok_or_else(|| Error::not_found("end user"))?;
-        let month = japan_month(message.created_at);
         if channel.status != ChannelStatus::Active.as_str() {
-            self.release_push(channel.id, &month).await?;
-            self.set_states(&chat, &[message], DeliveryState::Failed, Some("the channel is not active"), now).await?;
+            self.fail_push(&chat, message, "the channel is not active", now).await?;
             return Ok(Outcome::Done);
         }
         let token = self.core.channels().line_token(&channel)?;
@@ -603,8 +619,7 @@ impl<'a> LineOutbound<'a> {
                 Ok(retry_later(&error, job, policy, now))
             }
             Err(error) => {
-                self.release_push(channel.id, &month).await?;
-                self.set_states(&chat, &[message], DeliveryState::Failed, Some(&error.to_string()), now).await?;
+                self.fail_push(&chat, message, &error.to_string(), now).await?;
                 Ok(Outcome::Done)
             }
         }
