@@ -23,6 +23,7 @@ on_both_backends!(
     changes_to_one_channel_at_once_apply_one_after_another,
     timer_changes_racing_deliveries_arm_in_one_order,
     two_replacements_of_the_classifications_at_once_leave_one_list,
+    a_mapping_racing_a_new_link_never_names_another_portals_department,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -760,5 +761,71 @@ async fn two_replacements_of_the_classifications_at_once_leave_one_list(backend:
         let kept = app.graphql(Some(&admin), "{ ticketClassifications }", json!({})).await;
         let kept: Vec<String> = serde_json::from_value(kept["data"]["ticketClassifications"].clone()).unwrap();
         assert!(lists.contains(&kept), "round {round}: the portal's classifications are one list, not {kept:?}");
+    }
+}
+
+/// Per round, at once: the chat side's admin maps its department onto a
+/// department of the portal the link points to, and links another portal
+/// (which maps afresh). The mapping came first, or is refused; no mapping
+/// ever names a department of a portal the link does not point to.
+async fn a_mapping_racing_a_new_link_never_names_another_portals_department(backend: Backend) {
+    use madoguchi_core::auth::{Email, Password};
+    use madoguchi_core::organizations::{CreateOrganization, Name, PortalName};
+    use madoguchi_entity::{department_mappings, departments, helpdesk_links};
+
+    const MAP: &str = "mutation($d: ID!, $h: ID) { setDepartmentMapping(departmentId: $d, mode: DEPARTMENT, helpdeskDepartmentId: $h) { enabled } }";
+    const LINK: &str = "mutation($input: LinkHelpdeskInput!) { linkHelpdesk(input: $input) { enabled } }";
+    let Some(app) = spawn_app(backend).await else { return };
+    let (acme, globex, channel, globex_department) = crate::tickets::linked(&app).await;
+    app.core
+        .organizations()
+        .create(CreateOrganization {
+            name: Name::parse("Initech").unwrap(),
+            portal_name: PortalName::parse("initech").unwrap(),
+            admin_email: Email::parse("boss@initech.example").unwrap(),
+            admin_name: Name::parse("Boss").unwrap(),
+            admin_password: Password::parse("initech password 1").unwrap(),
+        })
+        .await
+        .unwrap();
+    let initech = app.login("boss@initech.example", "initech password 1").await;
+    let created =
+        app.graphql(Some(&initech), "mutation { createDepartment(name: \"Elsewhere\") { id } }", json!({})).await;
+    let initech_department = created["data"]["createDepartment"]["id"].as_str().expect("a department").to_owned();
+    let shown = app
+        .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
+        .await;
+    let ours = shown["data"]["channel"]["departmentId"].as_str().unwrap().to_owned();
+    let portals = [("globex", globex, globex_department), ("initech", initech, initech_department)];
+
+    for round in 0..ROUNDS * 2 {
+        let ((_, _, from_department), (to, to_admin, _)) = (&portals[round % 2], &portals[(round + 1) % 2]);
+        let key = app.graphql(Some(to_admin), "mutation { generateZscKey { zscKey } }", json!({})).await;
+        let key = key["data"]["generateZscKey"]["zscKey"].as_str().unwrap_or_else(|| panic!("{key}")).to_owned();
+        let link = json!({"input": {"adminEmail": format!("boss@{to}.example"), "portalName": to, "zscKey": key}});
+        let (mapped, linked) = tokio::join!(
+            app.graphql(Some(&acme), MAP, json!({"d": ours, "h": from_department})),
+            app.graphql(Some(&acme), LINK, link),
+        );
+        assert!(linked["errors"].is_null(), "round {round}: {linked}");
+        if !mapped["errors"].is_null() {
+            let message = mapped["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("not in the linked helpdesk portal"), "round {round}: {mapped}");
+        }
+        let link = helpdesk_links::Entity::find().one(app.core.db()).await.unwrap().expect("the link");
+        let mappings = department_mappings::Entity::find()
+            .filter(department_mappings::Column::LinkId.eq(link.id))
+            .all(app.core.db())
+            .await
+            .unwrap();
+        for mapping in mappings {
+            let Some(department) = mapping.helpdesk_department_id else { continue };
+            let department = departments::Entity::find_by_id(department).one(app.core.db()).await.unwrap().unwrap();
+            assert_eq!(
+                Some(department.organization_id),
+                link.helpdesk_organization_id,
+                "round {round}: a mapping names another portal's department (mapping: {mapped})"
+            );
+        }
     }
 }

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use madoguchi_entity::{agents, department_mappings, departments, helpdesk_links, organizations, zsc_keys};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, LockType, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -390,7 +390,13 @@ impl<'a> Helpdesk<'a> {
         caller.require(Permission::ManageHelpdesk)?;
         let organization_id = caller.organization_id();
         self.core.organizations().find_department(organization_id, department_id).await?;
-        let link = self.link_row(organization_id).await?;
+        let now = self.core.now();
+        let mut write = self.core.write().await?;
+        // The link as it stands, locked until this commits against a link
+        // to another portal (which replaces the mappings): the department
+        // is checked against the portal the link points to when the mapping
+        // is written.
+        let link = link_of(organization_id).lock(LockType::Share).one(&*write).await?.ok_or_else(not_linked)?;
         let (mode, helpdesk_department_id) = match mapping {
             Mapping::Department(id) => {
                 // Only a department of the portal the link points to.
@@ -410,8 +416,6 @@ impl<'a> Helpdesk<'a> {
             Mapping::ViewOnly => (MappingMode::ViewOnly, None),
             Mapping::ChooseAsNeeded => (MappingMode::ChooseAsNeeded, None),
         };
-        let now = self.core.now();
-        let mut write = self.core.write().await?;
         department_mappings::Entity::insert(department_mappings::ActiveModel {
             link_id: Set(link.id),
             department_id: Set(department_id.uuid()),
@@ -441,13 +445,7 @@ impl<'a> Helpdesk<'a> {
     }
 
     async fn link_row(&self, organization_id: OrganizationId) -> Result<helpdesk_links::Model> {
-        helpdesk_links::Entity::find()
-            .filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
-            .one(self.core.db())
-            .await?
-            .ok_or_else(|| {
-                Error::new(ErrorCode::NotFound, "the organization is not linked to a helpdesk portal".to_owned())
-            })
+        link_of(organization_id).one(self.core.db()).await?.ok_or_else(not_linked)
     }
 
     fn seal(&self, organization_id: OrganizationId, key: &Secret<String>) -> Vec<u8> {
@@ -551,4 +549,13 @@ async fn departments_of(
 
 pub(crate) fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The organization's helpdesk link.
+fn link_of(organization_id: OrganizationId) -> Select<helpdesk_links::Entity> {
+    helpdesk_links::Entity::find().filter(helpdesk_links::Column::OrganizationId.eq(organization_id.uuid()))
+}
+
+fn not_linked() -> Error {
+    Error::new(ErrorCode::NotFound, "the organization is not linked to a helpdesk portal".to_owned())
 }
