@@ -89,6 +89,11 @@ async fn a_partner_submits_chats_that_follow_the_links_rule(backend: Backend) {
         lines,
         vec![(pb::MessageSender::Visitor, "v1 needs help".into()), (pb::MessageSender::Agent, "happy to help".into())]
     );
+    // The visitor, back under another email, keeps the contact they have.
+    let mut other_email = submission("p-1b", "v1", &department, true);
+    other_email.visitor.as_mut().unwrap().email = "v1.elsewhere@example.com".into();
+    let back = chats.submit_chat(with_key(other_email, &key)).await.unwrap().into_inner().chat.unwrap();
+    assert_eq!(back.contact_id, chat.contact_id, "the visitor's contact stays");
 
     // Missed: one ticket, in the mapped helpdesk department, with its email.
     let missed = chats.submit_chat(with_key(submission("p-2", "v2", &department, false), &key)).await.unwrap();

@@ -150,12 +150,19 @@ impl<'a> Submissions<'a> {
             Some(email) => Some(self.contact_for(&write, organization_id, command, email, now).await?),
             None => None,
         };
+        // From the row as it is now, not as read above: a contact an agent
+        // linked meanwhile stays.
         end_users::Entity::update_many()
             .col_expr(
                 end_users::Column::DisplayName,
-                Expr::value(command.visitor_name.clone().or(user.display_name.clone())),
+                Func::coalesce([Expr::value(command.visitor_name.clone()), Expr::col(end_users::Column::DisplayName)])
+                    .into(),
             )
-            .col_expr(end_users::Column::ContactId, Expr::value(user.contact_id.or(contact_id.map(ContactId::uuid))))
+            .col_expr(
+                end_users::Column::ContactId,
+                Func::coalesce([Expr::col(end_users::Column::ContactId), Expr::value(contact_id.map(ContactId::uuid))])
+                    .into(),
+            )
             .col_expr(end_users::Column::UpdatedAt, Expr::value(now))
             .filter(end_users::Column::Id.eq(user.id))
             .exec(&*write)
