@@ -769,26 +769,13 @@ async fn two_replacements_of_the_classifications_at_once_leave_one_list(backend:
 /// (which maps afresh). The mapping came first, or is refused; no mapping
 /// ever names a department of a portal the link does not point to.
 async fn a_mapping_racing_a_new_link_never_names_another_portals_department(backend: Backend) {
-    use madoguchi_core::auth::{Email, Password};
-    use madoguchi_core::organizations::{CreateOrganization, Name, PortalName};
     use madoguchi_entity::{department_mappings, departments, helpdesk_links};
 
     const MAP: &str = "mutation($d: ID!, $h: ID) { setDepartmentMapping(departmentId: $d, mode: DEPARTMENT, helpdeskDepartmentId: $h) { enabled } }";
     const LINK: &str = "mutation($input: LinkHelpdeskInput!) { linkHelpdesk(input: $input) { enabled } }";
     let Some(app) = spawn_app(backend).await else { return };
     let (acme, globex, channel, globex_department) = crate::tickets::linked(&app).await;
-    app.core
-        .organizations()
-        .create(CreateOrganization {
-            name: Name::parse("Initech").unwrap(),
-            portal_name: PortalName::parse("initech").unwrap(),
-            admin_email: Email::parse("boss@initech.example").unwrap(),
-            admin_name: Name::parse("Boss").unwrap(),
-            admin_password: Password::parse("initech password 1").unwrap(),
-        })
-        .await
-        .unwrap();
-    let initech = app.login("boss@initech.example", "initech password 1").await;
+    let initech = crate::isolation::third_tenant(&app).await;
     let created =
         app.graphql(Some(&initech), "mutation { createDepartment(name: \"Elsewhere\") { id } }", json!({})).await;
     let initech_department = created["data"]["createDepartment"]["id"].as_str().expect("a department").to_owned();
@@ -796,13 +783,17 @@ async fn a_mapping_racing_a_new_link_never_names_another_portals_department(back
         .graphql(Some(&acme), "query($id: ID!) { channel(id: $id) { departmentId } }", json!({"id": channel.id}))
         .await;
     let ours = shown["data"]["channel"]["departmentId"].as_str().unwrap().to_owned();
-    let portals = [("globex", globex, globex_department), ("initech", initech, initech_department)];
+    let portals = [
+        ("globex", "boss@globex.example", globex, globex_department),
+        ("initech", "bill@initech.example", initech, initech_department),
+    ];
 
     for round in 0..ROUNDS * 2 {
-        let ((_, _, from_department), (to, to_admin, _)) = (&portals[round % 2], &portals[(round + 1) % 2]);
+        let ((_, _, _, from_department), (to, to_email, to_admin, _)) =
+            (&portals[round % 2], &portals[(round + 1) % 2]);
         let key = app.graphql(Some(to_admin), "mutation { generateZscKey { zscKey } }", json!({})).await;
         let key = key["data"]["generateZscKey"]["zscKey"].as_str().unwrap_or_else(|| panic!("{key}")).to_owned();
-        let link = json!({"input": {"adminEmail": format!("boss@{to}.example"), "portalName": to, "zscKey": key}});
+        let link = json!({"input": {"adminEmail": to_email, "portalName": to, "zscKey": key}});
         let (mapped, linked) = tokio::join!(
             app.graphql(Some(&acme), MAP, json!({"d": ours, "h": from_department})),
             app.graphql(Some(&acme), LINK, link),

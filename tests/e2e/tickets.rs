@@ -5,8 +5,7 @@
 //! tenant never — on GraphQL and gRPC; ticket numbers under racing
 //! conversions.
 
-use madoguchi_core::auth::{Email, Password};
-use madoguchi_core::organizations::{CreateOrganization, Name, PortalName};
+use madoguchi_core::organizations::PortalName;
 use madoguchi_grpc::pb;
 use madoguchi_grpc::pb::ticket_service_client::TicketServiceClient;
 use madoguchi_tests::line::{TestChannel, text_event};
@@ -132,20 +131,7 @@ on_both_backends!(
 async fn a_chat_becomes_a_ticket_of_the_linked_portal_reached_as_the_mapping_says(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let (acme, globex, channel, helpdesk_department) = linked(&app).await;
-    let outsider = {
-        app.core
-            .organizations()
-            .create(CreateOrganization {
-                name: Name::parse("Initech").unwrap(),
-                portal_name: PortalName::parse("initech").unwrap(),
-                admin_email: Email::parse("bill@initech.example").unwrap(),
-                admin_name: Name::parse("Bill").unwrap(),
-                admin_password: Password::parse("initech password 1").unwrap(),
-            })
-            .await
-            .unwrap();
-        app.login("bill@initech.example", "initech password 1").await
-    };
+    let outsider = crate::isolation::third_tenant(&app).await;
 
     // No email, no ticket.
     let nameless = chat_with_email(&app, &acme, &channel, "Unoemail", None).await;
