@@ -243,6 +243,18 @@ async fn a_reply_whose_answer_was_lost_is_unconfirmed_and_never_sent_again(backe
     assert_eq!(app.line.requests_to("/v2/bot/message/reply").len(), 2);
 }
 
+/// The channel's push usage this month, as the console shows it.
+async fn push_usage(app: &TestApp, admin: &str, channel: &TestChannel) -> Value {
+    let usage = app
+        .graphql(
+            Some(admin),
+            "query($id: ID!) { channel(id: $id) { pushUsage { pushed limit month reconciledTotal } } }",
+            json!({"id": channel.id}),
+        )
+        .await;
+    usage["data"]["channel"]["pushUsage"].clone()
+}
+
 async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.login_admin().await;
@@ -261,26 +273,11 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
     assert_eq!(keys[0], keys[1], "the retry key is chosen once");
     eventually(|| async { (delivery_states(&app, &admin, &chat_id).await[0].1 == "SENT").then_some(()) }).await;
 
-    let usage = app
-        .graphql(
-            Some(&admin),
-            "query($id: ID!) { channel(id: $id) { pushUsage { pushed limit month } } }",
-            json!({"id": channel.id}),
-        )
-        .await;
-    assert_eq!(usage["data"]["channel"]["pushUsage"]["pushed"], 1, "{usage}");
-    assert_eq!(usage["data"]["channel"]["pushUsage"]["limit"], 200);
-    let reconciled = eventually(|| async {
-        let usage = app
-            .graphql(
-                Some(&admin),
-                "query($id: ID!) { channel(id: $id) { pushUsage { reconciledTotal } } }",
-                json!({"id": channel.id}),
-            )
-            .await;
-        usage["data"]["channel"]["pushUsage"]["reconciledTotal"].as_i64()
-    })
-    .await;
+    let usage = push_usage(&app, &admin, &channel).await;
+    assert_eq!(usage["pushed"], 1, "{usage}");
+    assert_eq!(usage["limit"], 200);
+    let reconciled =
+        eventually(|| async { push_usage(&app, &admin, &channel).await["reconciledTotal"].as_i64() }).await;
     assert_eq!(reconciled, 1, "LINE's own count, read after the push");
     let now = app
         .graphql(
@@ -318,14 +315,8 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
     .await;
     assert!(failed["deliveryError"].as_str().unwrap().contains("The request body has 1 error(s)"), "{failed}");
     // The push LINE refused is given back to the month's allowance.
-    let usage = app
-        .graphql(
-            Some(&admin),
-            "query($id: ID!) { channel(id: $id) { pushUsage { pushed } } }",
-            json!({"id": channel.id}),
-        )
-        .await;
-    assert_eq!(usage["data"]["channel"]["pushUsage"]["pushed"], 5, "{usage}");
+    let usage = push_usage(&app, &admin, &channel).await;
+    assert_eq!(usage["pushed"], 5, "{usage}");
 }
 
 async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {
