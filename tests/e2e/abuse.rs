@@ -117,7 +117,7 @@ async fn an_upload_without_a_session_is_refused_before_its_body_is_read(backend:
     assert!(answer.contains("UNAUTHENTICATED"), "{answer}");
 }
 
-async fn issue_passcode(app: &TestApp, admin: &str, name: &str) -> (String, String) {
+pub(crate) async fn issue_passcode(app: &TestApp, admin: &str, name: &str) -> (String, String) {
     let contact = app
         .graphql(
             Some(admin),

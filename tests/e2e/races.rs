@@ -24,6 +24,7 @@ on_both_backends!(
     timer_changes_racing_deliveries_arm_in_one_order,
     two_replacements_of_the_classifications_at_once_leave_one_list,
     a_mapping_racing_a_new_link_never_names_another_portals_department,
+    a_passcode_racing_answers_links_the_customer_without_a_deadlock,
 );
 
 async fn chat_of(app: &TestApp, channel: &TestChannel, user: &str) -> Option<chats::Model> {
@@ -819,4 +820,52 @@ async fn a_mapping_racing_a_new_link_never_names_another_portals_department(back
             );
         }
     }
+}
+
+/// Per round, at once: a customer sends the passcode an agent gave them
+/// while the agent sends six answers in their chat. Intake locks the chat,
+/// then the customer to link the contact; a send locks the chat, then the
+/// customer against a block: one order, so every answer is sent, the
+/// customer is linked, and no deadlock is broken.
+async fn a_passcode_racing_answers_links_the_customer_without_a_deadlock(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let deadlocks_before = deadlocks(&app).await;
+    for round in 0..ROUNDS * 2 {
+        let user = format!("Ulinked{round}");
+        let event = text_event(&user, &format!("hi-{user}"), "hello", &format!("r-hi-{user}"));
+        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
+        let chat = chat_of(&app, &channel, &user).await.expect("a chat");
+        let claimed = app
+            .graphql(
+                Some(&admin),
+                "mutation($id: ID!) { claimChat(id: $id) { status } }",
+                json!({"id": chat.id.to_string()}),
+            )
+            .await;
+        assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
+        let (contact_id, code) = crate::abuse::issue_passcode(&app, &admin, &format!("Contact {round}")).await;
+
+        let passcode = text_event(&user, &format!("code-{user}"), &code, &format!("r-code-{user}"));
+        let sends = join_all((0..6).map(|n| {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id } }",
+                json!({"id": chat.id.to_string(), "text": format!("answer {n}")}),
+            )
+        }));
+        let (status, sends) = tokio::join!(app.deliver_line(&channel, vec![passcode]), sends);
+        assert_eq!(status, 200, "round {round}");
+        for sent in &sends {
+            assert!(sent["errors"].is_null(), "round {round}: {sent}");
+        }
+        let linked = end_users::Entity::find_by_id(chat.end_user_id).one(app.core.db()).await.unwrap().unwrap();
+        assert_eq!(
+            linked.contact_id.map(|id| id.to_string()),
+            Some(contact_id),
+            "round {round}: linked by the passcode"
+        );
+    }
+    assert_eq!(deadlocks(&app).await, deadlocks_before, "no deadlock was broken");
 }

@@ -808,13 +808,12 @@ impl<'a> Chats<'a> {
         }
         let now = self.core.now();
         let mut write = self.core.write().await?;
-        // What was read above may have changed since. The consumer is
-        // locked against a block (end users before chats, the order intake
-        // takes them in), and the chat changes only while this agent still
-        // holds it: a send that lost a race to a transfer, a release, a
-        // completion or a block stores nothing.
-        let end_user = end_users::Entity::find_by_id(chat.end_user_id).lock(LockType::Share).one(&*write).await?;
-        ensure_reachable(end_user.as_ref())?;
+        // What was read above may have changed since. The chat changes
+        // only while this agent still holds it, and then the consumer is
+        // locked against a block (the chat before its end user, the order
+        // intake takes them in when a passcode links a contact): a send that
+        // lost a race to a transfer, a release, a completion or a block
+        // stores nothing.
         let held = chats::Entity::update_many()
             .col_expr(chats::Column::LastMessageAt, Expr::value(now))
             .col_expr(chats::Column::LastMessagePreview, Expr::value(preview_text))
@@ -828,6 +827,8 @@ impl<'a> Chats<'a> {
         if held.rows_affected == 0 {
             return Err(Error::permission_denied("only the agent who claimed the chat may send in it"));
         }
+        let end_user = end_users::Entity::find_by_id(chat.end_user_id).lock(LockType::Share).one(&*write).await?;
+        ensure_reachable(end_user.as_ref())?;
         let method = self.core.delivery().choose_method(&write, &channel, &chat, now).await?;
         messages::ActiveModel {
             id: Set(message_id.uuid()),
