@@ -29,7 +29,7 @@ async fn messages(app: &TestApp, token: &str, chat_id: &str) -> Vec<Value> {
     response["data"]["chat"]["messages"].as_array().unwrap_or_else(|| panic!("{response}")).clone()
 }
 
-async fn send(app: &TestApp, token: &str, chat_id: &str, text: &str) -> Value {
+pub(crate) async fn send(app: &TestApp, token: &str, chat_id: &str, text: &str) -> Value {
     app.graphql(
         Some(token),
         "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id deliveryState deliveryMethod } }",
@@ -38,7 +38,7 @@ async fn send(app: &TestApp, token: &str, chat_id: &str, text: &str) -> Value {
     .await
 }
 
-async fn claim(app: &TestApp, token: &str, chat_id: &str) -> Value {
+pub(crate) async fn claim(app: &TestApp, token: &str, chat_id: &str) -> Value {
     app.graphql(Some(token), "mutation($id: ID!) { claimChat(id: $id) { status claimedBy } }", json!({"id": chat_id}))
         .await
 }

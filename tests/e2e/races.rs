@@ -11,6 +11,8 @@ use madoguchi_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
 
+use crate::line::{claim, send};
+
 const ROUNDS: usize = 4;
 
 on_both_backends!(
@@ -456,6 +458,11 @@ async fn events_since(app: &TestApp, after: i64, kind: &str, chat: uuid::Uuid) -
         .unwrap()
 }
 
+/// The agent's `n`th answer in a chat.
+async fn answer(app: &TestApp, token: &str, chat_id: &str, n: usize) -> Value {
+    send(app, token, chat_id, &format!("answer {n}")).await
+}
+
 /// Per round: six customers with a chat each, the first's completed and the
 /// second blocked; then, all at once, 30 deliveries of one to three
 /// messages each from those six, so that shared transactions change one
@@ -571,9 +578,9 @@ async fn sends_racing_a_completion_or_a_block_never_land_after_it(backend: Backe
         let event = text_event(&user, &format!("question-{user}"), "a question", &format!("r-{user}"));
         assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
         let chat = chat_of(&app, &channel, &user).await.expect("a chat");
-        let id = json!({"id": chat.id.to_string()});
-        let claimed =
-            app.graphql(Some(&admin), "mutation($id: ID!) { claimChat(id: $id) { status } }", id.clone()).await;
+        let chat_id = chat.id.to_string();
+        let id = json!({"id": chat_id});
+        let claimed = claim(&app, &admin, &chat_id).await;
         assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
         let (ending, ended, refusal) = if round % 2 == 0 {
             ("mutation($id: ID!) { completeChat(id: $id) { status } }", "chat.completed", "only the agent who claimed")
@@ -585,13 +592,7 @@ async fn sends_racing_a_completion_or_a_block_never_land_after_it(backend: Backe
             )
         };
 
-        let sends = join_all((0..SENDS).map(|n| {
-            app.graphql(
-                Some(&admin),
-                "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id } }",
-                json!({"id": chat.id.to_string(), "text": format!("answer {n}")}),
-            )
-        }));
+        let sends = join_all((0..SENDS).map(|n| answer(&app, &admin, &chat_id, n)));
         // A completion that meets a send changing the chat is refused as
         // changed meanwhile (ABORTED), and asked again, as a client would.
         let end = async {
@@ -837,24 +838,13 @@ async fn a_passcode_racing_answers_links_the_customer_without_a_deadlock(backend
         let event = text_event(&user, &format!("hi-{user}"), "hello", &format!("r-hi-{user}"));
         assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
         let chat = chat_of(&app, &channel, &user).await.expect("a chat");
-        let claimed = app
-            .graphql(
-                Some(&admin),
-                "mutation($id: ID!) { claimChat(id: $id) { status } }",
-                json!({"id": chat.id.to_string()}),
-            )
-            .await;
+        let chat_id = chat.id.to_string();
+        let claimed = claim(&app, &admin, &chat_id).await;
         assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
         let (contact_id, code) = crate::abuse::issue_passcode(&app, &admin, &format!("Contact {round}")).await;
 
         let passcode = text_event(&user, &format!("code-{user}"), &code, &format!("r-code-{user}"));
-        let sends = join_all((0..6).map(|n| {
-            app.graphql(
-                Some(&admin),
-                "mutation($id: ID!, $text: String!) { sendMessage(chatId: $id, text: $text) { id } }",
-                json!({"id": chat.id.to_string(), "text": format!("answer {n}")}),
-            )
-        }));
+        let sends = join_all((0..6).map(|n| answer(&app, &admin, &chat_id, n)));
         let (status, sends) = tokio::join!(app.deliver_line(&channel, vec![passcode]), sends);
         assert_eq!(status, 200, "round {round}");
         for sent in &sends {
