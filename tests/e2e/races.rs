@@ -458,6 +458,16 @@ async fn events_since(app: &TestApp, after: i64, kind: &str, chat: uuid::Uuid) -
         .unwrap()
 }
 
+/// The chat `user` opens by writing once, claimed by the caller of `token`.
+async fn claimed_chat(app: &TestApp, token: &str, channel: &TestChannel, user: &str) -> chats::Model {
+    let event = text_event(user, &format!("hello-{user}"), "hello", &format!("r-hello-{user}"));
+    assert_eq!(app.deliver_line(channel, vec![event]).await, 200);
+    let chat = chat_of(app, channel, user).await.expect("a chat");
+    let claimed = claim(app, token, &chat.id.to_string()).await;
+    assert!(claimed["errors"].is_null(), "{user}: {claimed}");
+    chat
+}
+
 /// The agent's `n`th answer in a chat.
 async fn answer(app: &TestApp, token: &str, chat_id: &str, n: usize) -> Value {
     send(app, token, chat_id, &format!("answer {n}")).await
@@ -574,14 +584,9 @@ async fn sends_racing_a_completion_or_a_block_never_land_after_it(backend: Backe
     let admin = app.login_admin().await;
     let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
     for round in 0..ROUNDS * 2 {
-        let user = format!("Uanswered{round}");
-        let event = text_event(&user, &format!("question-{user}"), "a question", &format!("r-{user}"));
-        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
-        let chat = chat_of(&app, &channel, &user).await.expect("a chat");
+        let chat = claimed_chat(&app, &admin, &channel, &format!("Uanswered{round}")).await;
         let chat_id = chat.id.to_string();
         let id = json!({"id": chat_id});
-        let claimed = claim(&app, &admin, &chat_id).await;
-        assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
         let (ending, ended, refusal) = if round % 2 == 0 {
             ("mutation($id: ID!) { completeChat(id: $id) { status } }", "chat.completed", "only the agent who claimed")
         } else {
@@ -835,12 +840,8 @@ async fn a_passcode_racing_answers_links_the_customer_without_a_deadlock(backend
     let deadlocks_before = deadlocks(&app).await;
     for round in 0..ROUNDS * 2 {
         let user = format!("Ulinked{round}");
-        let event = text_event(&user, &format!("hi-{user}"), "hello", &format!("r-hi-{user}"));
-        assert_eq!(app.deliver_line(&channel, vec![event]).await, 200);
-        let chat = chat_of(&app, &channel, &user).await.expect("a chat");
+        let chat = claimed_chat(&app, &admin, &channel, &user).await;
         let chat_id = chat.id.to_string();
-        let claimed = claim(&app, &admin, &chat_id).await;
-        assert!(claimed["errors"].is_null(), "round {round}: {claimed}");
         let (contact_id, code) = crate::abuse::issue_passcode(&app, &admin, &format!("Contact {round}")).await;
 
         let passcode = text_event(&user, &format!("code-{user}"), &code, &format!("r-code-{user}"));
