@@ -19,6 +19,7 @@ on_both_backends!(
     concurrent_deliveries_for_new_and_existing_customers_are_each_stored_exactly_once,
     waiting_answers_leave_once_even_when_reply_jobs_race,
     two_admins_demoting_each_other_at_once_leave_one_admin,
+    a_deactivation_decided_before_a_promotion_never_leaves_no_admin,
     a_failing_delivery_among_concurrent_ones_fails_alone,
     concurrent_messages_to_the_same_chats_are_each_counted_once,
     sends_racing_a_completion_or_a_block_never_land_after_it,
@@ -285,6 +286,83 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
         if b["errors"].is_null() {
             survivor = (email, password.to_owned(), other_id);
         }
+    }
+}
+
+/// Per round: the remaining admin makes a second admin and an agent, then
+/// starts deactivating the agent (with a new password, whose hashing keeps
+/// the request open after it has read the agent). Meanwhile the agent is
+/// promoted and both other admins step down, one after another, each allowed
+/// because the new admin remains. The deactivation, decided on an agent who
+/// was no admin, must not then take away the last active admin.
+async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let password = "a long agent password";
+    let update = |token: String, id: Value, input: Value| {
+        let app = &app;
+        async move {
+            app.graphql(
+                Some(&token),
+                "mutation($id: ID!, $input: UpdateAgentInput!) { updateAgent(id: $id, input: $input) { id } }",
+                json!({"id": id, "input": input}),
+            )
+            .await
+        }
+    };
+    let create = |token: String, email: String, role: &'static str| {
+        let app = &app;
+        async move {
+            let created = app
+                .graphql(
+                    Some(&token),
+                    "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+                    json!({"input": {"email": email, "name": "Agent", "role": role, "password": password}}),
+                )
+                .await;
+            assert!(created["errors"].is_null(), "{created}");
+            created["data"]["createAgent"]["id"].clone()
+        }
+    };
+    let first = app.login_admin().await;
+    let first_id = app.graphql(Some(&first), "{ me { id } }", json!({})).await["data"]["me"]["id"].clone();
+    let mut survivor = (ADMIN_EMAIL.to_owned(), ADMIN_PASSWORD.to_owned(), first_id);
+    for round in 0..ROUNDS * 2 {
+        let token = app.login(&survivor.0, &survivor.1).await;
+        let second_email = format!("second{round}@acme.example");
+        let second = create(token.clone(), second_email.clone(), "ADMIN").await;
+        let promoted_email = format!("promoted{round}@acme.example");
+        let promoted = create(token.clone(), promoted_email.clone(), "AGENT").await;
+
+        let deactivation =
+            update(token.clone(), promoted.clone(), json!({"active": false, "password": "a new password"}));
+        let others = async {
+            let mut answers = Vec::new();
+            for (id, input) in [
+                (promoted.clone(), json!({"role": "ADMIN"})),
+                (second.clone(), json!({"role": "AGENT"})),
+                (survivor.2.clone(), json!({"role": "AGENT"})),
+            ] {
+                answers.push(update(token.clone(), id, input).await);
+            }
+            answers
+        };
+        let (deactivated, others) = tokio::join!(deactivation, others);
+        let admins = madoguchi_entity::agents::Entity::find()
+            .filter(madoguchi_entity::agents::Column::Role.eq("ADMIN"))
+            .filter(madoguchi_entity::agents::Column::Active.eq(true))
+            .all(app.core.db())
+            .await
+            .unwrap();
+        assert!(!admins.is_empty(), "round {round}: no active admin is left: {deactivated} {others:?}");
+        // Whichever admin is left manages the next round.
+        let left = admins[0].id.to_string();
+        survivor = if left == promoted.as_str().unwrap() {
+            (promoted_email, password.to_owned(), promoted)
+        } else if left == second.as_str().unwrap() {
+            (second_email, password.to_owned(), second)
+        } else {
+            survivor
+        };
     }
 }
 

@@ -298,6 +298,8 @@ impl<'a> Agents<'a> {
 
     /// Changes an agent (admins). The last active admin cannot be demoted or
     /// deactivated, so an organization always has someone who can manage it.
+    /// A change decided on a role or state that another change has replaced
+    /// meanwhile is refused (`ABORTED`) and changes nothing.
     pub async fn update(&self, caller: &Caller, id: AgentId, command: UpdateAgent) -> Result<Agent> {
         caller.require(Permission::ManageAgents)?;
         let organization_id = caller.organization_id();
@@ -341,29 +343,34 @@ impl<'a> Agents<'a> {
         let revokes = command.role.is_some_and(|role| role.as_str() != existing.role)
             || command.active == Some(false)
             || password_hash.is_some();
-        let mut row: agents::ActiveModel = existing.into();
+        let mut update = agents::Entity::update_many()
+            .col_expr(agents::Column::UpdatedAt, Expr::value(now))
+            .filter(agents::Column::Id.eq(id.uuid()))
+            // The role and state the checks above were decided on: an agent
+            // promoted or deactivated since it was read (outside the admins'
+            // lock, which only an admin's demotion takes) is not changed on
+            // stale grounds, which could leave no active admin.
+            .filter(agents::Column::Role.eq(existing.role.as_str()))
+            .filter(agents::Column::Active.eq(existing.active));
         if let Some(name) = command.name {
-            row.name = Set(name.as_str().to_owned());
+            update = update.col_expr(agents::Column::Name, Expr::value(name.as_str()));
         }
         if let Some(role) = command.role {
-            row.role = Set(role.as_str().to_owned());
+            update = update.col_expr(agents::Column::Role, Expr::value(role.as_str()));
         }
         if let Some(active) = command.active {
-            row.active = Set(active);
+            update = update.col_expr(agents::Column::Active, Expr::value(active));
         }
         if let Some(hash) = password_hash {
-            row.password_hash = Set(hash);
+            update = update.col_expr(agents::Column::PasswordHash, Expr::value(hash));
         }
-        row.updated_at = Set(now);
-        row.update(&*write).await?;
         if revokes {
             // Incremented in the database, not set from the row read above:
             // two revoking changes at once both move the version on.
-            agents::Entity::update_many()
-                .col_expr(agents::Column::TokenVersion, Expr::col(agents::Column::TokenVersion).add(1))
-                .filter(agents::Column::Id.eq(id.uuid()))
-                .exec(&*write)
-                .await?;
+            update = update.col_expr(agents::Column::TokenVersion, Expr::col(agents::Column::TokenVersion).add(1));
+        }
+        if update.exec(&*write).await?.rows_affected == 0 {
+            return Err(Error::aborted("the agent's role or state changed meanwhile; read it again and retry"));
         }
         if let Some(departments) = departments {
             replace_departments(&*write, id, &departments).await?;
