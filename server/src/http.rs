@@ -186,7 +186,12 @@ const WEBSOCKET_WRITE_BUFFER: usize = 8 * 1024;
 /// The largest message a client may send (an operation with variables).
 const WEBSOCKET_MAX_MESSAGE: usize = 1024 * 1024;
 
-async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let Some(protocol) = graphql_ws::requested_protocol(&headers) else {
         return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol: graphql-transport-ws").into_response();
     };
@@ -196,7 +201,7 @@ async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade:
         .read_buffer_size(WEBSOCKET_READ_BUFFER)
         .write_buffer_size(WEBSOCKET_WRITE_BUFFER)
         .max_message_size(WEBSOCKET_MAX_MESSAGE)
-        .on_upgrade(move |socket| sessions.track_future(serve_websocket(state, protocol, socket)))
+        .on_upgrade(move |socket| sessions.track_future(serve_websocket(state, peer, protocol, socket)))
 }
 
 /// Counts open WebSocket connections while it lives.
@@ -217,8 +222,9 @@ impl Drop for OpenConnection {
 
 /// Serves one GraphQL WebSocket (either protocol), authenticated by its
 /// `connection_init`. On shutdown its subscriptions end and the socket
-/// closes with 1001.
-async fn serve_websocket(state: HttpState, protocol: WebSocketProtocols, socket: WebSocket) {
+/// closes with 1001. Operations on it know the client's address, as over
+/// HTTP, so a `login` sent on a socket counts against the address's limit.
+async fn serve_websocket(state: HttpState, peer: SocketAddr, protocol: WebSocketProtocols, socket: WebSocket) {
     let _open = OpenConnection::new();
     let core = state.core.clone();
     let authenticate = move |payload: serde_json::Value| async move {
@@ -233,6 +239,7 @@ async fn serve_websocket(state: HttpState, protocol: WebSocketProtocols, socket:
                 let session = expires_at.map(|expires_at| (expires_at, caller.clone()));
                 let mut data = Data::default();
                 data.insert(Authentication::Authenticated(caller));
+                data.insert(ClientAddress(peer.ip()));
                 Ok((data, session))
             }
             Authentication::Failed(message) => Err(message.to_string()),

@@ -16,6 +16,8 @@ on_both_backends!(
     racing_guesses_for_one_account_stop_at_its_limit,
     one_address_is_limited_across_accounts,
     an_email_in_several_portals_is_not_revealed_by_a_wrong_password,
+    a_success_in_one_portal_does_not_clear_the_guesses_against_another,
+    a_login_sent_over_a_websocket_counts_against_the_address,
     an_upload_without_a_session_is_refused_before_its_body_is_read,
     passcode_guesses_are_limited_per_customer_and_per_organization,
     list_sizes_count_in_a_querys_cost_and_message_pages_are_capped,
@@ -36,7 +38,14 @@ async fn one_request_carries_one_login(backend: Backend) {
     assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{answer}");
     assert_eq!(answer["errors"][0]["message"], "one login per request");
     assert!(answer["data"].is_null(), "{answer}");
-    // None of the thirty was tried: the account is not locked.
+    // Spreading one fragment holding a login runs it once per spread.
+    let spread = format!(
+        "mutation {{ ...F ...F ...F }} fragment F on Mutation {{ \
+         login(input: {{email: \"{ADMIN_EMAIL}\", password: \"a guess\"}}) {{ token }} }}"
+    );
+    let answer = app.graphql(None, &spread, json!({})).await;
+    assert_eq!(answer["errors"][0]["message"], "one login per request", "{answer}");
+    // None of them was tried: the account is not locked.
     assert!(!app.login_admin().await.is_empty());
 }
 
@@ -96,6 +105,67 @@ async fn an_email_in_several_portals_is_not_revealed_by_a_wrong_password(backend
     assert_eq!(organization["data"]["organization"]["portalName"], "other", "{organization}");
     let mine = try_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert!(mine["data"]["login"]["token"].is_string(), "{mine}");
+}
+
+/// Another tenant's admin can make an agent with the victim's email and a
+/// password they know. Signing in as that agent must not clear the guesses
+/// counted against the victim, or guessing could go on forever, nine at a
+/// time.
+async fn a_success_in_one_portal_does_not_clear_the_guesses_against_another(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let attacker = CreateOrganization {
+        name: Name::parse("Other").unwrap(),
+        portal_name: PortalName::parse("other").unwrap(),
+        admin_email: Email::parse(ADMIN_EMAIL).unwrap(),
+        admin_name: Name::parse("Attacker").unwrap(),
+        admin_password: Password::parse("the attacker's own password").unwrap(),
+    };
+    app.core.organizations().create(attacker).await.unwrap();
+    let in_portal = |portal: &'static str, password: String| {
+        let app = &app;
+        async move {
+            let input = json!({"email": ADMIN_EMAIL, "password": password, "portal": portal});
+            app.graphql(None, LOGIN, json!({"input": input})).await
+        }
+    };
+    for n in 0..9 {
+        let guess = in_portal("acme", format!("guess number {n}")).await;
+        assert_eq!(error_code(&guess), "UNAUTHENTICATED", "{guess}");
+    }
+    let own = in_portal("other", "the attacker's own password".to_owned()).await;
+    assert!(own["data"]["login"]["token"].is_string(), "{own}");
+    let tenth = in_portal("acme", "guess number 9".to_owned()).await;
+    assert_eq!(error_code(&tenth), "UNAUTHENTICATED", "{tenth}");
+    // The victim's eleventh attempt is over the limit, right password or not.
+    let right = in_portal("acme", ADMIN_PASSWORD.to_owned()).await;
+    assert_eq!(error_code(&right), "RESOURCE_EXHAUSTED", "{right}");
+    // The attacker's own account is still theirs to use.
+    let own = in_portal("other", "the attacker's own password".to_owned()).await;
+    assert!(own["data"]["login"]["token"].is_string(), "{own}");
+}
+
+/// A socket's operations know the client's address as a request does: a
+/// login sent on a socket opened before the address ran out is refused too.
+async fn a_login_sent_over_a_websocket_counts_against_the_address(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let token = app.login_admin().await;
+    let url = format!("ws://{}/graphql/ws", app.http);
+    let mut ws =
+        madoguchi_tests::graphql_ws::GraphqlWs::connect(&url, json!({"authorization": format!("Bearer {token}")}))
+            .await
+            .unwrap();
+    for n in 1..100 {
+        let answer = try_login(&app, &format!("user{n}@acme.example"), "a guessed password").await;
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "attempt {n}: {answer}");
+    }
+    let login = json!({"input": {"email": "someone@acme.example", "password": "a guessed password"}});
+    ws.subscribe("1", LOGIN, login).await;
+    let answer = match ws.next().await {
+        madoguchi_tests::graphql_ws::Received::Message(message) => message,
+        closed => panic!("{closed:?}"),
+    };
+    assert_eq!(answer["payload"]["errors"][0]["extensions"]["code"], "RESOURCE_EXHAUSTED", "{answer}");
+    assert!(answer["payload"]["errors"][0]["message"].as_str().unwrap().contains("from this address"), "{answer}");
 }
 
 async fn an_upload_without_a_session_is_refused_before_its_body_is_read(backend: Backend) {

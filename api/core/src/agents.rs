@@ -21,7 +21,7 @@ use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
 use crate::organizations::active_organization_ids;
 use crate::organizations::{Name, PortalName};
-use crate::rate_limits::{self, Limit, count_attempt};
+use crate::rate_limits::{self, Limit, count_attempt, count_attempts};
 use crate::secrets::Secret;
 
 /// An agent as the API shows it (never with its password hash).
@@ -70,7 +70,7 @@ pub struct Login {
     pub client_address: Option<std::net::IpAddr>,
 }
 
-/// Sign-in attempts allowed per account (email) in one window, successful
+/// Sign-in attempts allowed per account (agent) in one window, successful
 /// ones included; a success clears the account's count.
 const ACCOUNT_ATTEMPTS: Limit = Limit { max: 10, window: chrono::Duration::minutes(15) };
 /// Sign-in attempts allowed per client address in one window.
@@ -99,9 +99,12 @@ impl<'a> Agents<'a> {
 
     /// Checks an email and password and returns a session token.
     ///
-    /// Each attempt is counted before the password is checked, per account
-    /// and per client address (see [`ACCOUNT_ATTEMPTS`], [`ADDRESS_ATTEMPTS`]),
-    /// so racing guesses cannot pass a limit. An unknown email costs the same
+    /// Each attempt is counted before the password is checked, per client
+    /// address and against every account it tries (see [`ACCOUNT_ATTEMPTS`],
+    /// [`ADDRESS_ATTEMPTS`]), so racing guesses cannot pass a limit. An
+    /// account's count is its own, keyed by the agent, not by the email: a
+    /// success in one portal does not clear the guesses against another
+    /// portal's agent of the same email. An unknown email costs the same
     /// hashing as a known one, and an email used in several portals is only
     /// said to be so to someone whose password matches more than one.
     pub async fn login(&self, login: Login) -> Result<Session> {
@@ -110,8 +113,6 @@ impl<'a> Agents<'a> {
             let key = format!("login:address:{address}");
             count_attempt(self.core, &key, ADDRESS_ATTEMPTS, "too many sign-in attempts from this address").await?;
         }
-        let account_key = format!("login:account:{}", login.email.as_str());
-        count_attempt(self.core, &account_key, ACCOUNT_ATTEMPTS, "too many sign-in attempts for this account").await?;
 
         let mut query = agents::Entity::find()
             .filter(agents::Column::Email.eq(login.email.as_str()))
@@ -134,6 +135,9 @@ impl<'a> Agents<'a> {
         if candidates.len() > MAX_PORTALS_TRIED {
             return Err(Error::invalid_argument("give the portal name to sign in"));
         }
+        let account_keys: Vec<String> = candidates.iter().map(|candidate| account_key(candidate.id)).collect();
+        let refusal = "too many sign-in attempts for this account";
+        count_attempts(self.core, &account_keys, ACCOUNT_ATTEMPTS, refusal).await?;
         let mut matching = Vec::new();
         for candidate in candidates {
             if verify_password(candidate.password_hash.clone(), login.password.clone()).await? && candidate.active {
@@ -145,7 +149,7 @@ impl<'a> Agents<'a> {
             [] => return Err(invalid()),
             _ => return Err(Error::invalid_argument("this email belongs to several portals: give the portal name")),
         };
-        rate_limits::clear(self.core, &account_key).await?;
+        rate_limits::clear(self.core, &account_key(agent.id)).await?;
         let caller = AgentCaller {
             organization_id: agent.organization_id.into(),
             agent_id: agent.id.into(),
@@ -397,6 +401,11 @@ impl<'a> Agents<'a> {
         }
         Ok(wanted)
     }
+}
+
+/// The key an agent's sign-in attempts are counted under.
+fn account_key(agent_id: uuid::Uuid) -> String {
+    format!("login:account:{agent_id}")
 }
 
 async fn replace_departments(

@@ -52,10 +52,22 @@ pub(crate) async fn count_attempt_in(
 /// with `RESOURCE_EXHAUSTED` (saying when to try again, as `refusal` words
 /// it) once the window holds more than `limit.max`.
 pub(crate) async fn count_attempt(core: &Core, key: &str, limit: Limit, refusal: &str) -> Result<()> {
+    count_attempts(core, &[key.to_owned()], limit, refusal).await
+}
+
+/// Counts one attempt under each of `keys` in one transaction; refuses it
+/// as [`count_attempt`] does once any of them is over `limit.max`.
+pub(crate) async fn count_attempts(core: &Core, keys: &[String], limit: Limit, refusal: &str) -> Result<()> {
     let write = core.write().await?;
-    let (allowed, again) = count_attempt_in(&*write, key, limit, core.now()).await?;
+    let mut refused_until = None;
+    for key in keys {
+        let (allowed, again) = count_attempt_in(&*write, key, limit, core.now()).await?;
+        if !allowed {
+            refused_until = refused_until.max(Some(again));
+        }
+    }
     write.commit().await?;
-    if !allowed {
+    if let Some(again) = refused_until {
         return Err(Error::resource_exhausted(format!("{refusal}; try again after {}", again.format("%H:%M UTC"))));
     }
     Ok(())

@@ -3,10 +3,11 @@
 //! staying shallow), and one `login` per request (aliases would otherwise
 //! multiply password guesses).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
 /// Refuses documents with more than a number of aliased fields.
@@ -64,45 +65,64 @@ impl Extension for OneLoginPerRequest {
     }
 }
 
-/// Returns how many fields called `name` a document selects, aliased or not,
-/// fragments included.
+/// Returns how many fields called `name` a document would execute, aliased
+/// or not, fragments included as often as they are spread.
 pub fn count_fields_named(document: &ExecutableDocument, name: &str) -> usize {
-    fn in_set(set: &SelectionSet, name: &str) -> usize {
-        set.items
-            .iter()
-            .map(|selection| match &selection.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.name.node.as_str() == name) + in_set(&field.node.selection_set.node, name)
-                }
-                Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node, name),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let operations: usize =
-        document.operations.iter().map(|(_, operation)| in_set(&operation.node.selection_set.node, name)).sum();
-    let fragments: usize =
-        document.fragments.values().map(|fragment| in_set(&fragment.node.selection_set.node, name)).sum();
-    operations + fragments
+    count_executed(document, &|field| usize::from(field.name.node.as_str() == name))
 }
 
-/// Returns how many aliased fields a document has, fragments included.
+/// Returns how many aliased fields a document would execute, fragments
+/// included as often as they are spread.
 pub fn count_aliases(document: &ExecutableDocument) -> usize {
-    let operations: usize =
-        document.operations.iter().map(|(_, operation)| in_set(&operation.node.selection_set.node)).sum();
-    let fragments: usize = document.fragments.values().map(|fragment| in_set(&fragment.node.selection_set.node)).sum();
-    operations + fragments
+    count_executed(document, &|field| usize::from(field.alias.is_some()))
 }
 
-fn in_set(set: &SelectionSet) -> usize {
-    set.items
+/// Sums `counts` over every field the document's operations would run. A
+/// fragment counts once per spread (spreading one fragment many times
+/// multiplies what it holds, so counting its definition once would let a
+/// limit be passed), each fragment is walked once, and fragments spreading
+/// each other in a cycle (which validation refuses afterwards) add nothing
+/// more. The sum saturates rather than overflow on nested spreads.
+fn count_executed(document: &ExecutableDocument, counts: &dyn Fn(&Field) -> usize) -> usize {
+    struct Counter<'a> {
+        document: &'a ExecutableDocument,
+        counts: &'a dyn Fn(&Field) -> usize,
+        fragments: HashMap<&'a str, usize>,
+        walking: HashSet<&'a str>,
+    }
+    impl<'a> Counter<'a> {
+        fn set(&mut self, set: &'a SelectionSet) -> usize {
+            set.items.iter().fold(0, |sum: usize, selection| {
+                let count = match &selection.node {
+                    Selection::Field(field) => {
+                        (self.counts)(&field.node).saturating_add(self.set(&field.node.selection_set.node))
+                    }
+                    Selection::InlineFragment(fragment) => self.set(&fragment.node.selection_set.node),
+                    Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+                };
+                sum.saturating_add(count)
+            })
+        }
+
+        fn fragment(&mut self, name: &'a str) -> usize {
+            if let Some(count) = self.fragments.get(name) {
+                return *count;
+            }
+            let Some(fragment) = self.document.fragments.get(name) else { return 0 };
+            if !self.walking.insert(name) {
+                return 0;
+            }
+            let count = self.set(&fragment.node.selection_set.node);
+            self.walking.remove(name);
+            self.fragments.insert(name, count);
+            count
+        }
+    }
+    let mut counter = Counter { document, counts, fragments: HashMap::new(), walking: HashSet::new() };
+    document
+        .operations
         .iter()
-        .map(|selection| match &selection.node {
-            Selection::Field(field) => usize::from(field.node.alias.is_some()) + in_set(&field.node.selection_set.node),
-            Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
-        })
-        .sum()
+        .fold(0, |sum: usize, (_, operation)| sum.saturating_add(counter.set(&operation.node.selection_set.node)))
 }
 
 #[cfg(test)]
@@ -128,5 +148,33 @@ mod tests {
             2
         );
         assert_eq!(count("query { me { id } }"), 0);
+        // A fragment counts as often as it is spread, nested spreads too.
+        let spread = "mutation { ...F ...F ...F } fragment F on Mutation { login(input: {}) { token } }";
+        assert_eq!(count(spread), 3);
+        let nested = "mutation { ...G ...G } fragment G on Mutation { ...F ...F } \
+                      fragment F on Mutation { login(input: {}) { token } }";
+        assert_eq!(count(nested), 4);
+    }
+
+    #[test]
+    fn spreads_multiply_aliases_and_cycles_or_bombs_end() {
+        let document = async_graphql::parser::parse_query(
+            "query { ...F ...F ...F } fragment F on Query { a: me { id } b: me { id } }",
+        )
+        .unwrap();
+        assert_eq!(count_aliases(&document), 6);
+        let cycle = async_graphql::parser::parse_query(
+            "query { ...A } fragment A on Query { x: me { id } ...B } fragment B on Query { y: me { id } ...A }",
+        )
+        .unwrap();
+        assert_eq!(count_aliases(&cycle), 2);
+        // Sixty-four levels of fragments each spreading the one below twice:
+        // 2^64 aliases, counted in linear time, saturated.
+        let mut bomb = String::from("query { ...F64 } fragment F0 on Query { a: me { id } }");
+        for level in 1..=64 {
+            bomb.push_str(&format!(" fragment F{level} on Query {{ ...F{} ...F{} }}", level - 1, level - 1));
+        }
+        let document = async_graphql::parser::parse_query(&bomb).unwrap();
+        assert_eq!(count_aliases(&document), usize::MAX);
     }
 }
