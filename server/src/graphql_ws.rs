@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::Data;
+use async_graphql::{Data, ErrorExtensions};
 use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, Utc};
@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 /// How long a client may take to send `connection_init` (graphql-ws's
 /// clients send it at once; its server waits 3 s).
 const INITIALISATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How soon a session check the database could not answer is tried again.
+const SESSION_RECHECK: Duration = Duration::from_secs(1);
 
 /// The most operations one connection runs at once: a client watching a
 /// chat list and a few chats needs a handful; each costs a follower.
@@ -103,6 +106,8 @@ where
     let mut state = State {
         protocol,
         executor,
+        core: core.clone(),
+        caller: None,
         authenticate: Some(authenticate),
         session: None,
         active: HashMap::new(),
@@ -170,26 +175,43 @@ where
     }
 }
 
-/// Ends when the session expires or stops holding.
+/// Ends when the session expires or stops holding: checked once as it
+/// starts (a change between `connection_init`'s check and the subscription
+/// to identity changes would otherwise go unseen) and after every identity
+/// change. A check the database could not answer is tried again each
+/// second until it can: the session is not taken to hold meanwhile.
 async fn watch_session(core: Core, expires_at: DateTime<Utc>, caller: Caller) -> &'static str {
     let mut identity = core.events().identity_changes();
     identity.borrow_and_update();
     let expiry = core.clock().sleep_until(expires_at);
     tokio::pin!(expiry);
+    let mut unchecked = true;
     loop {
+        if unchecked {
+            // Boxed while it queries: this future is allocated for its
+            // largest state for as long as the connection lives.
+            match Box::pin(core.still_authorized(&caller)).await {
+                Ok(()) => unchecked = false,
+                Err(error) if error.code() == madoguchi_core::ErrorCode::Unauthenticated => return "session revoked",
+                Err(error) => {
+                    tracing::warn!(error = ?error.cause(), "cannot check a websocket's session; trying again")
+                }
+            }
+        }
+        let retry = async {
+            match unchecked {
+                true => tokio::time::sleep(SESSION_RECHECK).await,
+                false => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut expiry => return "session expired",
+            () = retry => {}
             changed = identity.changed() => {
                 if changed.is_err() {
                     return std::future::pending().await;
                 }
-                // Boxed while it queries: this future is allocated for its
-                // largest state for as long as the connection lives.
-                if let Err(error) = Box::pin(core.still_authorized(&caller)).await
-                    && error.code() == madoguchi_core::ErrorCode::Unauthenticated
-                {
-                    return "session revoked";
-                }
+                unchecked = true;
             }
         }
     }
@@ -198,6 +220,10 @@ async fn watch_session(core: Core, expires_at: DateTime<Utc>, caller: Caller) ->
 struct State<Authenticate> {
     protocol: Protocols,
     executor: SharedSubscriptions,
+    core: Core,
+    /// Whose session this is, once accepted: checked again as each
+    /// operation starts, as a request over HTTP is.
+    caller: Option<Caller>,
     /// Taken by the first `connection_init`.
     authenticate: Option<Authenticate>,
     /// Once accepted: the data every operation runs with, and the session
@@ -220,6 +246,7 @@ where
         };
         match authenticate(payload).await {
             Ok((data, session)) => {
+                self.caller = session.as_ref().map(|(_, caller)| caller.clone());
                 self.session = Some((Arc::new(data), session));
                 Reply::Send(json!({"type": "connection_ack"}).to_string())
             }
@@ -266,7 +293,12 @@ where
                     generation: self.generations,
                 });
                 let (abort, registration) = AbortHandle::new_pair();
-                let items = Abortable::new(self.executor.subscribe(payload, data.clone()), registration);
+                let operation = self.executor.subscribe(payload, data.clone());
+                let operation = match &self.caller {
+                    Some(caller) => checked_first(self.core.clone(), caller.clone(), operation),
+                    None => operation,
+                };
+                let items = Abortable::new(operation, registration);
                 let tagged = {
                     let subscription = subscription.clone();
                     items.map(move |item| (subscription.clone(), Some(item)))
@@ -343,6 +375,43 @@ where
         frame.push('}');
         Reply::Send(frame)
     }
+}
+
+/// Runs `operation` once `caller`'s session is checked again, as a request
+/// over HTTP is checked: a session revoked while no identity change reached
+/// this process (another replica's notification lost) runs nothing more.
+/// The check is part of the operation's stream, not of the connection's
+/// loop, so it never waits for a database connection that the
+/// connection's own, unpolled, subscriptions hold.
+fn checked_first(core: Core, caller: Caller, operation: BoxStream<'static, Outgoing>) -> BoxStream<'static, Outgoing> {
+    let checked = async move {
+        match core.still_authorized(&caller).await {
+            Ok(()) => Ok(operation),
+            Err(error) if error.code() == madoguchi_core::ErrorCode::Unauthenticated => {
+                // This connection's session watch (and any other that missed
+                // the change) checks again and closes it with 4401.
+                core.events().wake_identity();
+                Err(refusal(error.message(), "UNAUTHENTICATED"))
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error.cause(), "cannot check a websocket's session");
+                Err(refusal("the session could not be checked; try again", "UNAVAILABLE"))
+            }
+        }
+    };
+    futures::stream::once(checked)
+        .flat_map(|checked| match checked {
+            Ok(operation) => operation,
+            Err(refused) => futures::stream::once(async move { refused }).boxed(),
+        })
+        .boxed()
+}
+
+/// An operation refused before it ran, with an error `code`.
+fn refusal(message: &str, code: &'static str) -> Outgoing {
+    let error = async_graphql::Error::new(message).extend_with(|_, extensions| extensions.set("code", code));
+    let response = async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())]);
+    Outgoing::Response(Box::new(response))
 }
 
 /// Whether a response is a request's that never ran: no data, and errors

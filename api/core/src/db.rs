@@ -219,9 +219,9 @@ impl<'a> Write<'a> {
         for (organization_id, seq) in heads {
             log.wake(organization_id, seq);
             log.announce(organization_id, seq, identity);
-        }
-        if identity {
-            log.wake_identity();
+            if identity {
+                log.identity_changed(organization_id, seq);
+            }
         }
         if enqueued_jobs {
             job_waker.notify_waiters();

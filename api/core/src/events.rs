@@ -147,8 +147,12 @@ pub struct EventLog {
     db: DatabaseConnection,
     wakers: Mutex<HashMap<OrganizationId, watch::Sender<i64>>>,
     /// Advanced whenever an identity event commits, here or (through the
-    /// PostgreSQL notification) on another replica.
+    /// PostgreSQL notification, or the shared tail reading it from the log
+    /// when the notification was lost) on another replica.
     identity: watch::Sender<u64>,
+    /// The newest `seq` per organization that `identity` was advanced for,
+    /// so an identity event seen both ways wakes sessions once.
+    identity_seen: Mutex<HashMap<OrganizationId, i64>>,
     /// Committed heads to announce to the other replicas (PostgreSQL),
     /// coalesced by [`EventLog::notify_postgres`].
     announcements: mpsc::UnboundedSender<Announcement>,
@@ -219,6 +223,7 @@ impl EventLog {
             db,
             wakers: Mutex::new(HashMap::new()),
             identity: watch::channel(0).0,
+            identity_seen: Mutex::new(HashMap::new()),
             configuration: std::sync::atomic::AtomicU64::new(0),
             announcements,
             pending_announcements: Mutex::new(Some(pending)),
@@ -296,6 +301,23 @@ impl EventLog {
         // An organization may have been disabled: channels read before are stale.
         self.configuration_changed();
         self.identity.send_modify(|generation| *generation += 1);
+    }
+
+    /// Like [`Self::wake_identity`], for an identity change in the
+    /// organization's log at `seq` (or up to it): only once per change,
+    /// however many ways it is heard of (this process's commit, another
+    /// replica's notification, the shared tail reading the log).
+    pub(crate) fn identity_changed(&self, organization_id: OrganizationId, seq: i64) {
+        let newer = {
+            let mut seen = self.identity_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let last = seen.entry(organization_id).or_insert(0);
+            let newer = seq > *last;
+            *last = Ord::max(*last, seq);
+            newer
+        };
+        if newer {
+            self.wake_identity();
+        }
     }
 
     /// Wakes every follower of every organization, to read the log again.
@@ -467,6 +489,12 @@ impl EventLog {
             }
             for event in batch {
                 cursor = event.seq;
+                // The log, not the notification, is the source of truth: an
+                // identity change whose notification was lost still ends the
+                // sessions and streams it revokes, by the next safety poll.
+                if is_identity_kind(&event.kind) {
+                    self.identity_changed(organization_id, event.seq);
+                }
                 let _ = events.send(Arc::new(event));
             }
             moved.send_replace(cursor);
@@ -579,7 +607,7 @@ impl EventLog {
             Some((organization_id, seq, identity)) => {
                 self.wake(organization_id, seq);
                 if identity {
-                    self.wake_identity();
+                    self.identity_changed(organization_id, seq);
                 }
             }
             None => tracing::warn!(payload, "ignoring a malformed event notification"),
