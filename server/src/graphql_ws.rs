@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Data, ErrorExtensions};
 use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
+use async_graphql::{Data, ErrorExtensions};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;

@@ -3,9 +3,13 @@
 
 use madoguchi_tests::line::text_event;
 use madoguchi_tests::{Backend, error_code, spawn_app};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
-on_both_backends!(out_of_range_dates_and_lifetimes_are_invalid_arguments_not_panics);
+on_both_backends!(
+    out_of_range_dates_and_lifetimes_are_invalid_arguments_not_panics,
+    oversized_labels_searches_and_id_lists_are_refused_and_change_nothing,
+);
 
 async fn out_of_range_dates_and_lifetimes_are_invalid_arguments_not_panics(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
@@ -44,4 +48,54 @@ async fn out_of_range_dates_and_lifetimes_are_invalid_arguments_not_panics(backe
     }
     let issued = app.graphql(Some(&admin), issue, json!({"id": contact_id, "minutes": null})).await;
     assert!(issued["data"]["issuePasscode"]["code"].is_string(), "{issued}");
+}
+
+/// A contact's labels and what is searched for are short texts; a list of
+/// ids has at most a thousand. Past that: `INVALID_ARGUMENT` naming the
+/// field, and nothing stored; at the bound itself, the request works.
+async fn oversized_labels_searches_and_id_lists_are_refused_and_change_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let long = "x".repeat(201);
+    let longest = "x".repeat(200);
+    let create = "mutation($input: ContactInput!) { createContact(input: $input) { id accountName } }";
+    for field in ["accountName", "slaName", "contractName", "ownerName"] {
+        let answer = app.graphql(Some(&admin), create, json!({"input": {"name": "Kim", field: long}})).await;
+        assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{field}: {answer}");
+        assert!(answer["errors"][0]["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+    let contacts = madoguchi_entity::contacts::Entity::find().count(app.core.db()).await.unwrap();
+    assert_eq!(contacts, 0, "no contact was stored");
+    let created = app.graphql(Some(&admin), create, json!({"input": {"name": "Kim", "accountName": longest}})).await;
+    assert_eq!(created["data"]["createContact"]["accountName"], longest.as_str(), "{created}");
+    let id = created["data"]["createContact"]["id"].clone();
+    let update = "mutation($id: ID!, $input: ContactInput!) { updateContact(id: $id, input: $input) { ownerName } }";
+    let answer = app.graphql(Some(&admin), update, json!({"id": id, "input": {"ownerName": long}})).await;
+    assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{answer}");
+
+    for search in [
+        "query($text: String!) { searchContacts(text: $text) { id } }",
+        "query($text: String!) { searchTickets(text: $text) { id } }",
+    ] {
+        let answer = app.graphql(Some(&admin), search, json!({"text": long})).await;
+        assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{search}: {answer}");
+        let answer = app.graphql(Some(&admin), search, json!({"text": longest})).await;
+        assert!(answer["errors"].is_null(), "{search}: {answer}");
+    }
+    let chats = "query($filter: ChatFilterInput) { chats(filter: $filter) { edges { node { id } } } }";
+    for field in ["customerId", "customerName", "phone"] {
+        let answer = app.graphql(Some(&admin), chats, json!({"filter": {field: long}})).await;
+        assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{field}: {answer}");
+    }
+    // A status listed many times is one status.
+    let statuses = vec!["NEW"; 5_000];
+    let answer = app.graphql(Some(&admin), chats, json!({"filter": {"statuses": statuses}})).await;
+    assert!(answer["errors"].is_null(), "{answer}");
+
+    let channel = app.create_line_channel(&admin, "REPLY", "FREE").await;
+    let ids: Vec<String> = (0..1_001).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let set = "mutation($id: ID!, $ids: [ID!]!) { setChannelAgents(id: $id, agentIds: $ids) }";
+    let answer = app.graphql(Some(&admin), set, json!({"id": channel.id, "ids": ids})).await;
+    assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{answer}");
+    assert!(answer["errors"][0]["message"].as_str().unwrap().contains("agentIds"), "{answer}");
 }

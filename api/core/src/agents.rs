@@ -16,6 +16,7 @@ use crate::auth::{
     AgentCaller, Caller, Email, Password, Permission, Role, SessionToken, hash_password, verify_against_dummy,
     verify_password,
 };
+use crate::bounds;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{AgentId, DepartmentId, OrganizationId};
@@ -390,6 +391,7 @@ impl<'a> Agents<'a> {
         organization_id: OrganizationId,
         ids: &[DepartmentId],
     ) -> Result<BTreeSet<DepartmentId>> {
+        bounds::listed_ids("departmentIds", ids)?;
         let wanted: BTreeSet<DepartmentId> = ids.iter().copied().collect();
         let found = departments::Entity::find()
             .filter(departments::Column::OrganizationId.eq(organization_id.uuid()))

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Permission};
+use crate::bounds;
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
@@ -143,6 +144,7 @@ impl<'a> Channels<'a> {
     /// Replaces the agents associated with a channel (admins).
     pub async fn set_agents(&self, caller: &Caller, id: ChannelId, agent_ids: &[AgentId]) -> Result<Vec<AgentId>> {
         caller.require(Permission::ManageChannels)?;
+        bounds::listed_ids("agentIds", agent_ids)?;
         let organization_id = caller.organization_id();
         let mut wanted: Vec<AgentId> = agent_ids.to_vec();
         wanted.sort();

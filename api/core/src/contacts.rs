@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Email, Permission};
+use crate::bounds;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ids::{ChatId, ContactId, OrganizationId};
@@ -48,6 +49,24 @@ pub struct ContactFields {
     pub sla_name: Option<String>,
     pub contract_name: Option<String>,
     pub owner_name: Option<String>,
+}
+
+impl ContactFields {
+    /// Checks the free-text labels (the name, email and phone are checked
+    /// as they are parsed).
+    fn check(&self) -> Result<()> {
+        for (field, value) in [
+            ("accountName", &self.account_name),
+            ("slaName", &self.sla_name),
+            ("contractName", &self.contract_name),
+            ("ownerName", &self.owner_name),
+        ] {
+            if let Some(value) = value {
+                bounds::short_text(field, value)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A phone number: digits with an optional leading `+`, separators dropped.
@@ -115,6 +134,7 @@ impl<'a> Contacts<'a> {
 
     pub async fn create(&self, caller: &Caller, fields: ContactFields) -> Result<Contact> {
         caller.require(Permission::WriteChats)?;
+        fields.check()?;
         let name = fields.name.clone().ok_or_else(|| Error::invalid_argument("a contact needs a name"))?;
         let now = self.core.now();
         let organization_id = caller.organization_id();
@@ -141,6 +161,7 @@ impl<'a> Contacts<'a> {
 
     pub async fn update(&self, caller: &Caller, id: ContactId, fields: ContactFields) -> Result<Contact> {
         caller.require(Permission::WriteChats)?;
+        fields.check()?;
         let existing = self.find(caller.organization_id(), id).await?;
         let now = self.core.now();
         let mut write = self.core.write().await?;
@@ -182,6 +203,7 @@ impl<'a> Contacts<'a> {
     pub async fn search(&self, caller: &Caller, text: &str, limit: u64) -> Result<Vec<Contact>> {
         caller.require(Permission::ReadChats)?;
         let text = text.trim();
+        bounds::short_text("text", text)?;
         let mut condition = Condition::any()
             .add(contacts::Column::Name.contains(text))
             .add(contacts::Column::Email.contains(text.to_lowercase()))

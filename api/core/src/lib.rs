@@ -28,6 +28,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod blobs;
+pub mod bounds;
 pub mod channels;
 pub mod chats;
 pub mod clock;

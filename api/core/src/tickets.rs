@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Permission};
+use crate::bounds;
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
@@ -630,6 +631,7 @@ impl<'a> Tickets<'a> {
         if text.is_empty() {
             return Err(Error::invalid_argument("give something to search for"));
         }
+        bounds::short_text("text", text)?;
         let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         // Lower-cased on both sides: SQLite's LIKE ignores ASCII case and
         // PostgreSQL's does not.

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::Core;
 use crate::auth::{Caller, Permission};
+use crate::bounds;
 use crate::db::Write;
 use crate::error::{Error, Result};
 use crate::events::{EventStream, NewEvent};
@@ -326,13 +327,23 @@ impl<'a> Chats<'a> {
         if first == 0 || first > MAX_PAGE_SIZE {
             return Err(Error::invalid_argument(format!("first must be between 1 and {MAX_PAGE_SIZE}")));
         }
+        for (field, text) in
+            [("customerId", &filter.customer_id), ("customerName", &filter.customer_name), ("phone", &filter.phone)]
+        {
+            if let Some(text) = text {
+                bounds::short_text(field, text.trim())?;
+            }
+        }
         let organization_id = caller.organization_id();
         let mut condition = Condition::all().add(chats::Column::OrganizationId.eq(organization_id.uuid()));
         if let Some(visible) = self.core.channels().visible_channel_ids(caller).await? {
             condition = condition.add(chats::Column::ChannelId.is_in(visible.into_iter().map(ChannelId::uuid)));
         }
         if !filter.statuses.is_empty() {
-            condition = condition.add(chats::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
+            // Each status once, however often the request lists it.
+            let statuses: std::collections::BTreeSet<&str> =
+                filter.statuses.iter().map(|status| status.as_str()).collect();
+            condition = condition.add(chats::Column::Status.is_in(statuses));
         }
         if let Some(channel_id) = filter.channel_id {
             condition = condition.add(chats::Column::ChannelId.eq(channel_id.uuid()));
