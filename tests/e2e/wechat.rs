@@ -199,6 +199,21 @@ async fn url_verification_echoes_only_for_the_right_signature(backend: Backend) 
     assert_eq!(app.verify_wechat_url(&channel.id, &secure).await, (200, "echo-42".into()));
     secure.last_mut().unwrap().1 = crypto::signature(&[&channel.token, &timestamp, &nonce, "other"]);
     assert_eq!(app.verify_wechat_url(&channel.id, &secure).await.0, 401);
+
+    // The verification's signature (in an access log, say) signs no
+    // plaintext callback; a verification's own retry still passes.
+    let signed = vec![("signature", signature.clone()), ("timestamp", timestamp.clone()), ("nonce", nonce.clone())];
+    let forged = text_xml(&channel, "oForged", "7000000000000000099", "forged");
+    assert_eq!(app.post_wechat(&channel.id, &signed, forged.into_bytes()).await.0, 401);
+    assert!(app.wechat_chat(&admin, "oForged").await.is_none());
+    assert_eq!(receipts(&app, &channel).await, 0);
+    assert_eq!(app.verify_wechat_url(&channel.id, &query(&signature, "7")).await, (200, "7".into()));
+    // Nor is a stale verification answered.
+    let stale = (now_seconds() - 3_600).to_string();
+    let old = crypto::signature(&[&channel.token, &stale, &nonce]);
+    let stale_query =
+        vec![("signature", old), ("timestamp", stale), ("nonce", nonce.clone()), ("echostr", "8".to_owned())];
+    assert_eq!(app.verify_wechat_url(&channel.id, &stale_query).await.0, 400);
     app.stop().await.unwrap();
 }
 

@@ -41,6 +41,9 @@ pub const FREE_WINDOW: Duration = Duration::hours(48);
 pub const MONTHLY_ALLOWANCE: i64 = 4;
 /// How far a callback's timestamp may be from our clock.
 pub const TIMESTAMP_TOLERANCE: Duration = Duration::minutes(5);
+/// What a URL verification's signature is remembered as having signed: no
+/// body's digest (64 hexadecimal digits) is ever this.
+const URL_VERIFICATION: &str = "url verification";
 
 /// What an agent is told of a message whose delivery outcome is unknown.
 const UNCONFIRMED: &str =
@@ -74,11 +77,17 @@ impl<'a> WechatInbound<'a> {
     /// Answers WeChat's URL verification (`GET`): the `echostr` when the
     /// signature matches — decrypted when WeChat sent it encrypted (with a
     /// `msg_signature`).
+    ///
+    /// The signature's inputs are remembered as callbacks' are: a plaintext
+    /// callback's signature does not cover its body, so a verification
+    /// URL's signature (in an access log, say) must not sign a callback.
     pub async fn verify_url(&self, channel_id: &str, query: &CallbackQuery) -> Result<String> {
         let channel = self.channel(channel_id).await?;
         let token = self.core.channels().wechat_token(&channel)?;
         let (timestamp, nonce) = verify_signature(token.expose(), query)?;
+        self.check_fresh(timestamp)?;
         let echostr = query.echostr.as_deref().ok_or_else(|| Error::invalid_argument("echostr is missing"))?;
+        self.refuse_replays(&channel, timestamp, nonce, URL_VERIFICATION).await?;
         let Some(msg_signature) = query.msg_signature.as_deref() else {
             return Ok(echostr.to_owned());
         };
@@ -95,12 +104,7 @@ impl<'a> WechatInbound<'a> {
         let channel = self.channel(channel_id).await?;
         let token = self.core.channels().wechat_token(&channel)?;
         let (timestamp, nonce) = verify_signature(token.expose(), query)?;
-        let sent_at = timestamp.trim().parse::<i64>().ok().and_then(|seconds| Utc.timestamp_opt(seconds, 0).single());
-        match sent_at {
-            Some(sent_at) if (self.core.now() - sent_at).abs() <= TIMESTAMP_TOLERANCE => {}
-            Some(_) => return Err(Error::invalid_argument("the timestamp is stale")),
-            None => return Err(Error::invalid_argument("the timestamp is not a number of seconds")),
-        }
+        self.check_fresh(timestamp)?;
         if channel.status == ChannelStatus::Disabled.as_str() {
             return Ok(WebhookOutcome::Ignored);
         }
@@ -123,29 +127,45 @@ impl<'a> WechatInbound<'a> {
         {
             return Err(Error::invalid_argument("the message is for another official account"));
         }
-        self.refuse_replays(&channel, timestamp, nonce, body).await?;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+        self.refuse_replays(&channel, timestamp, nonce, &digest).await?;
         let event = inbound(&message, &fields);
         let (stored, duplicates) = self.core.intake().record(&channel, vec![event]).await?;
         Ok(WebhookOutcome::Accepted { stored, duplicates })
     }
 
-    /// Remembers the signature's inputs with the body's digest: WeChat's own
-    /// retries (the same query and body) pass, but the same signature with
-    /// another body — it does not cover a plaintext body — is refused.
+    /// Refuses a signed `timestamp` more than [`TIMESTAMP_TOLERANCE`] away.
+    fn check_fresh(&self, timestamp: &str) -> Result<()> {
+        let sent_at = timestamp.trim().parse::<i64>().ok().and_then(|seconds| Utc.timestamp_opt(seconds, 0).single());
+        match sent_at {
+            Some(sent_at) if (self.core.now() - sent_at).abs() <= TIMESTAMP_TOLERANCE => Ok(()),
+            Some(_) => Err(Error::invalid_argument("the timestamp is stale")),
+            None => Err(Error::invalid_argument("the timestamp is not a number of seconds")),
+        }
+    }
+
+    /// Remembers the signature's inputs with what they signed (the body's
+    /// digest, or [`URL_VERIFICATION`]): WeChat's own retries (the same
+    /// query and body) pass, but the same signature with another body — it
+    /// does not cover a plaintext body — is refused.
     ///
     /// Written in a write transaction of its own: on SQLite it queues with
     /// the other writers of this process instead of meeting their lock and
     /// sleeping in SQLite's busy handler.
-    async fn refuse_replays(&self, channel: &channels::Model, timestamp: &str, nonce: &str, body: &[u8]) -> Result<()> {
-        use sha2::Digest;
+    async fn refuse_replays(
+        &self,
+        channel: &channels::Model,
+        timestamp: &str,
+        nonce: &str,
+        digest: &str,
+    ) -> Result<()> {
         let now = self.core.now();
-        let digest = hex::encode(sha2::Sha256::digest(body));
         let write = self.core.write().await?;
         let inserted = callback_nonces::Entity::insert(callback_nonces::ActiveModel {
             channel_id: Set(channel.id),
             timestamp: Set(timestamp.to_owned()),
             nonce: Set(nonce.to_owned()),
-            body_digest: Set(digest.clone()),
+            body_digest: Set(digest.to_owned()),
             received_at: Set(now),
         })
         .on_conflict(
