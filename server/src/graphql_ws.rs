@@ -385,7 +385,9 @@ where
 /// connection's own, unpolled, subscriptions hold.
 fn checked_first(core: Core, caller: Caller, operation: BoxStream<'static, Outgoing>) -> BoxStream<'static, Outgoing> {
     let checked = async move {
-        match core.still_authorized(&caller).await {
+        // Boxed while it queries: the operation's stream is allocated for
+        // its largest state for as long as the subscription lives.
+        match Box::pin(core.still_authorized(&caller)).await {
             Ok(()) => Ok(operation),
             Err(error) if error.code() == madoguchi_core::ErrorCode::Unauthenticated => {
                 // This connection's session watch (and any other that missed
