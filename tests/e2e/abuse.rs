@@ -84,16 +84,22 @@ async fn one_address_is_limited_across_accounts(backend: Backend) {
     assert!(answer["errors"][0]["message"].as_str().unwrap().contains("from this address"), "{answer}");
 }
 
-async fn an_email_in_several_portals_is_not_revealed_by_a_wrong_password(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
-    let second = CreateOrganization {
+/// Creates a second portal, `other`, whose admin has the first portal's
+/// admin's email and `password`.
+async fn portal_named_other_with_the_admins_email(app: &TestApp, password: &str) {
+    let other = CreateOrganization {
         name: Name::parse("Other").unwrap(),
         portal_name: PortalName::parse("other").unwrap(),
         admin_email: Email::parse(ADMIN_EMAIL).unwrap(),
         admin_name: Name::parse("Other admin").unwrap(),
-        admin_password: Password::parse("the other portal's password").unwrap(),
+        admin_password: Password::parse(password).unwrap(),
     };
-    app.core.organizations().create(second).await.unwrap();
+    app.core.organizations().create(other).await.unwrap();
+}
+
+async fn an_email_in_several_portals_is_not_revealed_by_a_wrong_password(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    portal_named_other_with_the_admins_email(&app, "the other portal's password").await;
 
     let wrong = try_login(&app, ADMIN_EMAIL, "not anyone's password").await;
     assert_eq!(error_code(&wrong), "UNAUTHENTICATED", "{wrong}");
@@ -113,14 +119,7 @@ async fn an_email_in_several_portals_is_not_revealed_by_a_wrong_password(backend
 /// time.
 async fn a_success_in_one_portal_does_not_clear_the_guesses_against_another(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let attacker = CreateOrganization {
-        name: Name::parse("Other").unwrap(),
-        portal_name: PortalName::parse("other").unwrap(),
-        admin_email: Email::parse(ADMIN_EMAIL).unwrap(),
-        admin_name: Name::parse("Attacker").unwrap(),
-        admin_password: Password::parse("the attacker's own password").unwrap(),
-    };
-    app.core.organizations().create(attacker).await.unwrap();
+    portal_named_other_with_the_admins_email(&app, "the attacker's own password").await;
     let in_portal = |portal: &'static str, password: String| {
         let app = &app;
         async move {

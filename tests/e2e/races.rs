@@ -12,6 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 use serde_json::{Value, json};
 
 use crate::line::{claim, send};
+use crate::sessions::{FIRST_PASSWORD, create_agent};
 
 const ROUNDS: usize = 4;
 
@@ -297,8 +298,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
 /// was no admin, must not then take away the last active admin.
 async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let password = "a long agent password";
-    let update = |token: String, id: Value, input: Value| {
+    let update = |token: String, id: String, input: Value| {
         let app = &app;
         async move {
             app.graphql(
@@ -309,29 +309,16 @@ async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend
             .await
         }
     };
-    let create = |token: String, email: String, role: &'static str| {
-        let app = &app;
-        async move {
-            let created = app
-                .graphql(
-                    Some(&token),
-                    "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
-                    json!({"input": {"email": email, "name": "Agent", "role": role, "password": password}}),
-                )
-                .await;
-            assert!(created["errors"].is_null(), "{created}");
-            created["data"]["createAgent"]["id"].clone()
-        }
-    };
     let first = app.login_admin().await;
     let first_id = app.graphql(Some(&first), "{ me { id } }", json!({})).await["data"]["me"]["id"].clone();
+    let first_id = first_id.as_str().unwrap().to_owned();
     let mut survivor = (ADMIN_EMAIL.to_owned(), ADMIN_PASSWORD.to_owned(), first_id);
     for round in 0..ROUNDS * 2 {
         let token = app.login(&survivor.0, &survivor.1).await;
         let second_email = format!("second{round}@acme.example");
-        let second = create(token.clone(), second_email.clone(), "ADMIN").await;
+        let second = create_agent(&app, &token, &second_email, "ADMIN").await;
         let promoted_email = format!("promoted{round}@acme.example");
-        let promoted = create(token.clone(), promoted_email.clone(), "AGENT").await;
+        let promoted = create_agent(&app, &token, &promoted_email, "AGENT").await;
 
         let deactivation =
             update(token.clone(), promoted.clone(), json!({"active": false, "password": "a new password"}));
@@ -356,10 +343,10 @@ async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend
         assert!(!admins.is_empty(), "round {round}: no active admin is left: {deactivated} {others:?}");
         // Whichever admin is left manages the next round.
         let left = admins[0].id.to_string();
-        survivor = if left == promoted.as_str().unwrap() {
-            (promoted_email, password.to_owned(), promoted)
-        } else if left == second.as_str().unwrap() {
-            (second_email, password.to_owned(), second)
+        survivor = if left == promoted {
+            (promoted_email, FIRST_PASSWORD.to_owned(), promoted)
+        } else if left == second {
+            (second_email, FIRST_PASSWORD.to_owned(), second)
         } else {
             survivor
         };

@@ -24,14 +24,16 @@ on_both_backends!(
 );
 
 const ME: &str = "{ me { email role } }";
+/// The password [`create_agent`] gives.
+pub(crate) const FIRST_PASSWORD: &str = "a long first password";
 const CHAT_EVENTS: &str = "subscription { chatEvents { cursor kind } }";
 
-async fn create_agent(app: &TestApp, admin: &str, email: &str, role: &str) -> String {
+pub(crate) async fn create_agent(app: &TestApp, admin: &str, email: &str, role: &str) -> String {
     let created = app
         .graphql(
             Some(admin),
             "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
-            json!({"input": {"email": email, "name": "Someone", "role": role, "password": "a long first password"}}),
+            json!({"input": {"email": email, "name": "Someone", "role": role, "password": FIRST_PASSWORD}}),
         )
         .await;
     created["data"]["createAgent"]["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
