@@ -277,13 +277,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(backend: Backend
         let (a, b) = tokio::join!(demote(token, other_id.clone()), demote(other, survivor.2.clone()));
         let succeeded = [&a, &b].iter().filter(|answer| answer["errors"].is_null()).count();
         assert_eq!(succeeded, 1, "round {round}: exactly one demotion wins: {a} {b}");
-        let admins = madoguchi_entity::agents::Entity::find()
-            .filter(madoguchi_entity::agents::Column::Role.eq("ADMIN"))
-            .filter(madoguchi_entity::agents::Column::Active.eq(true))
-            .count(app.core.db())
-            .await
-            .unwrap();
-        assert_eq!(admins, 1, "round {round}: one active admin remains");
+        assert_eq!(active_admins(&app).await.len(), 1, "round {round}: one active admin remains");
         if b["errors"].is_null() {
             survivor = (email, password.to_owned(), other_id);
         }
@@ -334,12 +328,7 @@ async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend
             answers
         };
         let (deactivated, others) = tokio::join!(deactivation, others);
-        let admins = madoguchi_entity::agents::Entity::find()
-            .filter(madoguchi_entity::agents::Column::Role.eq("ADMIN"))
-            .filter(madoguchi_entity::agents::Column::Active.eq(true))
-            .all(app.core.db())
-            .await
-            .unwrap();
+        let admins = active_admins(&app).await;
         assert!(!admins.is_empty(), "round {round}: no active admin is left: {deactivated} {others:?}");
         // Whichever admin is left manages the next round.
         let left = admins[0].id.to_string();
@@ -351,6 +340,16 @@ async fn a_deactivation_decided_before_a_promotion_never_leaves_no_admin(backend
             survivor
         };
     }
+}
+
+/// The active admins, of every organization.
+async fn active_admins(app: &TestApp) -> Vec<madoguchi_entity::agents::Model> {
+    madoguchi_entity::agents::Entity::find()
+        .filter(madoguchi_entity::agents::Column::Role.eq("ADMIN"))
+        .filter(madoguchi_entity::agents::Column::Active.eq(true))
+        .all(app.core.db())
+        .await
+        .unwrap()
 }
 
 /// Makes the database refuse one message text, as a bug or a broken row
