@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
@@ -108,6 +109,7 @@ where
         executor,
         core: core.clone(),
         caller: None,
+        revoked: Arc::new(AtomicBool::new(false)),
         authenticate: Some(authenticate),
         session: None,
         active: HashMap::new(),
@@ -224,6 +226,9 @@ struct State<Authenticate> {
     /// Whose session this is, once accepted: checked again as each
     /// operation starts, as a request over HTTP is.
     caller: Option<Caller>,
+    /// Set once an operation found the session revoked: the connection
+    /// wakes identity checks once, however many operations it sends.
+    revoked: Arc<AtomicBool>,
     /// Taken by the first `connection_init`.
     authenticate: Option<Authenticate>,
     /// Once accepted: the data every operation runs with, and the session
@@ -295,7 +300,7 @@ where
                 let (abort, registration) = AbortHandle::new_pair();
                 let operation = self.executor.subscribe(payload, data.clone());
                 let operation = match &self.caller {
-                    Some(caller) => checked_first(self.core.clone(), caller.clone(), operation),
+                    Some(caller) => checked_first(self.core.clone(), caller.clone(), self.revoked.clone(), operation),
                     None => operation,
                 };
                 let items = Abortable::new(operation, registration);
@@ -383,7 +388,12 @@ where
 /// The check is part of the operation's stream, not of the connection's
 /// loop, so it never waits for a database connection that the
 /// connection's own, unpolled, subscriptions hold.
-fn checked_first(core: Core, caller: Caller, operation: BoxStream<'static, Outgoing>) -> BoxStream<'static, Outgoing> {
+fn checked_first(
+    core: Core,
+    caller: Caller,
+    revoked: Arc<AtomicBool>,
+    operation: BoxStream<'static, Outgoing>,
+) -> BoxStream<'static, Outgoing> {
     let checked = async move {
         // Boxed while it queries: the operation's stream is allocated for
         // its largest state for as long as the subscription lives.
@@ -391,8 +401,12 @@ fn checked_first(core: Core, caller: Caller, operation: BoxStream<'static, Outgo
             Ok(()) => Ok(operation),
             Err(error) if error.code() == madoguchi_core::ErrorCode::Unauthenticated => {
                 // This connection's session watch (and any other that missed
-                // the change) checks again and closes it with 4401.
-                core.events().wake_identity();
+                // the change) checks again and closes it with 4401; once per
+                // connection, so its operations cannot make every session
+                // in the process check again and again.
+                if !revoked.swap(true, Ordering::AcqRel) {
+                    core.events().wake_identity();
+                }
                 Err(refusal(error.message(), "UNAUTHENTICATED"))
             }
             Err(error) => {
