@@ -86,6 +86,7 @@ on_both_backends!(
     replies_wait_unsent_and_leave_joined_on_the_next_token,
     a_reply_whose_answer_was_lost_is_unconfirmed_and_never_sent_again,
     pushes_carry_a_stable_retry_key_and_count_against_the_plan,
+    a_quota_reading_that_comes_back_late_never_replaces_a_newer_one,
     auto_mode_replies_when_it_can_and_pushes_otherwise,
     media_is_fetched_once_line_has_prepared_it,
     a_crash_after_acknowledgement_loses_nothing,
@@ -317,6 +318,39 @@ async fn pushes_carry_a_stable_retry_key_and_count_against_the_plan(backend: Bac
     // The push LINE refused is given back to the month's allowance.
     let usage = push_usage(&app, &admin, &channel).await;
     assert_eq!(usage["pushed"], 5, "{usage}");
+}
+
+/// LINE's count of the month is asked for, and its answer is slow; a push
+/// and a second reading come and go meanwhile. The late answer, older than
+/// the second, must not replace it (a stalled worker is the same case).
+async fn a_quota_reading_that_comes_back_late_never_replaces_a_newer_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.login_admin().await;
+    let channel = app.create_line_channel(&admin, "PUSH", "FREE").await;
+    let chat_id = first_chat(&app, &admin, &channel, "Ulate", "reply-1").await;
+    claim(&app, &admin, &chat_id).await;
+    let consumption = "/v2/bot/message/quota/consumption";
+    let reconcile = || {
+        app.graphql(
+            Some(&admin),
+            "mutation($id: ID!) { reconcilePushUsage(channelId: $id) { reconciledTotal } }",
+            json!({"id": channel.id}),
+        )
+    };
+
+    app.line.delay_next(consumption, std::time::Duration::from_secs(3));
+    let slow = reconcile();
+    let meanwhile = async {
+        // LINE has the slow call (and answers it with 0) before the push.
+        eventually(|| async { Some(()).filter(|_| !app.line.requests_to(consumption).is_empty()) }).await;
+        send(&app, &admin, &chat_id, "pushed meanwhile").await;
+        eventually(|| async { Some(()).filter(|_| app.line.pushed_to("Ulate").len() == 1) }).await;
+        let newer = reconcile().await;
+        assert_eq!(newer["data"]["reconcilePushUsage"]["reconciledTotal"], 1, "{newer}");
+    };
+    let (slow, ()) = tokio::join!(slow, meanwhile);
+    assert!(slow["errors"].is_null(), "{slow}");
+    assert_eq!(push_usage(&app, &admin, &channel).await["reconciledTotal"], 1, "the newer reading stands");
 }
 
 async fn auto_mode_replies_when_it_can_and_pushes_otherwise(backend: Backend) {

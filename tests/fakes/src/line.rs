@@ -255,6 +255,13 @@ impl FakeLine {
         });
     }
 
+    /// Makes the next call whose path starts with `path_prefix` answer only
+    /// after `delay`, with the answer as it stood when the call arrived: a
+    /// slow way back, so a later call can be answered first.
+    pub fn delay_next(&self, path_prefix: &str, delay: Duration) {
+        self.state().delays.push_back((path_prefix.to_owned(), delay));
+    }
+
     /// Stores the content of a user's message; the first `not_ready_times` content
     /// or transcoding calls for it answer "not ready" (202, or `processing`).
     pub fn set_content(&self, message_id: &str, bytes: impl Into<Bytes>, content_type: &str, not_ready_times: u32) {
@@ -334,6 +341,8 @@ struct FakeState {
     reply_token_ttl: Option<Duration>,
     accepted_retry_keys: HashMap<String, AcceptedPush>,
     failures: VecDeque<ScriptedFailure>,
+    /// Answers held back: the next call per path prefix waits this long.
+    delays: VecDeque<(String, Duration)>,
     contents: HashMap<String, StoredContent>,
     profiles: HashMap<String, FakeProfile>,
     quota: Option<u64>,
@@ -429,11 +438,16 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         raw_body,
         received_at: Instant::now(),
     };
-    let answer = {
+    let (answer, delay) = {
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.requests.push(recorded.clone());
-        state.answer(&recorded)
+        let delay = state.delays.iter().position(|(prefix, _)| recorded.path.starts_with(prefix.as_str()));
+        let delay = delay.and_then(|index| state.delays.remove(index)).map(|(_, delay)| delay);
+        (state.answer(&recorded), delay)
     };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     into_response(answer)
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use madoguchi_channels::line::client::{AccessToken, LineError};
 use madoguchi_entity::{channel_agents, channels, push_usage};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::{Caller, Permission};
@@ -256,15 +257,19 @@ impl<'a> Channels<'a> {
         self.push_usage(caller, id).await
     }
 
+    /// Records LINE's count of this month's messages. The figure is stamped
+    /// with when it was asked for, and only a figure asked for later
+    /// replaces it: a reading that comes back late (a slow answer, a worker
+    /// that stalled) never overwrites a newer one.
     pub(crate) async fn reconcile(&self, row: &channels::Model) -> Result<()> {
         let token = self.line_token(row)?;
+        let now = self.core.now();
         let total = self
             .core
             .line()
             .quota_consumption(&token)
             .await
             .map_err(|error| Error::unavailable(format!("cannot read the quota from LINE: {error}")))?;
-        let now = self.core.now();
         let month = japan_month(now);
         let total = i64::try_from(total).unwrap_or(i64::MAX);
         let reconciled = push_usage::Entity::insert(push_usage::ActiveModel {
@@ -282,6 +287,13 @@ impl<'a> Channels<'a> {
                     push_usage::Column::ReconciledAt,
                     push_usage::Column::UpdatedAt,
                 ])
+                .action_and_where(
+                    Expr::col((push_usage::Entity, push_usage::Column::ReconciledAt)).is_null().or(Expr::col((
+                        push_usage::Entity,
+                        push_usage::Column::ReconciledAt,
+                    ))
+                    .lt(Expr::col((Alias::new("excluded"), push_usage::Column::ReconciledAt)))),
+                )
                 .to_owned(),
         );
         self.core.write_alone(reconciled).await.map(drop)
