@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_graphql::Data;
 use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
-use async_graphql::{Data, ErrorExtensions};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -407,11 +407,11 @@ fn checked_first(
                 if !revoked.swap(true, Ordering::AcqRel) {
                     core.events().wake_identity();
                 }
-                Err(refusal(error.message(), "UNAUTHENTICATED"))
+                Err(refusal(error))
             }
             Err(error) => {
                 tracing::warn!(error = ?error.cause(), "cannot check a websocket's session");
-                Err(refusal("the session could not be checked; try again", "UNAVAILABLE"))
+                Err(refusal(madoguchi_core::Error::unavailable("the session could not be checked; try again")))
             }
         }
     };
@@ -423,10 +423,10 @@ fn checked_first(
         .boxed()
 }
 
-/// An operation refused before it ran, with an error `code`.
-fn refusal(message: &str, code: &'static str) -> Outgoing {
-    let error = async_graphql::Error::new(message).extend_with(|_, extensions| extensions.set("code", code));
-    let response = async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())]);
+/// An operation refused before it ran.
+fn refusal(error: madoguchi_core::Error) -> Outgoing {
+    let error = madoguchi_graphql::to_graphql(error).into_server_error(Default::default());
+    let response = async_graphql::Response::from_errors(vec![error]);
     Outgoing::Response(Box::new(response))
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn core<'a>(ctx: &Context<'a>) -> &'a Core {
 
 /// Maps a core error onto a GraphQL error. Internal causes are logged here
 /// and never sent.
-pub(crate) fn to_graphql(error: Error) -> async_graphql::Error {
+pub fn to_graphql(error: Error) -> async_graphql::Error {
     if error.code() == ErrorCode::Internal {
         tracing::error!(error = ?error.cause(), "graphql operation failed");
     }

@@ -44,6 +44,6 @@ pub mod types;
 pub mod workspace;
 pub mod workspace_types;
 
-pub use context::{Authentication, ClientAddress, authenticate_bearer, authenticate_session};
+pub use context::{Authentication, ClientAddress, authenticate_bearer, authenticate_session, to_graphql};
 pub use schema::{Limits, MadoguchiSchema, Schemas, build_schema};
 pub use shared_events::SharedSubscriptions;

@@ -272,6 +272,9 @@ impl<'a> Channels<'a> {
             .map_err(|error| Error::unavailable(format!("cannot read the quota from LINE: {error}")))?;
         let month = japan_month(now);
         let total = i64::try_from(total).unwrap_or(i64::MAX);
+        // Written only over a reading asked for earlier (or none).
+        let reconciled_at = Expr::col((push_usage::Entity, push_usage::Column::ReconciledAt));
+        let asked_at = Expr::col((Alias::new("excluded"), push_usage::Column::ReconciledAt));
         let reconciled = push_usage::Entity::insert(push_usage::ActiveModel {
             channel_id: Set(row.id),
             month: Set(month),
@@ -287,13 +290,7 @@ impl<'a> Channels<'a> {
                     push_usage::Column::ReconciledAt,
                     push_usage::Column::UpdatedAt,
                 ])
-                .action_and_where(
-                    Expr::col((push_usage::Entity, push_usage::Column::ReconciledAt)).is_null().or(Expr::col((
-                        push_usage::Entity,
-                        push_usage::Column::ReconciledAt,
-                    ))
-                    .lt(Expr::col((Alias::new("excluded"), push_usage::Column::ReconciledAt)))),
-                )
+                .action_and_where(reconciled_at.clone().is_null().or(reconciled_at.lt(asked_at)))
                 .to_owned(),
         );
         self.core.write_alone(reconciled).await.map(drop)
